@@ -1,0 +1,41 @@
+# The two commands: `make run` and `make test`. Everything else is a helper of theirs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest bench proof system-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Debian tools the load-balancer tests need (HAProxy, wrk); installed only when missing.
+system-deps:
+	@./.ci/system-deps
+
+run: $(STAMP)
+	$(BIN)/python -m uvicorn app.main:app --host 127.0.0.1 --port 8000
+
+test: $(STAMP) system-deps lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench
+
+proof: $(STAMP) system-deps
+	$(BIN)/python bench/rolling_restart.py --rounds 10
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

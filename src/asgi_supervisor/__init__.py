@@ -1,0 +1,45 @@
+"""asgi-supervisor: start and stop an ASGI app's asynchronous work properly.
+
+Layout, from the bottom up (each layer imports only those below it):
+
+* the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
+  (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
+* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
+  ``_supervisor``, which ties them together;
+* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``;
+* public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
+"""
+
+from __future__ import annotations
+
+from ._config import Config
+from ._middleware import SupervisorMiddleware
+from ._registry import Kind
+from ._report import AbandonedTask, Phase, ShutdownReport
+from ._state import State
+from ._supervisor import Supervisor
+from ._workers import Restart
+from .exceptions import (
+    NotRunningError,
+    StartupError,
+    SupervisorClosedError,
+    SupervisorError,
+)
+
+__all__ = [
+    "AbandonedTask",
+    "Config",
+    "Kind",
+    "NotRunningError",
+    "Phase",
+    "Restart",
+    "ShutdownReport",
+    "StartupError",
+    "State",
+    "Supervisor",
+    "SupervisorClosedError",
+    "SupervisorError",
+    "SupervisorMiddleware",
+]
+
+__version__ = "0.1.0"

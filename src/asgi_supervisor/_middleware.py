@@ -1,0 +1,179 @@
+"""`SupervisorMiddleware`: gates requests and websockets by state, and answers the endpoints.
+
+The per-request path is the hot path of every app that uses this library: it does one dict
+lookup for the endpoints, reads two precomputed flags, and records the request's task in a
+dict. Everything else (`Connection: close`, rejections) happens only while shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING
+
+from ._endpoints import Endpoints
+from ._lifespan import run_lifespan
+from ._state import State
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
+    from ._types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["SupervisorMiddleware", "WebSocketConnection"]
+
+_current_task = asyncio.current_task
+_monotonic = time.monotonic
+
+
+class SupervisorMiddleware:
+    """Pure ASGI middleware that ties an app to a `Supervisor`.
+
+    Example::
+
+        app = FastAPI(
+            lifespan=app_lifespan,
+            middleware=[Middleware(SupervisorMiddleware, supervisor=supervisor)],
+        )
+
+    It composes the supervisor with the app's own lifespan (workers start after the app's
+    startup and stop before its shutdown), tracks every request and websocket, answers the
+    health, tasks and drain endpoints under ``path_prefix``, and refuses new work once the
+    supervisor is closing: 503 with ``Retry-After`` for HTTP, a refused handshake for
+    websockets. Cancellation of tracked requests happens in the stopping phase only.
+
+    Args:
+        app: the ASGI app to wrap.
+        supervisor: the supervisor whose state and registry this middleware feeds.
+    """
+
+    def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
+        self.app = app
+        self.supervisor = supervisor
+        self._routes = Endpoints(supervisor).routes
+        config = supervisor.config
+        # Built once per state: a rejection is the same bytes every time.
+        self._rejections: dict[State, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
+        for state in State:
+            body = json.dumps({"error": "service is shutting down", "state": state.value}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(config.retry_after).encode()),
+                (b"connection", b"close"),
+            ]
+            self._rejections[state] = (body, headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope_type = scope["type"]
+        if scope_type == "http":
+            route = self._routes.get(scope["path"])
+            if route is not None:
+                await route(scope, receive, send)
+                return
+            supervisor = self.supervisor
+            lifecycle = supervisor.lifecycle
+            if not lifecycle.accepting:
+                await self._reject(send)
+                return
+            requests = supervisor.registry.requests
+            task = _current_task()
+            requests[task] = _monotonic()  # type: ignore[index]
+            try:
+                if lifecycle.draining:
+                    await self.app(scope, receive, _ConnectionClose(send))
+                else:
+                    await self.app(scope, receive, send)
+            finally:
+                del requests[task]  # type: ignore[arg-type]
+                if lifecycle.draining and supervisor.shutdown is not None:
+                    supervisor.shutdown.request_done()
+        elif scope_type == "websocket":
+            await self._websocket(scope, receive, send)
+        elif scope_type == "lifespan":
+            await run_lifespan(self.app, self.supervisor, scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _reject(self, send: Send) -> None:
+        shutdown = self.supervisor.shutdown
+        if shutdown is not None:
+            shutdown.requests_rejected_count += 1
+        body, headers = self._rejections[self.supervisor.state]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        supervisor = self.supervisor
+        lifecycle = supervisor.lifecycle
+        if not lifecycle.accepting:
+            # Closing before accepting refuses the handshake (servers answer 403).
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1013})
+            return
+        connection = WebSocketConnection(receive, send)
+        websockets = supervisor.registry.websockets
+        task = _current_task()
+        websockets[task] = connection  # type: ignore[index]
+        try:
+            await self.app(scope, connection.receive, connection.send)
+        finally:
+            del websockets[task]  # type: ignore[arg-type]
+            if lifecycle.draining and supervisor.shutdown is not None:
+                supervisor.shutdown.websocket_done()
+
+
+class WebSocketConnection:
+    """One live websocket, which the supervisor can close from another task."""
+
+    __slots__ = ("_receive", "_send", "accepted", "close_code", "closed", "started")
+
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
+        self._send = send
+        self.accepted = False
+        self.closed = False
+        self.close_code: int | None = None
+        self.started = time.monotonic()
+
+    async def receive(self) -> Message:
+        """The app's receive: after our close, a disconnect with our code, never a hang."""
+        if self.close_code is not None:
+            return {"type": "websocket.disconnect", "code": self.close_code}
+        return await self._receive()
+
+    async def send(self, message: Message) -> None:
+        """The app's send: a close after ours is dropped, as the socket is already closing."""
+        kind = message["type"]
+        if kind == "websocket.accept":
+            self.accepted = True
+        elif kind == "websocket.close":
+            if self.closed:
+                return
+            self.closed = True
+        await self._send(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send the client a close frame with *code* and *reason*, once."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class _ConnectionClose:
+    """A send that adds ``Connection: close`` to the response, while draining."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
+            headers.append((b"connection", b"close"))
+            message = {**message, "headers": headers}
+        await self._send(message)

@@ -1,0 +1,133 @@
+"""The registry of tracked work: workers, spawned tasks, websockets and in-flight requests.
+
+Workers and spawned tasks get a `TaskRecord` each. Requests and websockets are kept in plain
+dicts keyed by their task, because they come and go on the per-request path where every
+allocation counts; `/tasks` builds their entries only when asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Ending", "FinishedTask", "Kind", "Registry", "TaskRecord"]
+
+
+class Kind(enum.Enum):
+    """What a tracked task is."""
+
+    WORKER = "worker"
+    TASK = "task"
+    WEBSOCKET = "websocket"
+    REQUEST = "request"
+
+
+class Ending(enum.Enum):
+    """How a tracked task ended."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class TaskRecord:
+    """The live record of one worker or spawned task (mutable; snapshot it to publish)."""
+
+    __slots__ = ("id", "kind", "last_error", "name", "restarts", "started", "state", "task")
+
+    def __init__(self, id: int, name: str, kind: Kind, task: asyncio.Task[Any] | None) -> None:
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.task = task
+        self.started = time.monotonic()
+        self.restarts = 0
+        self.last_error: str | None = None
+        # Workers say more than "running": restarting, given up.
+        self.state = "running"
+
+    def __repr__(self) -> str:
+        return f"<TaskRecord {self.id} {self.kind.value} {self.name!r} {self.state}>"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FinishedTask:
+    """A task that ended recently, as the bounded history of `/tasks` shows it."""
+
+    id: int
+    name: str
+    kind: Kind
+    ending: Ending
+    detail: str | None
+    duration: float
+    finished_at: float
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind.value,
+            "ending": self.ending.value,
+            "detail": self.detail,
+            "duration": round(self.duration, 6),
+            "finished_at": self.finished_at,
+        }
+
+
+class Registry:
+    """Every tracked task of one supervisor, plus the history of those that ended."""
+
+    __slots__ = ("_ids", "history", "records", "requests", "websockets", "workers")
+
+    def __init__(self, history_size: int) -> None:
+        self._ids = itertools.count(1)
+        # Insertion-ordered, so shutdown can walk workers in reverse order of registration.
+        self.records: dict[asyncio.Task[Any], TaskRecord] = {}
+        self.workers: list[TaskRecord] = []
+        # Request task -> monotonic start time.
+        self.requests: dict[asyncio.Task[Any], float] = {}
+        # Websocket task -> its connection (see `_middleware.WebSocketConnection`).
+        self.websockets: dict[asyncio.Task[Any], Any] = {}
+        self.history: collections.deque[FinishedTask] = collections.deque(maxlen=history_size)
+
+    def next_id(self) -> int:
+        """A fresh id, unique within this registry."""
+        return next(self._ids)
+
+    def add(self, record: TaskRecord) -> None:
+        """Track *record* (its task must be set)."""
+        assert record.task is not None
+        self.records[record.task] = record
+
+    def finish(self, record: TaskRecord, ending: Ending, detail: str | None) -> None:
+        """Stop tracking *record* and remember how it ended."""
+        if record.task is not None:
+            self.records.pop(record.task, None)
+        if self.history.maxlen:
+            self.history.append(
+                FinishedTask(
+                    id=record.id,
+                    name=record.name,
+                    kind=record.kind,
+                    ending=ending,
+                    detail=detail,
+                    duration=time.monotonic() - record.started,
+                    finished_at=time.time(),
+                )
+            )
+
+    def counts(self) -> dict[str, int]:
+        """How many of each kind are live."""
+        workers = sum(1 for r in self.workers if r.state != "stopped")
+        return {
+            "requests": len(self.requests),
+            "websockets": len(self.websockets),
+            "tasks": len(self.records) - sum(1 for r in self.workers if r.task in self.records),
+            "workers": workers,
+        }

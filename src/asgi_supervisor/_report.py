@@ -1,0 +1,104 @@
+"""The shutdown report: what each phase took and what became of every request and task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["AbandonedTask", "Phase", "ShutdownReport"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Phase:
+    """One phase of the shutdown: its state name, start (seconds after the trigger), duration."""
+
+    name: str
+    start: float
+    duration: float
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "start": round(self.start, 6),
+            "duration": round(self.duration, 6),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AbandonedTask:
+    """A task still running at the deadline, named with the place it is stuck."""
+
+    id: int
+    name: str
+    kind: str
+    where: str | None
+    stack: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "where": self.where,
+            "stack": list(self.stack),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShutdownReport:
+    """What one shutdown did, produced when it ends and kept as ``Supervisor.last_report``.
+
+    Example::
+
+        report = await supervisor.drain()
+        if report.abandoned:
+            log.error("stuck: %s", [task.where for task in report.abandoned])
+    """
+
+    trigger: str
+    forced: bool
+    started_at: float
+    duration: float
+    phases: tuple[Phase, ...]
+    requests_drained_count: int
+    requests_rejected_count: int
+    requests_cancelled_count: int
+    websockets_closed: dict[int, int] = field(default_factory=dict)
+    tasks_finished_count: int = 0
+    tasks_cancelled_count: int = 0
+    tasks_failed_count: int = 0
+    tasks_recancelled_count: int = 0
+    abandoned: tuple[AbandonedTask, ...] = ()
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing was abandoned and no cleanup raised."""
+        return not self.abandoned and not self.tasks_failed_count
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict, as `/drain` returns and the log line carries."""
+        return {
+            "trigger": self.trigger,
+            "forced": self.forced,
+            "started_at": self.started_at,
+            "duration": round(self.duration, 6),
+            "clean": self.clean,
+            "phases": [phase.to_dict() for phase in self.phases],
+            "requests": {
+                "drained": self.requests_drained_count,
+                "rejected": self.requests_rejected_count,
+                "cancelled": self.requests_cancelled_count,
+            },
+            "websockets_closed": {
+                str(code): n for code, n in sorted(self.websockets_closed.items())
+            },
+            "tasks": {
+                "finished": self.tasks_finished_count,
+                "cancelled": self.tasks_cancelled_count,
+                "failed": self.tasks_failed_count,
+                "recancelled": self.tasks_recancelled_count,
+                "abandoned": len(self.abandoned),
+            },
+            "abandoned": [task.to_dict() for task in self.abandoned],
+        }

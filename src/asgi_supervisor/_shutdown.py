@@ -1,0 +1,323 @@
+"""The shutdown sequence: draining, closing, stopping, stopped, under one deadline.
+
+Read `Shutdown._run` top to bottom: each step is a method, with why it comes where it does.
+Every wait is bounded by the deadline and cut short by a forcing second signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ._cancel import cancel_and_wait
+from ._registry import Kind
+from ._report import AbandonedTask, Phase, ShutdownReport
+from ._signals import SignalChain
+from ._stacks import format_stack, where
+from ._state import State
+from ._watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from ._supervisor import Supervisor
+
+__all__ = ["Shutdown"]
+
+logger = logging.getLogger("asgi_supervisor")
+
+
+class Shutdown:
+    """One lifespan's shutdown: its triggers, its deadline, and the task that runs it."""
+
+    def __init__(self, supervisor: Supervisor, loop: asyncio.AbstractEventLoop) -> None:
+        self._sup = supervisor
+        self._loop = loop
+        self.config = supervisor.config
+        self.trigger_name: str | None = None
+        self.forced = False
+        self._started_at = 0.0
+        self._t0 = 0.0
+        self.deadline = float("inf")
+        self._task: asyncio.Task[ShutdownReport] | None = None
+        # Set whenever a condition a wait may be watching changes (a request ended, force).
+        self._wakeup = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._signals = SignalChain(loop, self._on_signal)
+        self._signals_received: list[int] = []
+        self._signals_forwarded = 0
+        self._watchdog = Watchdog(loop)
+        self.requests_drained_count = 0
+        self.requests_rejected_count = 0
+        self._requests_cancelled_count = 0
+        self.websockets_closed: collections.Counter[int] = collections.Counter()
+
+    # -- triggers ---------------------------------------------------------------------------
+
+    def install_signals(self) -> None:
+        """Chain our signal handlers onto the server's, if the settings ask for it."""
+        if self.config.handle_signals:
+            self._signals.install()
+
+    def restore_signals(self) -> None:
+        """Give the signal handlers back to whoever had them, and disarm the watchdog."""
+        self._signals.restore()
+        self._watchdog.disarm()
+
+    def trigger(self, name: str, *, exiting: bool = False) -> None:
+        """Start the sequence once; later triggers join it. *exiting* arms the watchdog."""
+        if self._task is None:
+            self.trigger_name = name
+            self._started_at = time.time()
+            self._t0 = self._loop.time()
+            self.deadline = self._t0 + self.config.grace_period
+            self._sup.lifecycle.advance(State.DRAINING)
+            self._sup.stopping.set()
+            logger.warning(
+                "draining: %s; deadline in %.1f s",
+                name,
+                self.config.grace_period,
+                extra={"state": "draining", "trigger": name},
+            )
+            self._task = self._loop.create_task(self._run(), name="asgi-supervisor shutdown")
+        if exiting and self.config.watchdog:
+            remaining = self.deadline - self._loop.time()
+            self._watchdog.arm(time.monotonic() + remaining + self.config.watchdog_delay)
+
+    def force(self) -> None:
+        """Skip the remaining waits and keep at most ``cancel_timeout`` for cancellation."""
+        if self.forced:
+            return
+        self.forced = True
+        self.deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
+        logger.warning(
+            "forced: skipping the remaining waits", extra={"state": self._sup.state.value}
+        )
+        self._wakeup.set()
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals_received.append(sig)
+        name = signal.Signals(sig).name
+        if self._task is None:
+            self.trigger(f"signal {name}", exiting=True)
+            return
+        if len(self._signals_received) == 1:
+            # The sequence began elsewhere (preStop drain endpoint, API): this is the first
+            # signal. Past the delay it goes to the server at once; before, it waits its turn.
+            self.trigger(f"signal {name}", exiting=True)
+            if self._sup.lifecycle.state not in (State.DRAINING, State.STARTING):
+                self._forward_signals()
+            return
+        self.trigger(f"signal {name}", exiting=True)
+        self.force()
+        # The first signal goes to the server now, so it stops accepting and waits for its
+        # connections, which the stopping phase is about to end. The forcing one goes once
+        # cancellation is done: uvicorn, on a second SIGINT, skips lifespan shutdown and dies
+        # by the re-raised signal before any task's cleanup could run.
+        self._forward_signals(upto=1)
+
+    def _forward_signals(self, upto: int | None = None) -> None:
+        if self._signals.default_action and self._sup.lifecycle.state is not State.STOPPED:
+            return  # forwarding would end the process at once: wait until stopped
+        limit = len(self._signals_received) if upto is None else upto
+        while self._signals_forwarded < min(limit, len(self._signals_received)):
+            sig = self._signals_received[self._signals_forwarded]
+            self._signals_forwarded += 1
+            logger.info("passing %s on to the server", signal.Signals(sig).name)
+            self._signals.forward(sig)
+
+    # -- what the middleware calls ----------------------------------------------------------
+
+    def request_done(self) -> None:
+        """An in-flight request finished while draining."""
+        self.requests_drained_count += 1
+        self._wakeup.set()
+
+    def websocket_done(self) -> None:
+        """A websocket handler returned while draining."""
+        self._wakeup.set()
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline, or None before the first trigger."""
+        if self._task is None:
+            return None
+        return max(0.0, self.deadline - self._loop.time())
+
+    def progress(self) -> dict[str, object]:
+        """The report so far, as `/drain` answers it before the sequence has ended."""
+        if self._sup.last_report is not None:
+            return self._sup.last_report.to_dict()
+        return {
+            "trigger": self.trigger_name,
+            "forced": self.forced,
+            "started_at": self._started_at,
+            "elapsed": round(self._loop.time() - self._t0, 6),
+            "phases": [phase.to_dict() for phase in self._phases()],
+            "requests": {
+                "drained": self.requests_drained_count,
+                "rejected": self.requests_rejected_count,
+                "in_flight": len(self._sup.registry.requests),
+            },
+            "websockets_closed": {str(c): n for c, n in sorted(self.websockets_closed.items())},
+        }
+
+    async def wait_drained(self) -> None:
+        """Wait until requests and websockets are drained (or their budget is spent)."""
+        await self._drained.wait()
+
+    async def wait_stopped(self) -> ShutdownReport:
+        """Wait for the sequence to end and return its report.
+
+        Cancellation: cancelling the waiter does not cancel the shutdown.
+        """
+        assert self._task is not None
+        return await asyncio.shield(self._task)
+
+    # -- the sequence -----------------------------------------------------------------------
+
+    async def _run(self) -> ShutdownReport:
+        sup = self._sup
+        # 1. Draining: keep serving while load balancers notice the failing readiness.
+        await self._wait_until(lambda: False, self._t0 + self.config.effective_shutdown_delay)
+        # 2. Closing: refuse new requests, and say goodbye to websockets ourselves, before the
+        #    server's own sweep closes them with its code and no reason.
+        sup.lifecycle.advance(State.CLOSING)
+        logger.info("closing: refusing new requests", extra={"state": "closing"})
+        await self._close_websockets()
+        # 3. Now the server may stop listening: nothing new is accepted here anyway.
+        self._forward_signals(upto=1)
+        # 4. In-flight requests and websocket handlers get until the cancel budget.
+        registry = sup.registry
+        await self._wait_until(
+            lambda: not registry.requests and not registry.websockets,
+            self.deadline - self.config.cancel_timeout,
+        )
+        self._drained.set()
+        # 5. Stopping: cancel what is left, requests first, then spawned tasks, then workers
+        #    in reverse order of registration (later workers may depend on earlier ones).
+        sup.lifecycle.advance(State.STOPPING)
+        outcome_report = await self._stop_tasks()
+        # 6. Stopped: the app's own lifespan shutdown may now run.
+        sup.lifecycle.advance(State.STOPPED)
+        sup.last_report = outcome_report
+        self._forward_signals()
+        self._log_report(outcome_report)
+        return outcome_report
+
+    async def _wait_until(self, done: Callable[[], bool], until: float) -> None:
+        while not done() and not self.forced:
+            remaining = min(until, self.deadline) - self._loop.time()
+            if remaining <= 0:
+                return
+            self._wakeup.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                return
+            except asyncio.CancelledError:
+                _resist_cancellation()
+
+    async def _close_websockets(self) -> None:
+        connections = list(self._sup.registry.websockets.values())
+        if not connections:
+            return
+        code, reason = self.config.websocket_close_code, self.config.websocket_close_reason
+        closes = [self._loop.create_task(conn.close(code, reason)) for conn in connections]
+        budget = max(0.0, self.deadline - self.config.cancel_timeout - self._loop.time())
+        done, pending = await asyncio.wait(closes, timeout=min(budget, 1.0) or None)
+        for task in pending:
+            task.cancel()
+        self.websockets_closed[code] += sum(
+            1 for task in done if not task.cancelled() and task.exception() is None
+        )
+
+    async def _stop_tasks(self) -> ShutdownReport:
+        registry = self._sup.registry
+        requests = list(registry.requests)
+        websockets = list(registry.websockets)
+        workers = {r.task for r in registry.workers if r.task is not None}
+        spawned = [task for task in registry.records if task not in workers]
+        ordered_workers = [
+            r.task for r in reversed(registry.workers) if r.task is not None and not r.task.done()
+        ]
+        tasks = [*requests, *websockets, *reversed(spawned), *ordered_workers]
+        self._requests_cancelled_count = sum(1 for t in requests if not t.done())
+        records = {task: registry.records.get(task) for task in tasks}
+        # Snapshot names and kinds now: records leave the registry as their tasks end.
+        stop_deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
+        outcome = await cancel_and_wait(tasks, deadline=stop_deadline)
+        finished = cancelled = failed = 0
+        for task in outcome.done:
+            if task.cancelled():
+                cancelled += 1
+            elif task.exception() is not None:
+                failed += 1
+            else:
+                finished += 1
+        abandoned = []
+        for task in outcome.abandoned:
+            record = records.get(task)
+            kind = record.kind if record else (Kind.REQUEST if task in requests else Kind.WEBSOCKET)
+            abandoned.append(
+                AbandonedTask(
+                    id=record.id if record else id(task),
+                    name=record.name if record else task.get_name(),
+                    kind=kind.value,
+                    where=where(task),
+                    stack=tuple(format_stack(task)),
+                )
+            )
+        now = self._loop.time()
+        return ShutdownReport(
+            trigger=self.trigger_name or "unknown",
+            forced=self.forced,
+            started_at=self._started_at,
+            duration=now - self._t0,
+            phases=self._phases(),
+            requests_drained_count=self.requests_drained_count,
+            requests_rejected_count=self.requests_rejected_count,
+            requests_cancelled_count=self._requests_cancelled_count,
+            websockets_closed=dict(self.websockets_closed),
+            tasks_finished_count=finished,
+            tasks_cancelled_count=cancelled,
+            tasks_failed_count=failed,
+            tasks_recancelled_count=outcome.recancelled_count,
+            abandoned=tuple(abandoned),
+        )
+
+    def _phases(self) -> tuple[Phase, ...]:
+        lifecycle = self._sup.lifecycle
+        offset = time.monotonic() - self._loop.time()
+        t0 = self._t0 + offset
+        seen = [(state, at) for state, at in lifecycle.phases if at >= t0 - 1e-3]
+        seen.append((State.STOPPED, time.monotonic()))
+        return tuple(
+            Phase(name=state.value, start=max(0.0, at - t0), duration=max(0.0, nxt - at))
+            for (state, at), (_, nxt) in itertools.pairwise(seen)
+        )
+
+    def _log_report(self, report: ShutdownReport) -> None:
+        level = logging.INFO if report.clean else logging.ERROR
+        summary = report.to_dict()
+        for task in report.abandoned:
+            logger.error(
+                "abandoned %s %r at the deadline, stuck at %s",
+                task.kind,
+                task.name,
+                task.where,
+                extra={"task": task.name, "where": task.where},
+            )
+        logger.log(level, "shutdown report: %s", summary, extra={"report": summary})
+
+
+def _resist_cancellation() -> None:
+    # The shutdown task must not die half-way: asyncio.run cancels every task when the
+    # server returns early (a forced exit), yet our steps are all bounded by the deadline.
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()

@@ -1,0 +1,121 @@
+"""Chain SIGTERM/SIGINT handlers onto the server's own, and hand signals on later.
+
+Servers stop listening within a tick of a signal (uvicorn closes its sockets 0.1 s after
+SIGTERM), before the load balancer has noticed anything. So we install our handler *after*
+the server's (at lifespan startup, when the server has installed its own), learn of the
+signal first, and pass it on when the supervisor is ready for the server to stop.
+
+Two kinds of server handler exist:
+
+* a Python handler set with ``signal.signal`` (uvicorn, gunicorn's uvicorn worker): we keep
+  it and call it ourselves later;
+* a loop handler set with ``loop.add_signal_handler`` (hypercorn ``-w 0``): the C-level
+  handler writes to the loop's wakeup fd whatever Python handler is installed, so chaining
+  alone would not delay it. We take the loop's handle out (asyncio's own loop only), and run
+  its callback ourselves later. On loops we cannot do this for (uvloop), we only listen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["SignalChain"]
+
+logger = logging.getLogger("asgi_supervisor")
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_Handler = Callable[[int, types.FrameType | None], Any] | int | signal.Handlers | None
+
+
+class SignalChain:
+    """Our handler for SIGTERM and SIGINT, in front of whatever handled them before.
+
+    Install it from the loop's thread; `forward` hands one signal to the previous handler.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None]) -> None:
+        self._loop = loop
+        self._on_signal = on_signal
+        self._previous: dict[int, _Handler] = {}
+        # Loop callbacks taken over from `loop.add_signal_handler`, per signal.
+        self._loop_handles: dict[int, asyncio.Handle] = {}
+        self.installed = False
+
+    def install(self) -> bool:
+        """Install our handlers; return False (and change nothing) off the main thread."""
+        if threading.current_thread() is not threading.main_thread():
+            logger.info("not on the main thread: signals are not watched; use the drain endpoint")
+            return False
+        for sig in SIGNALS:
+            handle = _loop_handle(self._loop, sig)
+            if handle is not None:
+                self._loop.remove_signal_handler(sig)
+                self._loop_handles[sig] = handle
+            self._previous[sig] = signal.getsignal(sig)
+            signal.signal(sig, self._handle)
+        self.installed = True
+        return True
+
+    def restore(self) -> None:
+        """Put the previous handlers back, where ours is still the one installed."""
+        if not self.installed:
+            return
+        self.installed = False
+        for sig, previous in self._previous.items():
+            if signal.getsignal(sig) != self._handle:
+                continue  # someone chained after us; unwinding them is not ours to do
+            signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
+            handle = self._loop_handles.get(sig)
+            if handle is not None and not self._loop.is_closed():
+                callback: Any = getattr(handle, "_callback", None)
+                args: Any = getattr(handle, "_args", ())
+                if callback is not None:
+                    self._loop.add_signal_handler(sig, callback, *args)
+
+    def forward(self, sig: int) -> None:
+        """Run the handler that was in place before ours for *sig* (loop thread only)."""
+        handle = self._loop_handles.get(sig)
+        if handle is not None:
+            handle._run()
+            return
+        previous = self._previous.get(sig)
+        if callable(previous):
+            previous(sig, None)
+        elif previous in (signal.SIG_DFL, None):
+            # No server handler: the default action ends the process, which is what the
+            # sender asked for, now that the supervisor has finished.
+            signal.signal(sig, signal.SIG_DFL)
+            signal.raise_signal(sig)
+
+    @property
+    def default_action(self) -> bool:
+        """True when no server handler stands behind us: forwarding ends the process."""
+        return all(
+            sig not in self._loop_handles and self._previous.get(sig) in (signal.SIG_DFL, None)
+            for sig in (signal.SIGTERM,)
+        )
+
+    def _handle(self, sig: int, frame: types.FrameType | None) -> None:
+        # Runs in the main thread between two bytecodes, possibly inside the loop: only hand
+        # the signal to the loop, which is safe from any context.
+        try:
+            self._loop.call_soon_threadsafe(self._on_signal, sig)
+        except RuntimeError:  # the loop is closed: nobody is left to drain, so pass it on
+            self.forward(sig)
+
+
+def _loop_handle(loop: asyncio.AbstractEventLoop, sig: int) -> asyncio.Handle | None:
+    handlers = getattr(loop, "_signal_handlers", None)
+    if not isinstance(handlers, dict):
+        return None
+    handle = handlers.get(sig)
+    # uvloop keeps its own Handle type without a Python-callable `_run`; leave it alone.
+    if isinstance(handle, asyncio.Handle) and callable(getattr(handle, "_run", None)):
+        return handle
+    return None

@@ -1,0 +1,90 @@
+"""Where a task is waiting: the innermost frame of the application's own code.
+
+``task.get_stack()`` stops at the task's own coroutine. To see what it awaits we follow
+``cr_await`` down the chain of coroutines (and async generators) by hand, and then skip the
+frames of asyncio, of this library and of the ASGI plumbing, which are never the answer a
+user wants when asking "where is my task stuck?".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sysconfig
+import traceback
+import types
+from typing import Any
+
+__all__ = ["await_chain", "format_stack", "where"]
+
+_LIBRARY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+# Frameworks whose frames sit between a task and the user's code.
+_PLUMBING = (
+    f"{os.sep}starlette{os.sep}",
+    f"{os.sep}fastapi{os.sep}",
+    f"{os.sep}anyio{os.sep}",
+    f"{os.sep}uvicorn{os.sep}",
+    f"{os.sep}hypercorn{os.sep}",
+)
+
+
+def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
+    """The frames of *task* from its coroutine inwards, following what each awaits."""
+    frames: list[types.FrameType] = []
+    awaitable: Any = task.get_coro()
+    for _ in range(64):  # bounded: a pathological chain must not hang the endpoint
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
+        if frame is None:
+            frame = getattr(awaitable, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append(frame)
+        awaitable = (
+            getattr(awaitable, "cr_await", None)
+            or getattr(awaitable, "ag_await", None)
+            or getattr(awaitable, "gi_yieldfrom", None)
+        )
+        if awaitable is None:
+            break
+    return frames
+
+
+def _is_user_code(filename: str) -> bool:
+    path = os.path.abspath(filename)
+    if path.startswith(_LIBRARY_DIR):
+        return False
+    # Global site-packages lives below the stdlib directory; code there may be the user's.
+    if path.startswith(_STDLIB_DIR) and f"{os.sep}site-packages{os.sep}" not in path:
+        return False
+    return not any(part in path for part in _PLUMBING)
+
+
+def _describe(frame: types.FrameType) -> str:
+    return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+
+
+def where(task: asyncio.Task[Any]) -> str | None:
+    """``file:line in function`` of the innermost user frame *task* is suspended in.
+
+    Falls back to the innermost frame of any code when no user frame is on the chain, and
+    returns None for a task that is done or not started.
+    """
+    frames = _frames(task)
+    for frame in reversed(frames):
+        if _is_user_code(frame.f_code.co_filename):
+            return _describe(frame)
+    return _describe(frames[-1]) if frames else None
+
+
+def await_chain(task: asyncio.Task[Any]) -> list[str]:
+    """The qualified names of the coroutines *task* is awaiting, outermost first."""
+    return [frame.f_code.co_qualname for frame in _frames(task)]
+
+
+def format_stack(task: asyncio.Task[Any]) -> list[str]:
+    """The full await chain of *task* as formatted source lines, outermost first."""
+    summary = traceback.StackSummary.extract(
+        ((frame, frame.f_lineno) for frame in _frames(task)), lookup_lines=True
+    )
+    return [line.rstrip("\n") for line in summary.format()]

@@ -1,0 +1,95 @@
+"""The hard deadline: a thread that ends the process when the event loop cannot.
+
+Every deadline the supervisor keeps is kept by the event loop. A handler stuck in sync code
+(``time.sleep``, a blocking driver) stops the loop, and with it every timer: uvicorn's own
+grace period then means nothing. This thread does not need the loop. When the deadline plus
+a margin has passed and the process is still alive, it logs every thread's stack and the
+task the loop was running, and calls ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import threading
+import time
+import traceback
+
+__all__ = ["Watchdog"]
+
+logger = logging.getLogger("asgi_supervisor")
+
+EXIT_STATUS = 70  # EX_SOFTWARE: the process did not stop by itself in time
+
+
+class Watchdog:
+    """Ends the process at a wall-clock deadline unless disarmed first.
+
+    Arming twice keeps the earlier deadline; `disarm` stops the thread.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, exit_status: int = EXIT_STATUS) -> None:
+        self._loop = loop
+        self._exit_status = exit_status
+        self._deadline: float | None = None
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def armed(self) -> bool:
+        """True while a deadline is set."""
+        return self._deadline is not None
+
+    def arm(self, deadline: float) -> None:
+        """Fire at *deadline* (``time.monotonic()`` seconds) unless disarmed before."""
+        with self._changed:
+            if self._deadline is not None and self._deadline <= deadline:
+                return
+            self._deadline = deadline
+            self._changed.notify()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="asgi-supervisor-watchdog", daemon=True
+            )
+            self._thread.start()
+
+    def disarm(self) -> None:
+        """Never fire; the process is ending by itself."""
+        with self._changed:
+            self._deadline = None
+            self._changed.notify()
+
+    def _run(self) -> None:
+        with self._changed:
+            while self._deadline is not None:
+                remaining = self._deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            if self._deadline is None:
+                self._thread = None
+                return
+        self._fire()
+
+    def _fire(self) -> None:
+        running = asyncio.current_task(self._loop) if not self._loop.is_closed() else None
+        lines = [
+            "asgi-supervisor watchdog: the shutdown deadline has passed and the process is "
+            f"still alive; the event loop is blocked or a shutdown step hangs. Exiting with "
+            f"status {self._exit_status}.",
+            f"Task running on the loop: {running!r}",
+        ]
+        names = {thread.ident: thread.name for thread in threading.enumerate()}
+        for ident, frame in sys._current_frames().items():
+            lines.append(f"Thread {names.get(ident, ident)!s}:")
+            lines.extend(line.rstrip("\n") for line in traceback.format_stack(frame))
+        report = "\n".join(lines)
+        logger.critical(report)
+        # Logging handlers may be buffered or broken; stderr is the last word.
+        try:
+            sys.stderr.write(report + "\n")
+            sys.stderr.flush()
+        finally:
+            os._exit(self._exit_status)
