@@ -141,7 +141,12 @@ class WebSocketConnection:
         """The app's receive: after our close, a disconnect with our code, never a hang."""
         if self.close_code is not None:
             return {"type": "websocket.disconnect", "code": self.close_code}
-        return await self._receive()
+        message = await self._receive()
+        if self.close_code is not None and message["type"] == "websocket.disconnect":
+            # Our close raced the server's answer (hypercorn reports the client's echo, 1000):
+            # the app should learn why the socket closed, which is our code.
+            return {**message, "code": self.close_code}
+        return message
 
     async def send(self, message: Message) -> None:
         """The app's send: a close after ours is dropped, as the socket is already closing."""

@@ -107,9 +107,9 @@ class Shutdown:
             return
         if len(self._signals_received) == 1:
             # The sequence began elsewhere (preStop drain endpoint, API): this is the first
-            # signal. Past the delay it goes to the server at once; before, it waits its turn.
+            # signal. Once drained it goes to the server at once; before, it waits its turn.
             self.trigger(f"signal {name}", exiting=True)
-            if self._sup.lifecycle.state not in (State.DRAINING, State.STARTING):
+            if self._drained.is_set():
                 self._forward_signals()
             return
         self.trigger(f"signal {name}", exiting=True)
@@ -188,15 +188,18 @@ class Shutdown:
         sup.lifecycle.advance(State.CLOSING)
         logger.info("closing: refusing new requests", extra={"state": "closing"})
         await self._close_websockets()
-        # 3. Now the server may stop listening: nothing new is accepted here anyway.
-        self._forward_signals(upto=1)
-        # 4. In-flight requests and websocket handlers get until the cancel budget.
+        # 3. In-flight requests and websocket handlers get until the cancel budget. The
+        #    server keeps listening meanwhile, so a late client gets a 503 with Retry-After
+        #    rather than a refused connection.
         registry = sup.registry
         await self._wait_until(
             lambda: not registry.requests and not registry.websockets,
             self.deadline - self.config.cancel_timeout,
         )
         self._drained.set()
+        # 4. Now the server may stop listening and wait for its connections, which the
+        #    stopping phase is about to end.
+        self._forward_signals(upto=1)
         # 5. Stopping: cancel what is left, requests first, then spawned tasks, then workers
         #    in reverse order of registration (later workers may depend on earlier ones).
         sup.lifecycle.advance(State.STOPPING)

@@ -59,21 +59,26 @@ class LifespanManager:
     async def _send(self, message: Message) -> None:
         await self._from_app.put(message)
 
-    async def _next(self, timeout: float) -> Message:
+    async def _next(self, seconds: float) -> Message:
         assert self._task is not None
         getter = asyncio.ensure_future(self._from_app.get())
-        done, _ = await asyncio.wait({getter, self._task}, timeout=timeout, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait(
+            {getter, self._task}, timeout=seconds, return_when="FIRST_COMPLETED"
+        )
         if getter in done:
             return getter.result()
         getter.cancel()
         if self._task in done:
             self._task.result()  # raises what the app raised
             raise RuntimeError("The app's lifespan returned without answering.")
-        raise TimeoutError(f"The app's lifespan did not answer within {timeout:g} s.")
+        raise TimeoutError(f"The app's lifespan did not answer within {seconds:g} s.")
+
+    async def _run(self, scope: dict[str, Any]) -> None:
+        await self.app(scope, self._receive, self._send)
 
     async def __aenter__(self) -> LifespanManager:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
-        self._task = asyncio.create_task(self.app(scope, self._receive, self._send))
+        self._task = asyncio.create_task(self._run(scope))
         await self._to_app.put({"type": "lifespan.startup"})
         message = await self._next(self.startup_timeout)
         if message["type"] == "lifespan.startup.failed":
