@@ -1,0 +1,147 @@
+"""Tiny apps and workers the tests run, in-process and under real servers.
+
+`build` makes the app; ``tests/servers/served.py`` builds the one real servers run: its
+settings come from ``ASGI_SUPERVISOR_*`` variables, its faults from ``TEST_FAULTS``
+(comma-separated), and it appends what happens, with a monotonic timestamp, to the file named by
+``TEST_EVENTS``, so the tests can check the order of events across the process boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from asgi_supervisor import Supervisor, SupervisorMiddleware
+
+
+def record(event: str) -> None:
+    """Append *event* with the time to the events file, if the test named one."""
+    path = os.environ.get("TEST_EVENTS")
+    if path:
+        with open(path, "a") as events:
+            events.write(f"{time.monotonic():.6f} {event}\n")
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+async def slow_route(request: Request) -> Response:
+    seconds = float(request.query_params.get("seconds", "1"))
+    record("slow started")
+    await asyncio.sleep(seconds)
+    record("slow finished")
+    return PlainTextResponse(f"slept {seconds}")
+
+
+async def endless_stream(request: Request) -> Response:
+    async def ticks() -> AsyncIterator[bytes]:
+        try:
+            n = 0
+            while True:
+                yield f"tick {n}\n".encode()
+                n += 1
+                await asyncio.sleep(0.05)
+        finally:
+            record("stream ended")
+
+    return StreamingResponse(ticks(), media_type="text/plain")
+
+
+async def block_loop(request: Request) -> Response:
+    seconds = float(request.query_params.get("seconds", "30"))
+    record("blocking the loop")
+    # The fault under test: sync code that blocks the event loop.
+    time.sleep(seconds)
+    return PlainTextResponse("unblocked")
+
+
+async def echo_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    record("websocket accepted")
+    try:
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+    except WebSocketDisconnect as exc:
+        record(f"websocket disconnected {exc.code}")
+
+
+async def cooperative_worker(supervisor: Supervisor) -> None:
+    """Works until `stopping` is set, then finishes by itself."""
+    record("worker started")
+    try:
+        await supervisor.stopping.wait()
+        await asyncio.sleep(0.05)  # a last bit of work
+    finally:
+        record("worker stopped")
+
+
+async def slow_cleanup_worker() -> None:
+    """Parks until cancelled, then needs a moment (an await) to clean up."""
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        await asyncio.sleep(0.3)
+        record("slow cleanup done")
+
+
+async def swallows_cancel() -> None:
+    """Catches every cancellation and carries on: the classic stuck task."""
+    while True:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            record("swallowed cancel")
+
+
+async def cleanup_raises() -> None:
+    """Its cleanup fails: the others must stop all the same."""
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        record("cleanup raising")
+        raise RuntimeError("cleanup failed")
+
+
+async def crash_loop() -> None:
+    """Fails at once, every time it is started, after a first suspension."""
+    await asyncio.sleep(0.01)
+    raise RuntimeError("crash")
+
+
+def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorMiddleware:
+    """The test app: routes, a websocket, an app lifespan, workers, and optional faults."""
+    faults = faults or set()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        record("app startup")
+        yield
+        record("app shutdown")
+
+    supervisor.add_worker(cooperative_worker, supervisor, name="cooperative")
+    if "swallow" in faults:
+        supervisor.add_worker(swallows_cancel, name="swallows-cancel")
+    if "cleanup_raises" in faults:
+        supervisor.add_worker(cleanup_raises, name="cleanup-raises")
+    if "crash_loop" in faults:
+        supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=3)
+    if "slow_cleanup" in faults:
+        supervisor.add_worker(slow_cleanup_worker, name="slow-cleanup")
+    routes = [
+        Route("/", hello),
+        Route("/slow", slow_route),
+        Route("/stream", endless_stream),
+        Route("/block", block_loop),
+        WebSocketRoute("/ws", echo_socket),
+    ]
+    return SupervisorMiddleware(Starlette(routes=routes, lifespan=lifespan), supervisor=supervisor)

@@ -1,0 +1,150 @@
+"""Start a real ASGI server as a subprocess on loopback, and stop only that process.
+
+Every wait here is bounded; `ServerProcess.stop` (also run by the context manager) kills
+the process group it created if the test left it running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def read_events(path: Path) -> list[tuple[float, str]]:
+    """The events the test app recorded (see `tests.apps.record`), in order."""
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        stamp, _, event = line.partition(" ")
+        events.append((float(stamp), event))
+    return events
+
+
+class ServerProcess:
+    """One uvicorn or hypercorn process serving *app* on a free loopback port."""
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        tmp_path: Path,
+        server: str = "uvicorn",
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.events_path = tmp_path / f"events-{self.port}.log"
+        self.log_path = tmp_path / f"server-{self.port}.log"
+        if server == "uvicorn":
+            command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
+            command += ["--port", str(self.port), "--log-level", "info", *args]
+        elif server == "hypercorn":
+            command = [sys.executable, "-m", "hypercorn", app, "-b", f"127.0.0.1:{self.port}"]
+            command += ["-w", "0", *args]
+        else:
+            raise ValueError(f"server={server!r} is not one of 'uvicorn', 'hypercorn'")
+        self.command = command
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "PYTHONUNBUFFERED": "1",
+            "TEST_EVENTS": str(self.events_path),
+            "ASGI_SUPERVISOR_GRACE_PERIOD": "6",
+            "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0",
+            "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "2",
+            **(env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ServerProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, ready_timeout: float = 20.0) -> None:
+        """Start the server and wait until /health/live answers."""
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.base_url}/health/live", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not live within {ready_timeout} s:\n{self.output()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal(self, sig: int) -> float:
+        """Send *sig* to the server; return the monotonic time it was sent."""
+        os.kill(self.pid, sig)
+        return time.monotonic()
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit status, waiting at most *timeout* seconds.
+
+        Raises:
+            subprocess.TimeoutExpired: still running.
+        """
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
+    def output(self) -> str:
+        """What the server printed so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def events(self) -> list[tuple[float, str]]:
+        """The events the app recorded so far."""
+        return read_events(self.events_path)
+
+    def stop(self) -> None:
+        """Kill the server's process group if it still runs (only ours: we created it)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        self.process.wait(timeout=10)

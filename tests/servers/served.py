@@ -1,0 +1,17 @@
+"""The app real servers run in these tests (``tests.servers.served:app``).
+
+Settings come from ``ASGI_SUPERVISOR_*`` variables and faults from ``TEST_FAULTS``; see
+`tests.apps.build`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from asgi_supervisor import Supervisor
+from tests.apps import build
+
+app = build(
+    Supervisor.from_env(),
+    {fault for fault in os.environ.get("TEST_FAULTS", "").split(",") if fault},
+)
