@@ -297,7 +297,7 @@ class Shutdown:
         lifecycle = self._sup.lifecycle
         offset = time.monotonic() - self._loop.time()
         t0 = self._t0 + offset
-        seen = [(state, at) for state, at in lifecycle.phases if at >= t0 - 1e-3]
+        seen = [(s, at) for s, at in lifecycle.phases if s not in (State.STARTING, State.READY)]
         seen.append((State.STOPPED, time.monotonic()))
         return tuple(
             Phase(name=state.value, start=max(0.0, at - t0), duration=max(0.0, nxt - at))

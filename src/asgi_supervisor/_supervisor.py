@@ -326,7 +326,8 @@ class Supervisor:
         """Start the workers after the app's own startup; then the state is ``ready``.
 
         Raises:
-            StartupError: a worker raised before its first suspension.
+            StartupError: a worker raised before its first suspension (before its first
+                ``await`` that really waits).
         """
         loop = asyncio.get_running_loop()
         self._loop = loop
@@ -348,10 +349,10 @@ class Supervisor:
             self.registry.add(record)
             self.registry.workers.append(record)
             task.add_done_callback(self._worker_done)
-        # Let every worker run up to its first real suspension: one that raises at once is
-        # a startup failure, not something to restart in a loop.
-        for _ in range(3):
-            await asyncio.sleep(0)
+        # One loop iteration runs each new worker up to its first suspension (their first
+        # steps were scheduled before our wake-up): one that raised by then is a startup
+        # failure, not something to restart in a loop.
+        await asyncio.sleep(0)
         for record in self.registry.workers:
             started = record.task
             if started is not None and started.done() and not started.cancelled():

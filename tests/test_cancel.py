@@ -1,0 +1,141 @@
+"""Cancelling tasks within a deadline: cleanup honoured, stragglers reported, never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from asgi_supervisor._cancel import CANCEL_MESSAGE, cancel_and_wait
+
+
+async def test_cleanup_that_awaits_finishes_within_the_deadline() -> None:
+    """A task whose `finally` awaits is given the time to finish it, and is not re-cancelled."""
+    cleaned = asyncio.Event()
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.2)
+            cleaned.set()
+
+    task = asyncio.create_task(slow_cleanup())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    outcome = await cancel_and_wait([task], deadline=loop.time() + 2.0)
+    assert cleaned.is_set()
+    assert task in outcome.done
+    assert not outcome.abandoned
+    assert outcome.recancelled_count == 0
+
+
+async def test_task_that_swallows_cancel_is_recancelled_then_abandoned_on_time() -> None:
+    """A task swallowing every cancellation is cancelled twice, then abandoned on time."""
+    swallowed = 0
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while not release.is_set():
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+
+    task = asyncio.create_task(stubborn())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    outcome = await cancel_and_wait([task], deadline=started + 0.4)
+    elapsed = loop.time() - started
+    try:
+        assert outcome.abandoned == frozenset({task})
+        assert outcome.recancelled_count == 1
+        assert swallowed == 2
+        assert 0.35 <= elapsed < 1.0
+    finally:
+        release.set()
+        task.cancel()
+        await asyncio.wait({task})
+
+
+async def test_one_swallow_is_caught_by_the_second_cancel() -> None:
+    """A task that swallows the first cancellation only is stopped by the late second one."""
+
+    async def swallows_once() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        await asyncio.sleep(3600)
+
+    task = asyncio.create_task(swallows_once())
+    await asyncio.sleep(0)
+    outcome = await cancel_and_wait([task], deadline=asyncio.get_running_loop().time() + 0.4)
+    assert task.cancelled()
+    assert outcome.recancelled_count == 1
+    assert not outcome.abandoned
+
+
+async def test_cleanup_that_raises_does_not_stop_the_others() -> None:
+    """One task failing in its cleanup leaves the others stopped normally."""
+
+    async def raises_in_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            raise RuntimeError("cleanup failed")
+
+    bad = asyncio.create_task(raises_in_cleanup())
+    good = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(3)]
+    await asyncio.sleep(0)
+    outcome = await cancel_and_wait([bad, *good], deadline=asyncio.get_running_loop().time() + 1)
+    assert outcome.done == frozenset({bad, *good})
+    assert isinstance(bad.exception(), RuntimeError)
+    assert all(task.cancelled() for task in good)
+
+
+async def test_never_cancels_the_calling_task() -> None:
+    """The task running the shutdown is skipped even when it is in the list."""
+    me = asyncio.current_task()
+    assert me is not None
+    other = asyncio.create_task(asyncio.sleep(3600))
+    outcome = await cancel_and_wait([me, other], deadline=asyncio.get_running_loop().time() + 1)
+    assert me.cancelling() == 0
+    assert other.cancelled()
+    assert me not in outcome.done
+
+
+async def test_cancel_message_names_the_supervisor() -> None:
+    """A cancelled task's CancelledError says who cancelled it."""
+    seen: list[str] = []
+
+    async def parked() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError as exc:
+            seen.append(str(exc))
+            raise
+
+    task = asyncio.create_task(parked())
+    await asyncio.sleep(0)
+    await cancel_and_wait([task], deadline=asyncio.get_running_loop().time() + 1)
+    assert seen == [CANCEL_MESSAGE]
+
+
+async def test_ten_thousand_tasks_are_all_stopped() -> None:
+    """10 000 parked tasks are all cancelled and awaited, none left pending."""
+    tasks = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(10_000)]
+    await asyncio.sleep(0)
+    outcome = await cancel_and_wait(tasks, deadline=asyncio.get_running_loop().time() + 30)
+    assert len(outcome.done) == 10_000
+    assert all(task.cancelled() for task in tasks)
+
+
+async def test_deadline_already_past_abandons_without_waiting() -> None:
+    """With no time left, tasks are cancelled once and reported at once."""
+    task = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    outcome = await cancel_and_wait([task], deadline=loop.time() - 1)
+    assert outcome.abandoned == frozenset({task})
+    await asyncio.wait({task})  # the cancellation requested still lands
+    assert task.cancelled()

@@ -1,0 +1,178 @@
+"""HTTP and websocket gating by state, in-process (real servers are in tests/servers/)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from asgi_supervisor import State, Supervisor, SupervisorMiddleware
+from asgi_supervisor.testing import LifespanManager
+from tests.conftest import quiet_supervisor
+
+
+class Gate:
+    """Lets a test hold a request in flight and release it."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+
+def gated_app(supervisor: Supervisor, gate: Gate, seen: list[Any]) -> SupervisorMiddleware:
+    async def hello(request: Request) -> Response:
+        return PlainTextResponse("hello")
+
+    async def held(request: Request) -> Response:
+        gate.entered.set()
+        await gate.release.wait()
+        return PlainTextResponse("held")
+
+    async def socket(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            while True:
+                await websocket.send_text(await websocket.receive_text())
+        except WebSocketDisconnect as exc:
+            seen.append(("disconnect", exc.code))
+
+    routes = [Route("/", hello), Route("/held", held), WebSocketRoute("/ws", socket)]
+    return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
+
+
+def client(app: Any) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app, client=("127.0.0.1", 4000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+async def test_draining_serves_requests_with_connection_close() -> None:
+    """1. trigger with a delay; 2. requests still succeed; 3. each says Connection: close."""
+    supervisor = quiet_supervisor(shutdown_delay=1.0)
+    app = gated_app(supervisor, Gate(), [])
+    async with LifespanManager(app), client(app) as http:
+        ready = await http.get("/")
+        assert ready.status_code == 200
+        assert "connection" not in ready.headers
+        supervisor.begin_drain()
+        draining = await http.get("/")
+        assert supervisor.state is State.DRAINING
+        assert draining.status_code == 200
+        assert draining.headers["connection"] == "close"
+        assert (await http.get("/health/live")).status_code == 200
+        assert (await http.get("/health/ready")).status_code == 503
+
+
+async def test_closing_rejects_new_requests_but_answers_health() -> None:
+    """1. hold a request; 2. drain; 3. new ones get 503 + Retry-After; 4. the held one ends 200."""
+    supervisor = quiet_supervisor(retry_after=7)
+    gate = Gate()
+    app = gated_app(supervisor, gate, [])
+    async with LifespanManager(app), client(app) as http:
+        held = asyncio.create_task(http.get("/held"))
+        await gate.entered.wait()
+        supervisor.begin_drain()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert supervisor.state is State.CLOSING
+        rejected = await http.get("/")
+        assert rejected.status_code == 503
+        assert rejected.headers["retry-after"] == "7"
+        assert rejected.headers["connection"] == "close"
+        assert rejected.json() == {"error": "service is shutting down", "state": "closing"}
+        live = await http.get("/health/live")
+        assert (live.status_code, live.json()["state"]) == (200, "closing")
+        gate.release.set()
+        assert (await held).status_code == 200
+        report = await supervisor.drain()
+    assert report.requests_drained_count == 1
+    assert report.requests_rejected_count == 1
+    assert report.requests_cancelled_count == 0
+
+
+async def test_request_still_running_at_its_budget_is_cancelled() -> None:
+    """A request that outlives deadline - cancel_timeout is cancelled in the stopping phase."""
+    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    gate = Gate()
+    app = gated_app(supervisor, gate, [])
+    async with LifespanManager(app), client(app) as http:
+        held = asyncio.create_task(http.get("/held"))
+        await gate.entered.wait()
+        report = await supervisor.drain()
+        assert report.requests_cancelled_count == 1
+        assert 0.5 <= report.duration < 1.0
+        await asyncio.wait({held})
+        assert held.cancelled() or held.exception() is not None
+
+
+class FakeWebSocketClient:
+    """Drives the websocket scope through queues, as a server would."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> dict[str, Any]:
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "headers": [],
+            "query_string": b"",
+            "client": ("127.0.0.1", 5),
+            "server": ("127.0.0.1", 80),
+            "subprotocols": [],
+        }
+        self.task = asyncio.create_task(self._run(scope))
+        await self.to_app.put({"type": "websocket.connect"})
+        return await self.from_app.get()
+
+    async def _run(self, scope: dict[str, Any]) -> None:
+        await self.app(scope, self.to_app.get, self.from_app.put)
+
+
+async def test_closing_sends_the_configured_close_frame_and_app_sees_it() -> None:
+    """1. a websocket is open; 2. closing sends our code and reason; 3. the handler sees it."""
+    supervisor = quiet_supervisor(websocket_close_code=4001, websocket_close_reason="bye now")
+    seen: list[Any] = []
+    app = gated_app(supervisor, Gate(), seen)
+    async with LifespanManager(app):
+        ws = FakeWebSocketClient(app)
+        assert (await ws.connect())["type"] == "websocket.accept"
+        await ws.to_app.put({"type": "websocket.receive", "text": "ping"})
+        assert (await ws.from_app.get())["text"] == "ping"
+        report_task = asyncio.create_task(supervisor.drain())
+        close = await asyncio.wait_for(ws.from_app.get(), 2)
+        assert close == {"type": "websocket.close", "code": 4001, "reason": "bye now"}
+        # The server answers the app's pending receive with the disconnect, as uvicorn does.
+        await ws.to_app.put({"type": "websocket.disconnect", "code": 1000})
+        report = await report_task
+        assert ws.task is not None
+        await asyncio.wait({ws.task}, timeout=1)
+    assert seen == [("disconnect", 4001)]
+    assert report.websockets_closed == {4001: 1}
+    assert report.tasks_cancelled_count == 0
+
+
+async def test_new_websocket_handshake_refused_while_closing() -> None:
+    """A handshake arriving while closing is refused before accept."""
+    supervisor = quiet_supervisor()
+    gate = Gate()
+    app = gated_app(supervisor, gate, [])
+    async with LifespanManager(app), client(app) as http:
+        held = asyncio.create_task(http.get("/held"))
+        await gate.entered.wait()
+        supervisor.begin_drain()
+        for _ in range(10):
+            await asyncio.sleep(0)
+        ws = FakeWebSocketClient(app)
+        assert await ws.connect() == {"type": "websocket.close", "code": 1013}
+        gate.release.set()
+        await held
+        await supervisor.drain()
