@@ -1,0 +1,203 @@
+"""The drain sequence on a real uvicorn process, with real signals and real clients.
+
+Every claim of the shutdown timeline is shown here the way users meet it: a uvicorn
+subprocess serving `tests.servers.served:app`, httpx and a `websockets` client on loopback,
+and `os.kill`. Times are measured from the moment the signal was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+
+from tests.servers._process import ServerProcess
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
+
+APP = "tests.servers.served:app"
+
+
+def events_named(server: ServerProcess, name: str) -> list[float]:
+    """When the app recorded *name*."""
+    return [at for at, event in server.events() if event == name]
+
+
+async def wait_for_status(url: str, status: int, within: float) -> float:
+    """Poll *url* until it answers *status*; return when it did (monotonic)."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if (await client.get(url)).status_code == status:
+                return time.monotonic()
+            await asyncio.sleep(0.01)
+    raise AssertionError(f"{url} did not answer {status} within {within} s")
+
+
+async def test_readiness_fails_at_once_while_requests_are_still_served(tmp_path: Path) -> None:
+    """1. SIGTERM; 2. readiness is 503 within 0.3 s; 3. requests still get 200 with
+    Connection: close for the shutdown delay; 4. liveness stays 200."""
+    env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "2"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        sent = server.signal(signal.SIGTERM)
+        failed_at = await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.0)
+        assert failed_at - sent < 0.3
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as client:
+            served = 0
+            while time.monotonic() - sent < 1.5:
+                response = await client.get("/")
+                assert response.status_code == 200
+                assert response.headers["connection"] == "close"
+                served += 1
+                await asyncio.sleep(0.05)
+            live = await client.get("/health/live")
+        assert served >= 10
+        assert live.status_code == 200
+        assert live.json()["state"] == "draining"
+        assert server.wait_exit(timeout=8) == -signal.SIGTERM
+
+
+async def test_closing_rejects_new_requests_and_the_slow_one_completes(tmp_path: Path) -> None:
+    """1. a 3 s request starts; 2. SIGTERM; 3. after the delay new requests get 503 with
+    Retry-After; 4. the slow request completes with 200; 5. the process then exits."""
+    env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0.5", "ASGI_SUPERVISOR_RETRY_AFTER": "9"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+            slow = asyncio.create_task(client.get("/slow", params={"seconds": 3}))
+            while not events_named(server, "slow started"):
+                await asyncio.sleep(0.01)
+            sent = server.signal(signal.SIGTERM)
+            await asyncio.sleep(1.0)
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as late:
+                rejected = await late.get("/")
+                health = await late.get("/health/live")
+            assert rejected.status_code == 503
+            assert rejected.headers["retry-after"] == "9"
+            assert rejected.headers["connection"] == "close"
+            assert rejected.json() == {"error": "service is shutting down", "state": "closing"}
+            assert health.status_code == 200
+            response = await slow
+        assert response.status_code == 200
+        assert response.text == "slept 3.0"
+        status = server.wait_exit(timeout=8)
+        exited = time.monotonic()
+        assert status == -signal.SIGTERM
+        assert exited - sent < 6 + 1
+
+
+async def test_websocket_clients_get_the_configured_close_code_and_reason(tmp_path: Path) -> None:
+    """1. two websocket clients; 2. SIGTERM; 3. both receive 4000 'deploying' (not uvicorn's
+    1012); 4. the handler saw the same code."""
+    env = {
+        "ASGI_SUPERVISOR_WEBSOCKET_CLOSE_CODE": "4000",
+        "ASGI_SUPERVISOR_WEBSOCKET_CLOSE_REASON": "deploying",
+    }
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        url = f"ws://127.0.0.1:{server.port}/ws"
+        async with websockets.connect(url) as first, websockets.connect(url) as second:
+            for client in (first, second):
+                await client.send("ping")
+                assert await client.recv() == "ping"
+            server.signal(signal.SIGTERM)
+            for client in (first, second):
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await asyncio.wait_for(client.recv(), 5)
+                assert closed.value.rcvd is not None
+                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "deploying")
+        assert server.wait_exit(timeout=8) == -signal.SIGTERM
+        assert len(events_named(server, "websocket disconnected 4000")) == 2
+
+
+async def test_streaming_response_is_ended_within_the_deadline(tmp_path: Path) -> None:
+    """1. an endless stream is read; 2. SIGTERM; 3. the stream ends once its budget is spent
+    (grace 4 s - cancel 1.5 s), and the process exits before the grace period."""
+    env = {"ASGI_SUPERVISOR_GRACE_PERIOD": "4", "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "1.5"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        ticks = 0
+        sent = 0.0
+
+        async def read_stream() -> None:
+            nonlocal ticks, sent
+            async with (
+                httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client,
+                client.stream("GET", "/stream") as response,
+            ):
+                async for _ in response.aiter_lines():
+                    ticks += 1
+                    if ticks == 5:
+                        sent = server.signal(signal.SIGTERM)
+
+        with pytest.raises(httpx.RemoteProtocolError):
+            await read_stream()
+        ended = time.monotonic()
+        assert 2.0 <= ended - sent < 4.0
+        assert server.wait_exit(timeout=5) == -signal.SIGTERM
+        assert time.monotonic() - sent < 4 + 1
+        assert events_named(server, "stream ended")
+
+
+async def test_exit_within_grace_period_with_the_servers_usual_status(tmp_path: Path) -> None:
+    """1. a worker swallows cancellation; 2. SIGTERM; 3. exit within grace + 1 s, status -15."""
+    env = {"TEST_FAULTS": "swallow", "ASGI_SUPERVISOR_GRACE_PERIOD": "3"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        sent = server.signal(signal.SIGTERM)
+        status = server.wait_exit(timeout=3 + 2)
+        assert time.monotonic() - sent < 3 + 1
+        assert status == -signal.SIGTERM
+        assert "abandoned worker 'swallows-cancel'" in server.output()
+
+
+async def test_second_sigterm_forces_an_early_exit(tmp_path: Path) -> None:
+    """1. a 30 s request holds the drain; 2. SIGTERM; 3. a second SIGTERM skips the waits;
+    4. the process exits within cancel_timeout of it, long before the 20 s grace period."""
+    env = {"ASGI_SUPERVISOR_GRACE_PERIOD": "20", "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "2"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as client:
+            slow = asyncio.create_task(client.get("/slow", params={"seconds": 30}))
+            while not events_named(server, "slow started"):
+                await asyncio.sleep(0.01)
+            server.signal(signal.SIGTERM)
+            await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.0)
+            forced = server.signal(signal.SIGTERM)
+            status = server.wait_exit(timeout=10)
+            assert time.monotonic() - forced < 2 + 1
+            assert status == -signal.SIGTERM
+            await asyncio.wait({slow}, timeout=5)
+        assert "forced: skipping the remaining waits" in server.output()
+        assert events_named(server, "worker stopped")
+
+
+async def test_app_shutdown_runs_after_the_workers_stopped(tmp_path: Path) -> None:
+    """1. SIGTERM; 2. the workers stop (cooperatively, and a slow cleanup finishes); 3. only
+    then does the app's own lifespan shutdown run."""
+    env = {"TEST_FAULTS": "slow_cleanup"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit(timeout=8) == -signal.SIGTERM
+        events = [event for _, event in server.events()]
+    assert events.index("worker stopped") < events.index("app shutdown")
+    assert events.index("slow cleanup done") < events.index("app shutdown")
+
+
+async def test_drain_endpoint_then_sigterm_is_the_kubernetes_prestop_flow(tmp_path: Path) -> None:
+    """1. GET /drain (preStop) answers once drained; 2. SIGTERM then exits promptly."""
+    env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0.5"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+            started = time.monotonic()
+            response = await client.get("/drain")
+            assert time.monotonic() - started >= 0.5
+            assert response.status_code == 200
+            body = response.json()
+            assert body["drained"] is True
+            assert body["report"]["trigger"] == "drain endpoint"
+            assert (await client.get("/health/ready")).status_code == 503
+            assert (await client.get("/")).status_code == 503
+        sent = server.signal(signal.SIGTERM)
+        assert server.wait_exit(timeout=5) == -signal.SIGTERM
+        assert time.monotonic() - sent < 1.5
