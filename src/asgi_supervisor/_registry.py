@@ -96,6 +96,14 @@ class Registry:
         self.websockets: dict[asyncio.Task[Any], Any] = {}
         self.history: collections.deque[FinishedTask] = collections.deque(maxlen=history_size)
 
+    def reset(self) -> None:
+        """Forget everything of the last lifespan, in place: the middleware holds these dicts."""
+        self.records.clear()
+        self.workers.clear()
+        self.requests.clear()
+        self.websockets.clear()
+        self.history.clear()
+
     def next_id(self) -> int:
         """A fresh id, unique within this registry."""
         return next(self._ids)

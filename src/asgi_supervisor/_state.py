@@ -52,6 +52,10 @@ class Lifecycle:
     __slots__ = ("accepting", "draining", "phases", "state")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to ``starting``, in place: the middleware keeps a reference to this object."""
         self.state = State.STARTING
         # True while new requests are served (starting, ready, draining).
         self.accepting = True

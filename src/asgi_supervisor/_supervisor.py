@@ -80,11 +80,15 @@ class Supervisor:
         self._on_critical_failure = on_critical_failure
         self._specs: list[WorkerSpec] = []
         self._checks = Checks(self.config.check_cache_period)
+        # These live as long as the supervisor and are reset in place for a new lifespan:
+        # the middleware holds them directly, to keep the per-request path short.
+        self.registry = Registry(self.config.history_size)
+        self.lifecycle = Lifecycle()
         self._reset()
 
     def _reset(self) -> None:
-        self.registry = Registry(self.config.history_size)
-        self.lifecycle = Lifecycle()
+        self.registry.reset()
+        self.lifecycle.reset()
         self._stopping = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failures: dict[str, str] = {}
