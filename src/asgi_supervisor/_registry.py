@@ -11,11 +11,14 @@ import asyncio
 import collections
 import enum
 import itertools
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["Ending", "FinishedTask", "Kind", "Registry", "TaskRecord"]
+
+logger = logging.getLogger("asgi_supervisor")
 
 
 class Kind(enum.Enum):
@@ -130,6 +133,36 @@ class Registry:
                 )
             )
 
+    def task_done(self, task: asyncio.Task[Any]) -> None:
+        """Done callback of every tracked task: record how it ended, log a spawned failure."""
+        record = self.records.get(task)
+        if record is None:
+            return
+        if task.cancelled():
+            if record.kind is Kind.WORKER:
+                record.state = "stopped"
+            self.finish(record, Ending.CANCELLED, _cancel_reason(task))
+            return
+        exc = task.exception()
+        if exc is None:
+            self.finish(
+                record, Ending.COMPLETED, record.state if record.kind is Kind.WORKER else None
+            )
+            return
+        record.last_error = f"{type(exc).__name__}: {exc}"
+        if record.kind is Kind.WORKER:
+            # Crashes are logged by the worker's own loop; this is a failed start.
+            record.state = "failed"
+        else:
+            logger.error(
+                "task %r failed: %s",
+                record.name,
+                record.last_error,
+                exc_info=exc,
+                extra={"task": record.name, "task_id": record.id},
+            )
+        self.finish(record, Ending.FAILED, record.last_error)
+
     def counts(self) -> dict[str, int]:
         """How many of each kind are live."""
         workers = sum(1 for r in self.workers if r.state != "stopped")
@@ -139,3 +172,14 @@ class Registry:
             "tasks": len(self.records) - sum(1 for r in self.workers if r.task in self.records),
             "workers": workers,
         }
+
+
+def _cancel_reason(task: asyncio.Task[Any]) -> str | None:
+    """The message a cancelled task was cancelled with, if any."""
+    try:
+        task.result()
+    except asyncio.CancelledError as exc:
+        return str(exc.args[0]) if exc.args else None
+    except BaseException:  # only cancelled tasks come here; nothing else to say
+        return None
+    return None
