@@ -148,6 +148,8 @@ class Endpoints:
 
     async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         sup = self._sup
+        if sup.shutdown is None:
+            return 503, {"error": "the lifespan has not started: nothing to drain yet"}
         sup.begin_drain("drain endpoint")
         # This request is not tracked, so the drain never waits for itself.
         await sup.wait_drained()
