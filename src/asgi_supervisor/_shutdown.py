@@ -85,7 +85,9 @@ class Shutdown:
             )
             self._task = self._loop.create_task(self._run(), name="asgi-supervisor shutdown")
         if exiting and self.config.watchdog:
-            remaining = self.deadline - self._loop.time()
+            # Scenario: /drain was called long ago and this SIGTERM comes after the deadline;
+            # the app's own shutdown still deserves cancel_timeout before the hard stop.
+            remaining = max(self.deadline - self._loop.time(), self.config.cancel_timeout)
             self._watchdog.arm(time.monotonic() + remaining + self.config.watchdog_delay)
 
     def force(self) -> None:
