@@ -64,7 +64,11 @@ class Shutdown:
             self._signals.install()
 
     def restore_signals(self) -> None:
-        """Give the signal handlers back to whoever had them, and disarm the watchdog."""
+        """Hand on any signal still held, give the handlers back, and disarm the watchdog.
+
+        Called when the app's own lifespan shutdown has completed.
+        """
+        self._forward_signals()
         self._signals.restore()
         self._watchdog.disarm()
 
@@ -96,6 +100,9 @@ class Shutdown:
             return
         self.forced = True
         self.deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
+        if self._watchdog.armed:
+            remaining = self.deadline - self._loop.time()
+            self._watchdog.arm(time.monotonic() + remaining + self.config.watchdog_delay)
         logger.warning(
             "forced: skipping the remaining waits", extra={"state": self._sup.state.value}
         )
@@ -117,9 +124,9 @@ class Shutdown:
         self.trigger(f"signal {name}", exiting=True)
         self.force()
         # The first signal goes to the server now, so it stops accepting and waits for its
-        # connections, which the stopping phase is about to end. The forcing one goes once
-        # cancellation is done: uvicorn, on a second SIGINT, skips lifespan shutdown and dies
-        # by the re-raised signal before any task's cleanup could run.
+        # connections, which the stopping phase is about to end. The forcing one is held
+        # until the app's own shutdown has run (see step 6 of `_run`): uvicorn, on a second
+        # SIGINT, skips lifespan shutdown and dies before any cleanup could run.
         self._forward_signals(upto=1)
 
     def _forward_signals(self, upto: int | None = None) -> None:
@@ -206,10 +213,15 @@ class Shutdown:
         #    in reverse order of registration (later workers may depend on earlier ones).
         sup.lifecycle.advance(State.STOPPING)
         outcome_report = await self._stop_tasks()
-        # 6. Stopped: the app's own lifespan shutdown may now run.
+        # 6. Stopped: the app's own lifespan shutdown may now run. A forcing signal still held
+        #    goes to the server when that shutdown completes (uvicorn would skip it on a
+        #    second SIGINT), or at the deadline if the server never gets that far.
         sup.lifecycle.advance(State.STOPPED)
         sup.last_report = outcome_report
-        self._forward_signals()
+        if self._signals.default_action:
+            self._forward_signals()
+        elif self._signals_forwarded < len(self._signals_received):
+            self._loop.call_at(max(self.deadline, self._loop.time()), self._forward_signals)
         self._log_report(outcome_report)
         return outcome_report
 
