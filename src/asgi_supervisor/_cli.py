@@ -1,0 +1,168 @@
+"""The ``asgi-supervisor`` command: drain, tasks and health against a running server.
+
+Standard library only, so it works in slim images without curl (a Kubernetes preStop
+``exec``, a Docker ``HEALTHCHECK``). Exit codes:
+
+====  =====================================================================
+0     done: drained, ready, or the table was printed
+1     not drained, or not ready
+2     usage error (argparse)
+3     the server is unreachable (refused, timed out, bad URL)
+4     the server refused us (401/403): pass --token or set the variable
+5     the server answered something unexpected
+====  =====================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+__all__ = ["main"]
+
+OK, NOT_READY, USAGE, UNREACHABLE, REFUSED, UNEXPECTED = 0, 1, 2, 3, 4, 5
+TOKEN_VARIABLE = "ASGI_SUPERVISOR_ADMIN_TOKEN"
+
+
+class _Failure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """Run the command line; return the exit status."""
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.command(args, out))
+    except _Failure as failure:
+        print(f"asgi-supervisor: {failure}", file=sys.stderr)
+        return failure.status
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asgi-supervisor",
+        description="Talk to the endpoints of an app run under asgi-supervisor.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, help: str, timeout: float) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument("url", metavar="URL", help="base URL with any path prefix")
+        sub.add_argument(
+            "--token", default=None, help=f"admin bearer token (default: ${TOKEN_VARIABLE})"
+        )
+        sub.add_argument("--timeout", type=float, default=timeout, help="seconds to wait")
+        return sub
+
+    drain = command("drain", "start draining and wait until requests are drained", 60.0)
+    drain.set_defaults(command=_drain)
+    tasks = command("tasks", "print the tracked tasks as a table", 10.0)
+    tasks.add_argument("--kind", choices=("worker", "task", "websocket", "request"))
+    tasks.add_argument("--state")
+    tasks.add_argument("--name")
+    tasks.add_argument("--limit", type=int, default=100)
+    tasks.set_defaults(command=_tasks)
+    health = command("health", "exit 0 when the app is ready, 1 when it is not", 10.0)
+    health.set_defaults(command=_health)
+    return parser
+
+
+def _request(
+    args: argparse.Namespace, path: str, query: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    base = args.url.rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise _Failure(USAGE, f"URL {args.url!r} must start with http:// or https://")
+    url = base + path
+    if query:
+        url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    token = args.token or os.environ.get(TOKEN_VARIABLE)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=args.timeout) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise _Failure(UNREACHABLE, f"cannot reach {url}: {reason}") from None
+    if status in (401, 403):
+        raise _Failure(
+            REFUSED,
+            f"{url} answered {status}: pass --token or set {TOKEN_VARIABLE} "
+            "(without a token the admin endpoints answer loopback clients only)",
+        )
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        raise _Failure(
+            UNEXPECTED, f"{url} answered {status} with a body that is not JSON"
+        ) from None
+
+
+def _drain(args: argparse.Namespace, out: TextIO) -> int:
+    status, body = _request(args, "/drain")
+    if status != 200 or not isinstance(body, dict):
+        raise _Failure(UNEXPECTED, f"drain answered {status}: {body}")
+    report = body.get("report") or {}
+    requests = report.get("requests", {})
+    print(
+        f"state={body.get('state')} drained={body.get('drained')} "
+        f"requests_drained={requests.get('drained', 0)} rejected={requests.get('rejected', 0)}",
+        file=out,
+    )
+    return OK if body.get("drained") else NOT_READY
+
+
+def _health(args: argparse.Namespace, out: TextIO) -> int:
+    status, body = _request(args, "/health/ready")
+    if status == 200:
+        print(f"ready (state={body.get('state')})", file=out)
+        return OK
+    if status == 503 and isinstance(body, dict):
+        reasons = "; ".join(body.get("reasons", [])) or "no reason given"
+        print(f"not ready (state={body.get('state')}): {reasons}", file=out)
+        return NOT_READY
+    raise _Failure(UNEXPECTED, f"readiness answered {status}: {body}")
+
+
+def _tasks(args: argparse.Namespace, out: TextIO) -> int:
+    query = {"kind": args.kind, "state": args.state, "name": args.name, "limit": args.limit}
+    status, body = _request(args, "/tasks", query)
+    if status != 200 or not isinstance(body, dict):
+        raise _Failure(UNEXPECTED, f"tasks answered {status}: {body}")
+    rows = [("ID", "KIND", "STATE", "AGE", "RESTARTS", "NAME", "WHERE")]
+    for task in body.get("tasks", []):
+        age = task.get("age")
+        rows.append(
+            (
+                str(task.get("id")),
+                str(task.get("kind")),
+                str(task.get("state")),
+                "-" if age is None else f"{age:.1f}s",
+                str(task.get("restarts", 0)),
+                str(task.get("name")),
+                str(task.get("where") or "-"),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip(), file=out)
+    print(
+        f"{body.get('count', 0)} of {body.get('total', 0)} tasks (state={body.get('state')})",
+        file=out,
+    )
+    return OK
