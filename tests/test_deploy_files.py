@@ -1,0 +1,153 @@
+"""The deployment files, checked statically (no container engine runs in CI).
+
+Each test reads the real file and fails on the concrete value it checks: a Dockerfile
+finding, an invalid manifest, or settings that disagree between the app and its deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from asgi_supervisor import Config
+
+REPO = Path(__file__).resolve().parents[1]
+HEALTH_PATHS = {"/health/live", "/health/ready", "/health/startup"}
+
+
+def tool(name: str) -> str:
+    """The path of *name*, from the venv first; missing tools fail in CI and skip elsewhere."""
+    found = shutil.which(
+        name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; `make test` installs it")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def load_all(path: Path) -> list[dict[str, Any]]:
+    """Every YAML document in *path*."""
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    """hadolint reports nothing for the Dockerfile."""
+    result = subprocess.run(
+        [tool("hadolint"), "--no-color", str(REPO / "docker/Dockerfile")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_dockerfile_runs_as_non_root_with_exec_form_and_healthcheck() -> None:
+    """Non-root user, STOPSIGNAL SIGTERM, an exec-form CMD, and a CLI health check."""
+    lines = [line.strip() for line in (REPO / "docker/Dockerfile").read_text().splitlines()]
+    assert lines.count("FROM python:3.11-slim") == 1  # the final stage
+    assert any(line.startswith("FROM python:3.11-slim AS build") for line in lines)
+    user = next(line for line in lines if line.startswith("USER "))
+    assert user.split()[1].split(":")[0] not in ("root", "0")
+    assert "STOPSIGNAL SIGTERM" in lines
+    cmd = [line for line in lines if line.startswith("CMD ")][-1]
+    assert cmd.startswith('CMD ["uvicorn", "app.main:app"')
+    healthcheck = next(
+        line for line in lines if line.startswith('CMD ["asgi-supervisor", "health"')
+    )
+    assert "http://127.0.0.1:8000" in healthcheck
+
+
+def test_kubernetes_manifest_is_valid() -> None:
+    """kubernetes-validate accepts every resource (schemas ship with the package)."""
+    result = subprocess.run(
+        [tool("kubernetes-validate"), "--strict", str(REPO / "docker/kubernetes.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("passed") == 2
+
+
+def test_kubernetes_probes_prestop_and_grace_period_agree_with_the_settings() -> None:
+    """Probes hit the middleware's paths, preStop drains, and the pod's grace period covers
+    the supervisor's deadline plus a margin."""
+    deployment = next(
+        d for d in load_all(REPO / "docker/kubernetes.yaml") if d["kind"] == "Deployment"
+    )
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    config = Config.from_env(env)
+    probes = {
+        name: container[name]["httpGet"]["path"]
+        for name in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
+    assert probes == {
+        "startupProbe": "/health/startup",
+        "readinessProbe": "/health/ready",
+        "livenessProbe": "/health/live",
+    }
+    assert container["lifecycle"]["preStop"]["exec"]["command"][:3] == [
+        "asgi-supervisor",
+        "drain",
+        "http://127.0.0.1:8000",
+    ]
+    assert config.shutdown_delay is not None
+    assert config.shutdown_delay >= 2 * container["readinessProbe"]["periodSeconds"]
+    assert pod["terminationGracePeriodSeconds"] >= config.grace_period + 5
+    assert container["ports"][0]["containerPort"] == 8000
+
+
+def test_compose_replicas_and_balancer_agree() -> None:
+    """Two replicas with a stop grace above the supervisor's, a shared queue volume, and an
+    HAProxy backend that checks readiness on exactly those replicas."""
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = {name: svc for name, svc in services.items() if name.startswith("demo-")}
+    assert sorted(replicas) == ["demo-1", "demo-2"]
+    for service in replicas.values():
+        config = Config.from_env(service["environment"])
+        grace = float(service["stop_grace_period"].rstrip("s"))
+        assert grace > config.grace_period
+        assert service["stop_signal"] == "SIGTERM"
+        assert "8000" in service["expose"]
+        assert service["volumes"] == ["queue:/data"]
+        assert service["environment"]["APP_QUEUE_PATH"].startswith("/data/")
+    assert "queue" in compose["volumes"]
+    haproxy = (REPO / "docker/haproxy.cfg").read_text()
+    servers = [
+        line.split()[1:3] for line in haproxy.splitlines() if line.strip().startswith("server ")
+    ]
+    assert servers == [["demo-1", "demo-1:8000"], ["demo-2", "demo-2:8000"]]
+    assert "option httpchk GET /health/ready" in haproxy
+    assert "inter 200ms fall 1 rise 1" in haproxy
+    assert "retries 0" in haproxy
+    mounted = services["haproxy"]["volumes"][0].split(":")
+    assert mounted[0] == "./docker/haproxy.cfg"
+    assert services["haproxy"]["ports"] == ["8080:8080"]
+    assert "bind :8080" in haproxy
+
+
+def test_haproxy_config_is_valid() -> None:
+    """`haproxy -c` accepts the balancer's configuration as shipped."""
+    result = subprocess.run(
+        [tool("haproxy"), "-c", "-f", str(REPO / "docker/haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Configuration file is valid" in result.stdout
