@@ -1,0 +1,411 @@
+"""The endpoints the middleware answers: health in every state, /tasks, /drain, and auth."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor.testing import LifespanManager
+from tests.conftest import quiet_supervisor
+
+LOOPBACK = ("127.0.0.1", 4000)
+REMOTE = ("203.0.113.7", 5000)
+
+
+def client(app: Any, address: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
+    """An in-process client whose requests come from *address*."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app, client=address), base_url="http://testserver"
+    )
+
+
+class Held:
+    """A route that stays in flight until released."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def endpoint(self, request: Request) -> Response:
+        self.entered.set()
+        await self.release.wait()
+        return PlainTextResponse("done")
+
+
+def make_app(supervisor: Supervisor, held: Held | None = None) -> SupervisorMiddleware:
+    routes = [Route("/held", (held or Held()).endpoint)]
+    return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
+
+
+async def parked_in_helper() -> None:
+    """A coroutine of the test's own, so `where` has a user frame to point at."""
+    await asyncio.sleep(3600)  # the line `where` must name
+
+
+PARKED_LINE = parked_in_helper.__code__.co_firstlineno + 2
+
+
+async def test_health_before_startup_and_when_ready() -> None:
+    """Before startup: live 200, ready and startup 503; when ready: all 200."""
+    supervisor = quiet_supervisor()
+    app = make_app(supervisor)
+    async with client(app) as http:
+        assert (await http.get("/health/live")).json() == {"status": "live", "state": "starting"}
+        ready = await http.get("/health/ready")
+        assert (ready.status_code, ready.json()["reasons"]) == (503, ["state is starting"])
+        assert (await http.get("/health/startup")).status_code == 503
+        assert (await http.get("/drain")).status_code == 503
+        async with LifespanManager(app):
+            assert (await http.get("/health/ready")).json() == {"status": "ready", "state": "ready"}
+            assert (await http.get("/health/startup")).json() == {
+                "status": "started",
+                "state": "ready",
+            }
+            summary = await http.get("/health")
+            assert summary.status_code == 200
+            assert summary.json() == {
+                "state": "ready",
+                "live": True,
+                "ready": True,
+                "started": True,
+                "reasons": [],
+                "checks": {},
+                "workers": {},
+                "counts": {"requests": 0, "websockets": 0, "tasks": 0, "workers": 0},
+                "deadline_remaining": None,
+            }
+
+
+async def test_health_through_every_shutdown_state() -> None:
+    """1. draining: ready 503, live 200; 2. closing with a request in flight: health still
+    answered; 3. stopped: ready 503, startup still 200."""
+    supervisor = quiet_supervisor(shutdown_delay=0.3, grace_period=3.0)
+    held = Held()
+    app = make_app(supervisor, held)
+    async with LifespanManager(app), client(app) as http:
+        request = asyncio.create_task(http.get("/held"))
+        await held.entered.wait()
+        supervisor.begin_drain()
+        seen = {}
+        for state in ("draining", "closing"):
+            while supervisor.state.value != state:
+                await asyncio.sleep(0.01)
+            seen[state] = [
+                (await http.get(path)).status_code
+                for path in ("/health/live", "/health/ready", "/health/startup", "/health")
+            ]
+            remaining = (await http.get("/health")).json()["deadline_remaining"]
+            assert 0 < remaining <= 3.0
+        held.release.set()
+        await request
+        await supervisor.drain()
+        stopped = [
+            (await http.get(path)).status_code
+            for path in ("/health/live", "/health/ready", "/health/startup")
+        ]
+        reasons = (await http.get("/health/ready")).json()["reasons"]
+    assert seen == {"draining": [200, 503, 200, 503], "closing": [200, 503, 200, 503]}
+    assert stopped == [200, 503, 200]
+    assert reasons == ["state is stopped"]
+
+
+async def test_checks_hang_raise_cache_and_never_leak_errors() -> None:
+    """A hanging check times out under its name, a raising one fails, a non-critical one
+    does not fail readiness, results are cached, and no error text reaches the probe."""
+    supervisor = quiet_supervisor(check_cache_period=0.3)
+    runs = {"db": 0}
+    hang = asyncio.Event()
+
+    async def db() -> None:
+        runs["db"] += 1
+
+    async def cache() -> None:
+        await hang.wait()
+
+    async def search() -> None:
+        raise ConnectionError("password=hunter2 refused")
+
+    supervisor.add_check("db", db)
+    supervisor.add_check("cache", cache, timeout=0.1)
+    supervisor.add_check("search", search, critical=False)
+    app = make_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        probes = await asyncio.gather(*(http.get("/health/ready") for _ in range(5)))
+        assert {p.status_code for p in probes} == {503}
+        assert probes[0].json()["reasons"] == ["check 'cache' failed"]
+        assert runs["db"] == 1  # five concurrent probes, one run
+        summary = (await http.get("/health")).text
+        assert "hunter2" not in summary
+        assert "ConnectionError" not in summary
+        assert json.loads(summary)["checks"] == {
+            "db": {"ok": True, "critical": True},
+            "cache": {"ok": False, "critical": True},
+            "search": {"ok": False, "critical": False},
+        }
+        await asyncio.sleep(0.35)
+        hang.set()
+        await http.get("/health/ready")
+        assert runs["db"] == 2
+        assert (await http.get("/health/ready")).status_code == 200
+
+
+async def test_check_registration_errors() -> None:
+    """Bad check registrations name the problem."""
+    supervisor = quiet_supervisor()
+
+    async def ok() -> None:
+        return None
+
+    supervisor.add_check("a", ok)
+    with pytest.raises(ValueError, match="A check named 'a' is already registered"):
+        supervisor.add_check("a", ok)
+    with pytest.raises(ValueError, match=r"timeout=0 for check 'b' must be positive"):
+        supervisor.add_check("b", ok, timeout=0)
+    with pytest.raises(TypeError, match="Check 'c' must be an async function"):
+        supervisor.add_check("c", lambda: None)  # type: ignore[arg-type, return-value]
+
+
+@pytest.mark.parametrize(
+    ("token", "address", "header", "status"),
+    [
+        (None, LOOPBACK, None, 200),
+        (None, ("::1", 1), None, 200),
+        (None, ("::ffff:127.0.0.1", 1), None, 200),
+        (None, REMOTE, None, 403),
+        (None, ("10.0.0.8", 1), None, 403),
+        ("s3cret", LOOPBACK, None, 401),
+        ("s3cret", REMOTE, "Bearer s3cret", 200),
+        ("s3cret", LOOPBACK, "Bearer s3cret", 200),
+        ("s3cret", REMOTE, "Bearer wrong", 401),
+        ("s3cret", REMOTE, "bearer s3cret", 401),
+        ("s3cret", REMOTE, "Basic czNjcmV0", 401),
+        ("s3cret", REMOTE, "Bearer s3cret ", 401),
+    ],
+)
+async def test_admin_auth_matrix(
+    token: str | None, address: tuple[str, int], header: str | None, status: int
+) -> None:
+    """/tasks answers loopback without a token, and exactly the right bearer token with one."""
+    supervisor = quiet_supervisor(admin_token=token)
+    app = make_app(supervisor)
+    headers = {"Authorization": header} if header else {}
+    async with LifespanManager(app), client(app, address) as http:
+        response = await http.get("/tasks", headers=headers)
+        health = await http.get("/health/ready")
+    assert response.status_code == status
+    assert health.status_code == 200  # health is never behind auth
+    if status == 401:
+        assert response.headers["www-authenticate"] == 'Bearer realm="asgi-supervisor"'
+        assert response.json() == {"error": "a valid bearer token is required"}
+    if status == 403:
+        assert "loopback" in response.json()["error"]
+
+
+async def test_methods_and_head() -> None:
+    """Wrong methods get 405 with Allow; HEAD answers without a body."""
+    supervisor = quiet_supervisor()
+    app = make_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        wrong = await http.post("/health/ready")
+        assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, HEAD")
+        assert (await http.delete("/drain")).headers["allow"] == "GET, HEAD, POST"
+        head = await http.head("/health/live")
+        assert (head.status_code, head.content) == (200, b"")
+        assert int(head.headers["content-length"]) > 0
+
+
+async def test_tasks_lists_every_kind_with_where_filters_and_pages() -> None:
+    """/tasks shows workers, spawned tasks and requests, where each waits, and filters."""
+    supervisor = quiet_supervisor()
+
+    async def worker() -> None:
+        await parked_in_helper()
+
+    supervisor.add_worker(worker, name="consumer", critical=True)
+    held = Held()
+    app = make_app(supervisor, held)
+    async with LifespanManager(app), client(app) as http:
+        for n in range(5):
+            supervisor.spawn(parked_in_helper, name=f"job-{n}")
+        request = asyncio.create_task(http.get("/held"))
+        await held.entered.wait()
+        await asyncio.sleep(0)
+        body = (await http.get("/tasks")).json()
+        kinds = sorted(task["kind"] for task in body["tasks"])
+        assert kinds == ["request", "task", "task", "task", "task", "task", "worker"]
+        worker_row = next(t for t in body["tasks"] if t["kind"] == "worker")
+        assert worker_row["name"] == "consumer"
+        assert worker_row["state"] == "running"
+        assert worker_row["where"] == f"{__file__}:{PARKED_LINE} in parked_in_helper"
+        assert worker_row["awaiting"][-3:-1] == [
+            "test_tasks_lists_every_kind_with_where_filters_and_pages.<locals>.worker",
+            "parked_in_helper",
+        ]
+        assert "stack" not in worker_row
+        request_row = next(t for t in body["tasks"] if t["kind"] == "request")
+        assert request_row["where"].endswith("in endpoint")
+        tasks = (await http.get("/tasks", params={"kind": "task", "limit": 2, "offset": 1})).json()
+        assert (tasks["total"], tasks["count"]) == (5, 2)
+        assert [t["name"] for t in tasks["tasks"]] == ["job-1", "job-2"]
+        named = (await http.get("/tasks", params={"name": "job-4"})).json()
+        assert [t["name"] for t in named["tasks"]] == ["job-4"]
+        stacked = (await http.get("/tasks", params={"kind": "worker", "stack": "1"})).json()
+        assert any("parked_in_helper" in line for line in stacked["tasks"][0]["stack"])
+        everything = (await http.get("/tasks", params={"all": "1", "kind": "untracked"})).json()
+        assert everything["total"] >= 1  # at least the lifespan's own task
+        held.release.set()
+        await request
+
+
+async def test_tasks_history_says_how_tasks_ended() -> None:
+    """Finished tasks appear in the history as completed, failed (with the error) or
+    cancelled (with why)."""
+    supervisor = quiet_supervisor()
+    app = make_app(supervisor)
+
+    async def fails() -> None:
+        raise ValueError("bad input 42")
+
+    async with LifespanManager(app), client(app) as http:
+        done = supervisor.spawn(asyncio.sleep, 0, name="quick")
+        failed = supervisor.spawn(fails, name="fails")
+        cancelled = supervisor.spawn(parked_in_helper, name="parked")
+        await asyncio.sleep(0)
+        cancelled.cancel("user went away")
+        await asyncio.wait({done, failed, cancelled})
+        await asyncio.sleep(0)
+        history = (await http.get("/tasks")).json()["history"]
+    endings = {item["name"]: (item["ending"], item["detail"]) for item in history}
+    assert endings == {
+        "quick": ("completed", None),
+        "fails": ("failed", "ValueError: bad input 42"),
+        "parked": ("cancelled", "user went away"),
+    }
+
+
+async def test_tasks_with_ten_thousand_tasks() -> None:
+    """With 10 000 tracked tasks /tasks reports them all and pages the answer."""
+    supervisor = quiet_supervisor(grace_period=20.0, cancel_timeout=10.0)
+    app = make_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        for _ in range(10_000):
+            supervisor.spawn(parked_in_helper)
+        await asyncio.sleep(0)
+        body = (await http.get("/tasks", params={"kind": "task"})).json()
+        assert (body["total"], body["count"]) == (10_000, 100)
+        assert body["tasks"][0]["where"] == f"{__file__}:{PARKED_LINE} in parked_in_helper"
+        assert (await http.get("/tasks", params={"limit": 10000})).json()["count"] == 10_000
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "limit=0 must be between 1 and 10000"),
+        ("limit=abc", "limit='abc' must be a whole number"),
+        ("offset=-1", "offset='-1' must be a whole number"),
+        ("kind=thread", "kind='thread' is not one of"),
+        ("stack=maybe", "stack='maybe' is not a flag"),
+        ("colour=red", "unknown parameter 'colour'"),
+    ],
+)
+async def test_bad_tasks_queries_get_400(query: str, message: str) -> None:
+    """Bad query values are a 400 with a JSON error naming them."""
+    supervisor = quiet_supervisor()
+    app = make_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        response = await http.get(f"/tasks?{query}")
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+async def _raw_get(
+    app: Any, path: str, query: bytes, client_address: tuple[str, int]
+) -> tuple[int, bytes]:
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": [],
+        "client": client_address,
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.fixture
+async def running_app() -> AsyncIterator[SupervisorMiddleware]:
+    """A started app with a few tracked tasks, shared by the property test's examples."""
+    supervisor = quiet_supervisor()
+    app = make_app(supervisor)
+    async with LifespanManager(app):
+        for n in range(3):
+            supervisor.spawn(parked_in_helper, name=f"job-{n}")
+        yield app
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    path=st.sampled_from(["/tasks", "/drain", "/health", "/health/ready", "/health/live"]),
+    query=st.binary(max_size=80)
+    | st.lists(
+        st.tuples(
+            st.sampled_from(["kind", "state", "name", "limit", "offset", "stack", "all", "x", ""]),
+            st.text(max_size=12),
+        ),
+        max_size=6,
+    ).map(lambda pairs: "&".join(f"{k}={v}" for k, v in pairs).encode("utf-8", "surrogatepass")),
+    address=st.sampled_from([LOOPBACK, REMOTE]),
+)
+async def test_no_input_gets_a_500(
+    running_app: SupervisorMiddleware, path: str, query: bytes, address: tuple[str, int]
+) -> None:
+    """Whatever the query string, endpoints answer 200, 400, 403 or 503, with JSON."""
+    if path == "/drain" and address == LOOPBACK:
+        address = REMOTE  # an authorised drain would end the shared app for later examples
+    status, body = await _raw_get(running_app, path, query, address)
+    assert status in (200, 400, 403, 503)
+    assert isinstance(json.loads(body), dict)
+
+
+async def test_drain_endpoint_waits_for_requests_and_joins_concurrent_calls() -> None:
+    """1. a request is in flight; 2. two /drain calls start; 3. neither answers before the
+    request ends; 4. both report the same drain."""
+    supervisor = quiet_supervisor(grace_period=5.0, cancel_timeout=1.0)
+    held = Held()
+    app = make_app(supervisor, held)
+    async with LifespanManager(app), client(app) as http:
+        request = asyncio.create_task(http.get("/held"))
+        await held.entered.wait()
+        drains = [asyncio.create_task(http.post("/drain")) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        assert not any(drain.done() for drain in drains)
+        held.release.set()
+        assert (await request).status_code == 200
+        first, second = [(await drain).json() for drain in drains]
+    assert first["drained"] is second["drained"] is True
+    assert first["report"]["trigger"] == second["report"]["trigger"] == "drain endpoint"
+    assert first["report"]["requests"]["drained"] == 1
