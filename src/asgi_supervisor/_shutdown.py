@@ -13,7 +13,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._cancel import cancel_and_wait
 from ._registry import Kind
@@ -47,10 +47,11 @@ class Shutdown:
         # Set whenever a condition a wait may be watching changes (a request ended, force).
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
-        self._signals = SignalChain(loop, self._on_signal)
+        self._signals = SignalChain(loop, self._on_signal, self._arm_watchdog_now)
         self._signals_received: list[int] = []
         self._signals_forwarded = 0
         self._watchdog = Watchdog(loop)
+        self._abandoned: frozenset[asyncio.Task[Any]] = frozenset()
         self.requests_drained_count = 0
         self.requests_rejected_count = 0
         self._requests_cancelled_count = 0
@@ -70,7 +71,12 @@ class Shutdown:
         """
         self._forward_signals()
         self._signals.restore()
-        self._watchdog.disarm()
+        # Scenario: a task swallowed every cancellation and was abandoned. After the server
+        # returns, asyncio.run cancels every task left and waits for each with no limit
+        # (on SIGINT, or as PID 1 where the re-raised SIGTERM is dropped), so it would hang
+        # the exit forever. The watchdog stays armed for exactly that case.
+        if all(task.done() for task in self._abandoned):
+            self._watchdog.disarm()
 
     def trigger(self, name: str, *, exiting: bool = False) -> None:
         """Start the sequence once; later triggers join it. *exiting* arms the watchdog."""
@@ -107,6 +113,20 @@ class Shutdown:
             "forced: skipping the remaining waits", extra={"state": self._sup.state.value}
         )
         self._wakeup.set()
+
+    def _arm_watchdog_now(self, sig: int) -> None:
+        # In the signal handler, before the loop hears of the signal (it may never: a handler
+        # blocking it in sync code is the case the watchdog exists for). A first signal gets
+        # the grace period, a later one cancel_timeout, as `trigger` and `force` will.
+        if not self.config.watchdog:
+            return
+        if self._task is None:
+            budget = self.config.grace_period
+        elif self._signals_received:
+            budget = self.config.cancel_timeout
+        else:
+            budget = max(self.deadline - self._loop.time(), self.config.cancel_timeout)
+        self._watchdog.arm(time.monotonic() + budget + self.config.watchdog_delay)
 
     def _on_signal(self, sig: int) -> None:
         self._signals_received.append(sig)
@@ -268,6 +288,7 @@ class Shutdown:
         # Snapshot names and kinds now: records leave the registry as their tasks end.
         stop_deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
         outcome = await cancel_and_wait(tasks, deadline=stop_deadline)
+        self._abandoned = outcome.abandoned
         finished = cancelled = failed = 0
         for task in outcome.done:
             if task.cancelled():

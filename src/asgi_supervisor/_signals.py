@@ -39,9 +39,16 @@ class SignalChain:
     Install it from the loop's thread; `forward` hands one signal to the previous handler.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, on_signal: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        on_signal: Callable[[int], None],
+        on_signal_now: Callable[[int], None] | None = None,
+    ) -> None:
         self._loop = loop
         self._on_signal = on_signal
+        # Runs in the handler itself, for what must not wait for a loop that may be blocked.
+        self._on_signal_now = on_signal_now
         self._previous: dict[int, _Handler] = {}
         # Loop callbacks taken over from `loop.add_signal_handler`, per signal.
         self._loop_handles: dict[int, asyncio.Handle] = {}
@@ -102,8 +109,11 @@ class SignalChain:
         )
 
     def _handle(self, sig: int, frame: types.FrameType | None) -> None:
-        # Runs in the main thread between two bytecodes, possibly inside the loop: only hand
-        # the signal to the loop, which is safe from any context.
+        # Runs in the main thread between two bytecodes, possibly inside the loop: hand the
+        # signal to the loop, which is safe from any context. The loop may be blocked in sync
+        # code, though, so the watchdog is armed from here.
+        if self._on_signal_now is not None:
+            self._on_signal_now(sig)
         try:
             self._loop.call_soon_threadsafe(self._on_signal, sig)
         except RuntimeError:  # the loop is closed: nobody is left to drain, so pass it on

@@ -34,7 +34,9 @@ class Watchdog:
         self._loop = loop
         self._exit_status = exit_status
         self._deadline: float | None = None
-        self._changed = threading.Condition()
+        # Re-entrant: `arm` also runs inside a signal handler, which may interrupt the main
+        # thread while it holds this very lock in another `arm` or `disarm`.
+        self._changed = threading.Condition(threading.RLock())
         self._thread: threading.Thread | None = None
 
     @property
@@ -77,8 +79,8 @@ class Watchdog:
         running = asyncio.current_task(self._loop) if not self._loop.is_closed() else None
         lines = [
             "asgi-supervisor watchdog: the shutdown deadline has passed and the process is "
-            f"still alive; the event loop is blocked or a shutdown step hangs. Exiting with "
-            f"status {self._exit_status}.",
+            "still alive: the event loop is blocked, a shutdown step hangs, or an abandoned "
+            f"task holds up the exit. Exiting with status {self._exit_status}.",
             f"Task running on the loop: {running!r}",
         ]
         names = {thread.ident: thread.name for thread in threading.enumerate()}

@@ -107,6 +107,17 @@ async def run_worker(
             await spec.fn(*spec.args)
         except Exception as exc:
             record.last_error = f"{type(exc).__name__}: {exc}"
+            if stopping.is_set():
+                # Its cleanup raised while it was being stopped: a failure of the shutdown,
+                # which the report counts; restarting would be wrong now.
+                logger.error(
+                    "worker %r failed while stopping: %s",
+                    spec.name,
+                    record.last_error,
+                    exc_info=exc,
+                    extra={"worker": spec.name},
+                )
+                raise
             if is_starting():
                 raise StartupError(f"worker {spec.name!r} failed while starting: {exc!r}") from exc
             logger.error(

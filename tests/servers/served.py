@@ -6,10 +6,14 @@ Settings come from ``ASGI_SUPERVISOR_*`` variables and faults from ``TEST_FAULTS
 
 from __future__ import annotations
 
+import logging
 import os
 
 from asgi_supervisor import Supervisor
 from tests.apps import build
+
+# The library logs through `logging`; uvicorn configures only its own loggers.
+logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
 
 app = build(
     Supervisor.from_env(),
