@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from app.main import create_app
 from app.settings import Settings
-
 from asgi_supervisor.testing import LifespanManager
 from tests.conftest import quiet_supervisor
 

@@ -9,13 +9,14 @@ user wants when asking "where is my task stuck?".
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sysconfig
 import traceback
 import types
 from typing import Any
 
-__all__ = ["await_chain", "format_stack", "where"]
+__all__ = ["await_chain", "format_stack", "where", "where_and_chain"]
 
 _LIBRARY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
@@ -34,23 +35,28 @@ def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
     frames: list[types.FrameType] = []
     awaitable: Any = task.get_coro()
     for _ in range(64):  # bounded: a pathological chain must not hang the endpoint
-        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "ag_frame", None)
-        if frame is None:
-            frame = getattr(awaitable, "gi_frame", None)
+        kind = type(awaitable)
+        # Plain coroutines are nearly every link: test for them first, without getattr.
+        if kind is types.CoroutineType:
+            frame, awaitable = awaitable.cr_frame, awaitable.cr_await
+        elif kind is types.AsyncGeneratorType:
+            frame, awaitable = awaitable.ag_frame, awaitable.ag_await
+        elif kind is types.GeneratorType:
+            frame, awaitable = awaitable.gi_frame, awaitable.gi_yieldfrom
+        else:
+            frame = getattr(awaitable, "cr_frame", None)
+            awaitable = getattr(awaitable, "cr_await", None)
         if frame is None:
             break
         frames.append(frame)
-        awaitable = (
-            getattr(awaitable, "cr_await", None)
-            or getattr(awaitable, "ag_await", None)
-            or getattr(awaitable, "gi_yieldfrom", None)
-        )
         if awaitable is None:
             break
     return frames
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_user_code(filename: str) -> bool:
+    # Cached per file: with 10 000 tasks, /tasks asks about the same few files 50 000 times.
     path = os.path.abspath(filename)
     if path.startswith(_LIBRARY_DIR):
         return False
@@ -75,6 +81,16 @@ def where(task: asyncio.Task[Any]) -> str | None:
         if _is_user_code(frame.f_code.co_filename):
             return _describe(frame)
     return _describe(frames[-1]) if frames else None
+
+
+def where_and_chain(task: asyncio.Task[Any]) -> tuple[str | None, list[str]]:
+    """`where` and `await_chain` from one walk of the frames (what /tasks needs per row)."""
+    frames = _frames(task)
+    chain = [frame.f_code.co_qualname for frame in frames]
+    for frame in reversed(frames):
+        if _is_user_code(frame.f_code.co_filename):
+            return _describe(frame), chain
+    return (_describe(frames[-1]) if frames else None), chain
 
 
 def await_chain(task: asyncio.Task[Any]) -> list[str]:

@@ -12,8 +12,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._registry import Kind
-from ._stacks import await_chain, format_stack, where
+from ._registry import Kind, TaskRecord
+from ._stacks import format_stack, where_and_chain
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -81,46 +81,54 @@ def tasks_payload(supervisor: Supervisor, query: TasksQuery) -> dict[str, Any]:
     """The JSON body of `/tasks` for *query*."""
     now = time.monotonic()
     registry = supervisor.registry
-    rows: list[tuple[asyncio.Task[Any], dict[str, Any]]] = []
+    # (task, kind, name, state, record or start time): cheap to build and to filter; the
+    # JSON rows, and the frame walks behind `where`, are made for the page alone.
+    rows: list[tuple[asyncio.Task[Any], str, str, str, Any]] = []
     for task, record in registry.records.items():
         state = record.state
         if record.kind is Kind.TASK and task.cancelling():
             state = "cancelling"
-        rows.append(
-            (
-                task,
-                {
-                    "id": record.id,
-                    "name": record.name,
-                    "kind": record.kind.value,
-                    "state": state,
-                    "age": round(now - record.started, 3),
-                    "restarts": record.restarts,
-                    "last_error": record.last_error,
-                },
-            )
-        )
+        rows.append((task, record.kind.value, record.name, state, record))
     for task, connection in registry.websockets.items():
-        rows.append((task, _untracked_row(task, "websocket", now - connection.started)))
+        rows.append((task, "websocket", task.get_name(), _state(task), connection.started))
     for task, started in registry.requests.items():
-        rows.append((task, _untracked_row(task, "request", now - started)))
+        rows.append((task, "request", task.get_name(), _state(task), started))
     if query.all:
-        tracked = {task for task, _ in rows}
+        tracked = {row[0] for row in rows}
         for task in asyncio.all_tasks():
             if task not in tracked:
-                rows.append((task, _untracked_row(task, "untracked", None)))
+                rows.append((task, "untracked", task.get_name(), _state(task), None))
     selected = [
-        (task, row)
-        for task, row in rows
-        if (query.kind is None or row["kind"] == query.kind)
-        and (query.state is None or row["state"] == query.state)
-        and (query.name is None or query.name in row["name"])
+        row
+        for row in rows
+        if (query.kind is None or row[1] == query.kind)
+        and (query.state is None or row[3] == query.state)
+        and (query.name is None or query.name in row[2])
     ]
-    page = selected[query.offset : query.offset + query.limit]
     tasks = []
-    for task, row in page:
-        row["where"] = where(task)
-        row["awaiting"] = await_chain(task)
+    for task, kind, name, state, origin in selected[query.offset : query.offset + query.limit]:
+        if isinstance(origin, TaskRecord):
+            row: dict[str, Any] = {
+                "id": origin.id,
+                "name": name,
+                "kind": kind,
+                "state": state,
+                "age": round(now - origin.started, 3),
+                "restarts": origin.restarts,
+                "last_error": origin.last_error,
+            }
+        else:
+            row = {
+                # Requests and websockets have no record; the task's id is unique while it runs.
+                "id": id(task),
+                "name": name,
+                "kind": kind,
+                "state": state,
+                "age": None if origin is None else round(now - origin, 3),
+                "restarts": 0,
+                "last_error": None,
+            }
+        row["where"], row["awaiting"] = where_and_chain(task)
         if query.stack:
             row["stack"] = format_stack(task)
         tasks.append(row)
@@ -135,14 +143,5 @@ def tasks_payload(supervisor: Supervisor, query: TasksQuery) -> dict[str, Any]:
     }
 
 
-def _untracked_row(task: asyncio.Task[Any], kind: str, age: float | None) -> dict[str, Any]:
-    return {
-        # Requests and websockets have no record; the task's id is unique while it runs.
-        "id": id(task),
-        "name": task.get_name(),
-        "kind": kind,
-        "state": "cancelling" if task.cancelling() else "running",
-        "age": None if age is None else round(age, 3),
-        "restarts": 0,
-        "last_error": None,
-    }
+def _state(task: asyncio.Task[Any]) -> str:
+    return "cancelling" if task.cancelling() else "running"

@@ -1,0 +1,156 @@
+"""Per-request cost of the middleware, in-process, against plain Starlette and no-op wrappers.
+
+Calls the ASGI app directly with a fixed scope and dummy receive/send, so only Python work
+is measured: no sockets, no server. Target: SupervisorMiddleware adds at most 0.5 us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor.testing import LifespanManager
+from bench._harness import Summary, clock, interleave_async, print_table
+
+App = Callable[[Any, Any, Any], Awaitable[None]]
+SCOPE = {
+    "type": "http",
+    "asgi": {"version": "3.0"},
+    "http_version": "1.1",
+    "method": "GET",
+    "scheme": "http",
+    "path": "/",
+    "raw_path": b"/",
+    "query_string": b"",
+    "headers": [],
+    "client": ("127.0.0.1", 1234),
+    "server": ("127.0.0.1", 8000),
+    "state": {},
+}
+
+
+async def hello(request: Request) -> Response:
+    return PlainTextResponse("hello")
+
+
+async def echo(websocket: WebSocket) -> None:
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        await websocket.send_text(message["text"])
+
+
+def starlette() -> Starlette:
+    return Starlette(routes=[Route("/", hello), WebSocketRoute("/ws", echo)])
+
+
+class NoOp:
+    """The cheapest pure-ASGI middleware: the floor any middleware pays."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class BaseNoOp(BaseHTTPMiddleware):
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        return await call_next(request)
+
+
+async def _receive() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send(message: Any) -> None:
+    return None
+
+
+def per_request(app: App, calls: int) -> Callable[[], Awaitable[float]]:
+    async def run() -> float:
+        started = clock()
+        for _ in range(calls):
+            await app(dict(SCOPE), _receive, _send)
+        return (clock() - started) / calls * 1e6
+
+    return run
+
+
+def websocket_round_trip(app: App, messages: int) -> Callable[[], Awaitable[float]]:
+    async def run() -> float:
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[Any] = asyncio.Queue()
+        scope = {
+            **SCOPE,
+            "type": "websocket",
+            "path": "/ws",
+            "raw_path": b"/ws",
+            "subprotocols": [],
+        }
+        await inbox.put({"type": "websocket.connect"})
+        handler = asyncio.ensure_future(app(scope, inbox.get, outbox.put))
+        await outbox.get()  # accept
+        started = clock()
+        for _ in range(messages):
+            await inbox.put({"type": "websocket.receive", "text": "ping"})
+            await outbox.get()
+        elapsed = clock() - started
+        await inbox.put({"type": "websocket.disconnect", "code": 1000})
+        await handler
+        return elapsed / messages * 1e6
+
+    return run
+
+
+async def measure(calls: int, repeats: int) -> dict[str, Summary]:
+    """Interleaved per-request and websocket timings (us), with a started supervisor."""
+    supervisor = Supervisor(handle_signals=False, watchdog=False)
+    supervised = SupervisorMiddleware(starlette(), supervisor=supervisor)
+    plain = starlette()
+    variants = {
+        "plain Starlette": per_request(plain, calls),
+        "+ SupervisorMiddleware": per_request(supervised, calls),
+        "+ no-op pure ASGI middleware": per_request(NoOp(starlette()), calls),
+        "+ no-op BaseHTTPMiddleware": per_request(BaseNoOp(starlette()), max(1, calls // 10)),
+        "websocket: plain": websocket_round_trip(plain, calls),
+        "websocket: + SupervisorMiddleware": websocket_round_trip(supervised, calls),
+    }
+    async with LifespanManager(supervised):
+        for run in variants.values():
+            await run()  # warm up
+        return await interleave_async(variants, repeats)
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    calls, repeats = (200, 1) if "--quick" in argv else (10_000, 31)
+    results = asyncio.run(measure(calls, repeats))
+    http = [results[name] for name in list(results)[:4]]
+    print_table(
+        "Per-request cost, in-process (us per request)", "us", http, results["plain Starlette"]
+    )
+    ws = [results["websocket: plain"], results["websocket: + SupervisorMiddleware"]]
+    print_table("Websocket message round trip, in-process (us)", "us", ws, ws[0])
+    added = results["+ SupervisorMiddleware"].median - results["plain Starlette"].median
+    floor = results["+ no-op pure ASGI middleware"].median - results["plain Starlette"].median
+    print(
+        f"\n  SupervisorMiddleware adds {added:+.3f} us per request (no-op floor {floor:+.3f} us);"
+    )
+    print(f"  target <= 0.5 us: {'met' if added <= 0.5 else 'MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

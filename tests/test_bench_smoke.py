@@ -1,0 +1,60 @@
+"""The benchmarks run (tiny sizes, one repetition) and produce well-formed results.
+
+No timing is asserted here: figures belong to `make bench`, on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bench import overhead, spawn, stop_tasks, tasks_endpoint
+from bench._harness import Summary, paired_delta, ratio
+
+
+def test_harness_ratios() -> None:
+    """Ratios and paired deltas come from the samples given."""
+    a, b = Summary("a", (2.0, 4.0, 6.0)), Summary("b", (1.0, 2.0, 3.0))
+    assert (a.min, a.median, a.max) == (2.0, 4.0, 6.0)
+    assert ratio(a, b) == 2.0
+    assert paired_delta(a, b) == 2.0
+
+
+def test_overhead_runs() -> None:
+    """Every per-request variant produces positive timings."""
+    results = asyncio.run(overhead.measure(calls=20, repeats=1))
+    assert len(results) == 6
+    assert all(summary.min > 0 for summary in results.values())
+
+
+def test_stop_tasks_runs() -> None:
+    """Every stopping variant stops the tasks and reports a duration."""
+    results = stop_tasks.measure(n=50, repeats=1)
+    assert set(results) == {
+        "raw cancel + gather",
+        "asgi-supervisor drain()",
+        "asyncio.TaskGroup",
+        "aiojobs Scheduler.close()",
+    }
+    assert all(summary.min > 0 for summary in results.values())
+
+
+def test_spawn_runs() -> None:
+    """Time and memory per task are measured for all three spawners."""
+    times, memory = asyncio.run(spawn.measure(n=50, repeats=1))
+    assert (
+        set(times)
+        == set(memory)
+        == {
+            "asyncio.create_task",
+            "asgi-supervisor spawn()",
+            "aiojobs Scheduler.spawn()",
+        }
+    )
+    assert all(value > 0 for value in memory.values())
+
+
+def test_tasks_endpoint_runs() -> None:
+    """/tasks answers in every variant with a body."""
+    results = asyncio.run(tasks_endpoint.measure(n=50, repeats=1))
+    assert len(results) == 5
+    assert all(summary.min > 0 for summary in results.values())
