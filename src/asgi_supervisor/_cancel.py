@@ -81,14 +81,50 @@ async def cancel_and_wait(
 async def _wait(
     pending: set[asyncio.Task[Any]], until: float
 ) -> tuple[set[asyncio.Task[Any]], set[asyncio.Task[Any]]]:
+    """Wait until every task in *pending* is done or the loop time is *until*.
+
+    Like `asyncio.wait`, without its per-task bookkeeping: one counter, one future, and no
+    pass to remove the callbacks afterwards (a late callback only decrements a counter
+    nobody reads). With 10 000 tasks this is a third of the cost of stopping them.
+    """
     loop = asyncio.get_running_loop()
-    while pending and (timeout := until - loop.time()) > 0:
-        try:
-            done, pending = await asyncio.wait(pending, timeout=timeout)
-        except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-            continue
-        return done, pending
-    return set(), pending
+    if not pending:
+        return set(), pending
+    waiter = loop.create_future()
+    remaining = len(pending)
+
+    def one_done(task: asyncio.Task[Any]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    def timed_out() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    for task in pending:
+        task.add_done_callback(one_done)
+    timer = loop.call_at(until, timed_out)
+    try:
+        while not waiter.done():
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                # Resist: see `cancel_and_wait`. The waiter itself may have been cancelled.
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                if waiter.cancelled():
+                    waiter = loop.create_future()
+                    if remaining == 0:
+                        waiter.set_result(None)
+                    elif loop.time() >= until:
+                        break
+                    else:
+                        timer.cancel()
+                        timer = loop.call_at(until, timed_out)
+    finally:
+        timer.cancel()
+    done = {task for task in pending if task.done()}
+    return done, pending - done

@@ -122,11 +122,13 @@ class Registry:
         assert record.task is not None
         self.records[record.task] = record
 
-    def finish(self, record: TaskRecord, ending: Ending, detail: str | None) -> None:
-        """Stop tracking *record* and remember how it ended."""
+    def finish(
+        self, record: TaskRecord, ending: Ending, detail: str | None, remember: bool = True
+    ) -> None:
+        """Stop tracking *record* and, if *remember*, keep how it ended in the history."""
         if record.task is not None:
             self.records.pop(record.task, None)
-        if self.history.maxlen:
+        if remember and self.history.maxlen:
             self.history.append(
                 FinishedTask(
                     record.id,
@@ -139,21 +141,25 @@ class Registry:
                 )
             )
 
-    def task_done(self, task: asyncio.Task[Any]) -> None:
-        """Done callback of every tracked task: record how it ended, log a spawned failure."""
+    def task_done(self, task: asyncio.Task[Any], remember: bool = True) -> None:
+        """Done callback of every tracked task: record how it ended, log a spawned failure.
+
+        *remember* False skips the history entry (a failure is still logged): the shutdown
+        ends thousands of tasks at once, and the bounded history keeps only the last ones.
+        """
         record = self.records.get(task)
         if record is None:
             return
         if task.cancelled():
             if record.kind is Kind.WORKER:
                 record.state = "stopped"
-            self.finish(record, Ending.CANCELLED, self.cancel_reason or _cancel_reason(task))
+            reason = self.cancel_reason or _cancel_reason(task)
+            self.finish(record, Ending.CANCELLED, reason, remember)
             return
         exc = task.exception()
         if exc is None:
-            self.finish(
-                record, Ending.COMPLETED, record.state if record.kind is Kind.WORKER else None
-            )
+            detail = record.state if record.kind is Kind.WORKER else None
+            self.finish(record, Ending.COMPLETED, detail, remember)
             return
         record.last_error = f"{type(exc).__name__}: {exc}"
         if record.kind is Kind.WORKER:
@@ -167,7 +173,7 @@ class Registry:
                 exc_info=exc,
                 extra={"task": record.name, "task_id": record.id},
             )
-        self.finish(record, Ending.FAILED, record.last_error)
+        self.finish(record, Ending.FAILED, record.last_error, remember)
 
     def counts(self) -> dict[str, int]:
         """How many of each kind are live."""

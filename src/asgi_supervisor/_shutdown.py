@@ -293,8 +293,11 @@ class Shutdown:
         stop_deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
         outcome = await cancel_and_wait(tasks, deadline=stop_deadline)
         self._abandoned = outcome.abandoned
-        for task in outcome.done:
-            registry.task_done(task)
+        # The bounded history keeps the last entries only: make just those.
+        done = list(outcome.done)
+        first_kept = len(done) - (registry.history.maxlen or 0)
+        for index, task in enumerate(done):
+            registry.task_done(task, remember=index >= first_kept)
         for task in outcome.abandoned:
             if task in registry.records:
                 task.add_done_callback(registry.task_done)
