@@ -139,3 +139,26 @@ async def test_deadline_already_past_abandons_without_waiting() -> None:
     assert outcome.abandoned == frozenset({task})
     await asyncio.wait({task})  # the cancellation requested still lands
     assert task.cancelled()
+
+
+async def test_the_shutdown_resists_being_cancelled_until_its_deadline() -> None:
+    """asyncio.run cancels every task after a forced exit: the wait goes on, bounded."""
+    cleaned = asyncio.Event()
+
+    async def slow_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.2)
+            cleaned.set()
+
+    task = asyncio.create_task(slow_cleanup())
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    stopper = asyncio.create_task(cancel_and_wait([task], deadline=loop.time() + 2))
+    await asyncio.sleep(0.05)
+    stopper.cancel()
+    outcome = await stopper
+    assert cleaned.is_set()
+    assert outcome.done == frozenset({task})
+    assert stopper.cancelling() == 0
