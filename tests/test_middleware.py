@@ -176,3 +176,31 @@ async def test_new_websocket_handshake_refused_while_closing() -> None:
         gate.release.set()
         await held
         await supervisor.drain()
+
+
+async def test_websocket_handler_that_ignores_the_close_is_cancelled() -> None:
+    """1. a handler parks without reading; 2. closing sends the close frame; 3. it does not
+    return, so the stopping phase cancels it, and the report counts it."""
+    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    cancelled = asyncio.Event()
+
+    async def deaf(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    app = SupervisorMiddleware(
+        Starlette(routes=[WebSocketRoute("/ws", deaf)]), supervisor=supervisor
+    )
+    async with LifespanManager(app):
+        ws = FakeWebSocketClient(app)
+        assert (await ws.connect())["type"] == "websocket.accept"
+        report = await supervisor.drain()
+        assert (await ws.from_app.get())["type"] == "websocket.close"
+    assert cancelled.is_set()
+    assert report.tasks_cancelled_count == 1
+    assert report.websockets_closed == {1012: 1}
+    assert 0.5 <= report.duration < 1.0

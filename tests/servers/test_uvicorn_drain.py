@@ -201,3 +201,18 @@ async def test_drain_endpoint_then_sigterm_is_the_kubernetes_prestop_flow(tmp_pa
         sent = server.signal(signal.SIGTERM)
         assert server.wait_exit(timeout=5) == -signal.SIGTERM
         assert time.monotonic() - sent < 1.5
+
+
+async def test_lifespan_shutdown_fallback_still_stops_everything_in_time(tmp_path: Path) -> None:
+    """1. signal handling off, so uvicorn alone hears SIGTERM; 2. lifespan.shutdown is the
+    late trigger; 3. workers (with a slow cleanup) still stop before the app's shutdown."""
+    env = {"ASGI_SUPERVISOR_HANDLE_SIGNALS": "false", "TEST_FAULTS": "slow_cleanup"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        sent = server.signal(signal.SIGTERM)
+        assert server.wait_exit(timeout=8) == -signal.SIGTERM
+        assert time.monotonic() - sent < 6 + 1
+        output = server.output()
+        events = [event for _, event in server.events()]
+    assert "draining: lifespan shutdown" in output
+    assert events.index("slow cleanup done") < events.index("app shutdown")
+    assert events.index("worker stopped") < events.index("app shutdown")
