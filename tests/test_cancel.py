@@ -8,18 +8,19 @@ import contextlib
 from asgi_supervisor._cancel import CANCEL_MESSAGE, cancel_and_wait
 
 
+async def slow_cleanup(cleaned: asyncio.Event) -> None:
+    """Parks; when cancelled, needs 0.2 s (an await) to clean up, then sets *cleaned*."""
+    try:
+        await asyncio.sleep(3600)
+    finally:
+        await asyncio.sleep(0.2)
+        cleaned.set()
+
+
 async def test_cleanup_that_awaits_finishes_within_the_deadline() -> None:
     """A task whose `finally` awaits is given the time to finish it, and is not re-cancelled."""
     cleaned = asyncio.Event()
-
-    async def slow_cleanup() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.2)
-            cleaned.set()
-
-    task = asyncio.create_task(slow_cleanup())
+    task = asyncio.create_task(slow_cleanup(cleaned))
     await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     outcome = await cancel_and_wait([task], deadline=loop.time() + 2.0)
@@ -144,15 +145,7 @@ async def test_deadline_already_past_abandons_without_waiting() -> None:
 async def test_the_shutdown_resists_being_cancelled_until_its_deadline() -> None:
     """asyncio.run cancels every task after a forced exit: the wait goes on, bounded."""
     cleaned = asyncio.Event()
-
-    async def slow_cleanup() -> None:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            await asyncio.sleep(0.2)
-            cleaned.set()
-
-    task = asyncio.create_task(slow_cleanup())
+    task = asyncio.create_task(slow_cleanup(cleaned))
     await asyncio.sleep(0)
     loop = asyncio.get_running_loop()
     stopper = asyncio.create_task(cancel_and_wait([task], deadline=loop.time() + 2))

@@ -46,6 +46,20 @@ def gated_app(supervisor: Supervisor, gate: Gate, seen: list[Any]) -> Supervisor
     return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
 
 
+async def hold_until_closing(
+    http: httpx.AsyncClient, gate: Gate, supervisor: Supervisor
+) -> asyncio.Task[httpx.Response]:
+    """Hold a request in flight, start draining with no delay, and return once closing."""
+    held = asyncio.create_task(http.get("/held"))
+    await gate.entered.wait()
+    supervisor.begin_drain()
+    for _ in range(100):  # the shutdown task gets there within a few loop iterations
+        if supervisor.state is State.CLOSING:
+            return held
+        await asyncio.sleep(0)
+    raise AssertionError(f"{supervisor!r} did not reach closing")
+
+
 def client(app: Any) -> httpx.AsyncClient:
     transport = httpx.ASGITransport(app, client=("127.0.0.1", 4000))
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
@@ -74,12 +88,7 @@ async def test_closing_rejects_new_requests_but_answers_health() -> None:
     gate = Gate()
     app = gated_app(supervisor, gate, [])
     async with LifespanManager(app), client(app) as http:
-        held = asyncio.create_task(http.get("/held"))
-        await gate.entered.wait()
-        supervisor.begin_drain()
-        for _ in range(10):
-            await asyncio.sleep(0)
-        assert supervisor.state is State.CLOSING
+        held = await hold_until_closing(http, gate, supervisor)
         rejected = await http.get("/")
         assert rejected.status_code == 503
         assert rejected.headers["retry-after"] == "7"
@@ -166,11 +175,7 @@ async def test_new_websocket_handshake_refused_while_closing() -> None:
     gate = Gate()
     app = gated_app(supervisor, gate, [])
     async with LifespanManager(app), client(app) as http:
-        held = asyncio.create_task(http.get("/held"))
-        await gate.entered.wait()
-        supervisor.begin_drain()
-        for _ in range(10):
-            await asyncio.sleep(0)
+        held = await hold_until_closing(http, gate, supervisor)
         ws = FakeWebSocketClient(app)
         assert await ws.connect() == {"type": "websocket.close", "code": 1013}
         gate.release.set()
