@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -18,3 +20,16 @@ plain = Starlette(routes=[Route("/", hello)])
 supervised = SupervisorMiddleware(
     Starlette(routes=[Route("/", hello)]), supervisor=Supervisor(shutdown_delay=0)
 )
+
+
+class NoOp:
+    """The cheapest pure-ASGI middleware, for the floor any middleware pays."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+noop = NoOp(Starlette(routes=[Route("/", hello)]))

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 APPS = {
     "plain Starlette": "bench.wrk_apps:plain",
     "+ SupervisorMiddleware": "bench.wrk_apps:supervised",
+    "+ no-op pure ASGI middleware": "bench.wrk_apps:noop",
 }
 
 
@@ -92,7 +93,7 @@ def main(argv: Sequence[str] = ()) -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk); skipping the throughput check")
         return 0
-    seconds, pairs = (1, 1) if "--quick" in argv else (3, 3)
+    seconds, pairs = (1, 1) if "--quick" in argv else (3, 5)
     samples: dict[str, list[float]] = {name: [] for name in APPS}
     for _ in range(pairs):
         for name, app in APPS.items():
