@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
+
+from ._stacks import format_stack, where
 
 __all__ = ["AbandonedTask", "Phase", "ShutdownReport"]
 
@@ -33,6 +37,11 @@ class AbandonedTask:
     kind: str
     where: str | None
     stack: tuple[str, ...]
+
+    @classmethod
+    def of(cls, task: asyncio.Task[Any], id: int, name: str, kind: str) -> AbandonedTask:
+        """Describe *task*, still running, with where it is stuck and its await chain."""
+        return cls(id=id, name=name, kind=kind, where=where(task), stack=tuple(format_stack(task)))
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import itertools
 import logging
 import signal
 import time
@@ -19,7 +18,6 @@ from ._cancel import CANCEL_MESSAGE, cancel_and_wait
 from ._registry import Kind
 from ._report import AbandonedTask, Phase, ShutdownReport
 from ._signals import SignalChain
-from ._stacks import format_stack, where
 from ._state import State
 from ._watchdog import Watchdog
 
@@ -312,16 +310,11 @@ class Shutdown:
         abandoned = []
         for task in outcome.abandoned:
             record = registry.records.get(task)  # still there: abandoned tasks never ended
-            kind = record.kind if record else (Kind.REQUEST if task in requests else Kind.WEBSOCKET)
-            abandoned.append(
-                AbandonedTask(
-                    id=record.id if record else id(task),
-                    name=record.name if record else task.get_name(),
-                    kind=kind.value,
-                    where=where(task),
-                    stack=tuple(format_stack(task)),
-                )
-            )
+            if record is not None:
+                abandoned.append(AbandonedTask.of(task, record.id, record.name, record.kind.value))
+            else:
+                kind = Kind.REQUEST if task in requests else Kind.WEBSOCKET
+                abandoned.append(AbandonedTask.of(task, id(task), task.get_name(), kind.value))
         now = self._loop.time()
         return ShutdownReport(
             trigger=self.trigger_name or "unknown",
@@ -341,15 +334,9 @@ class Shutdown:
         )
 
     def _phases(self) -> tuple[Phase, ...]:
-        lifecycle = self._sup.lifecycle
-        offset = time.monotonic() - self._loop.time()
-        t0 = self._t0 + offset
-        seen = [(s, at) for s, at in lifecycle.phases if s not in (State.STARTING, State.READY)]
-        seen.append((State.STOPPED, time.monotonic()))
-        return tuple(
-            Phase(name=state.value, start=max(0.0, at - t0), duration=max(0.0, nxt - at))
-            for (state, at), (_, nxt) in itertools.pairwise(seen)
-        )
+        # Loop time and monotonic time share a clock on asyncio, not always on uvloop.
+        trigger = self._t0 + time.monotonic() - self._loop.time()
+        return self._sup.lifecycle.shutdown_phases(since=trigger)
 
     def _log_report(self, report: ShutdownReport) -> None:
         level = logging.INFO if report.clean else logging.ERROR

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import itertools
 import time
+
+from ._report import Phase
 
 __all__ = ["Lifecycle", "State"]
 
@@ -79,6 +82,15 @@ class Lifecycle:
         self.phases.append((State.FAILED, time.monotonic()))
         self.accepting = False
         self.draining = True
+
+    def shutdown_phases(self, since: float) -> tuple[Phase, ...]:
+        """The phases from draining on, timed from *since* (monotonic), up to now."""
+        seen = [(s, at) for s, at in self.phases if s not in (State.STARTING, State.READY)]
+        seen.append((State.STOPPED, time.monotonic()))
+        return tuple(
+            Phase(name=state.value, start=max(0.0, at - since), duration=max(0.0, end - at))
+            for (state, at), (_, end) in itertools.pairwise(seen)
+        )
 
     def entered(self, state: State) -> float | None:
         """The monotonic time *state* was entered, or None if it never was."""

@@ -14,8 +14,8 @@ from ._registry import Kind, Registry, TaskRecord
 from ._report import ShutdownReport
 from ._shutdown import Shutdown
 from ._state import Lifecycle, State
-from ._workers import Restart, WorkerSpec, parse_restart, run_worker
-from .exceptions import NotRunningError, StartupError, SupervisorClosedError
+from ._workers import Restart, WorkerSpec, parse_restart, start_worker, startup_failure
+from .exceptions import NotRunningError, SupervisorClosedError
 
 __all__ = ["Supervisor"]
 
@@ -319,32 +319,22 @@ class Supervisor:
         self.shutdown = Shutdown(self, loop)
         self.shutdown.install_signals()
         for spec in self._specs:
-            record = TaskRecord(self.registry.next_id(), spec.name, Kind.WORKER, None)
-            task = loop.create_task(
-                run_worker(
-                    spec,
-                    record,
-                    stopping=self._stopping,
-                    is_starting=lambda: self.lifecycle.state is State.STARTING,
-                    on_give_up=self._worker_gave_up,
-                ),
-                name=f"worker {spec.name}",
+            start_worker(
+                spec,
+                self.registry,
+                loop,
+                stopping=self._stopping,
+                is_starting=lambda: self.lifecycle.state is State.STARTING,
+                on_give_up=self._worker_gave_up,
             )
-            record.task = task
-            self.registry.add(record)
-            self.registry.workers.append(record)
-            task.add_done_callback(self.registry.task_done)
         # One loop iteration runs each new worker up to its first suspension (their first
         # steps were scheduled before our wake-up): one that raised by then is a startup
         # failure, not something to restart in a loop.
         await asyncio.sleep(0)
-        for record in self.registry.workers:
-            started = record.task
-            if started is not None and started.done() and not started.cancelled():
-                exc = started.exception()
-                if isinstance(exc, StartupError):
-                    await self.stop_after_failed_startup()
-                    raise exc
+        failure = startup_failure(self.registry.workers)
+        if failure is not None:
+            await self.stop_after_failed_startup()
+            raise failure
         if self.lifecycle.advance(State.READY):
             logger.info("ready", extra={"state": "ready", "workers": len(self._specs)})
 

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._registry import TaskRecord
+from ._registry import Kind, Registry, TaskRecord
 from .exceptions import StartupError
 
-__all__ = ["Restart", "WorkerSpec", "run_worker"]
+__all__ = ["Restart", "WorkerSpec", "run_worker", "start_worker", "startup_failure"]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -163,6 +163,39 @@ async def run_worker(
             continue
         record.state = "stopped"
         return
+
+
+def start_worker(
+    spec: WorkerSpec,
+    registry: Registry,
+    loop: asyncio.AbstractEventLoop,
+    *,
+    stopping: asyncio.Event,
+    is_starting: Callable[[], bool],
+    on_give_up: Callable[[TaskRecord], None],
+) -> TaskRecord:
+    """Create the task that runs *spec* and track it in *registry*."""
+    record = TaskRecord(registry.next_id(), spec.name, Kind.WORKER, None)
+    task = loop.create_task(
+        run_worker(spec, record, stopping=stopping, is_starting=is_starting, on_give_up=on_give_up),
+        name=f"worker {spec.name}",
+    )
+    record.task = task
+    registry.add(record)
+    registry.workers.append(record)
+    task.add_done_callback(registry.task_done)
+    return record
+
+
+def startup_failure(workers: list[TaskRecord]) -> StartupError | None:
+    """The error of the first worker that failed while starting, if any did."""
+    for record in workers:
+        task = record.task
+        if task is not None and task.done() and not task.cancelled():
+            exc = task.exception()
+            if isinstance(exc, StartupError):
+                return exc
+    return None
 
 
 def _give_up(
