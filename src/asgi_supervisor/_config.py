@@ -21,6 +21,11 @@ _KUBERNETES_SHUTDOWN_DELAY = 5.0
 class Config:
     """Every setting of a `Supervisor`, validated when built.
 
+    Example::
+
+        config = Config.from_env(grace_period=20.0)   # ASGI_SUPERVISOR_* variables, overridden
+        supervisor = Supervisor(config=config)
+
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
     (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere.
 
