@@ -39,15 +39,16 @@ def load_all(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
+def run_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the tool *name* with *args*, bounded in time, capturing its output."""
+    return subprocess.run(
+        [tool(name), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_dockerfile_passes_hadolint() -> None:
     """hadolint reports nothing for the Dockerfile."""
-    result = subprocess.run(
-        [tool("hadolint"), "--no-color", str(REPO / "docker/Dockerfile")],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_tool("hadolint", "--no-color", str(REPO / "docker/Dockerfile"))
     assert (result.returncode, result.stdout) == (0, "")
 
 
@@ -69,13 +70,7 @@ def test_dockerfile_runs_as_non_root_with_exec_form_and_healthcheck() -> None:
 
 def test_kubernetes_manifest_is_valid() -> None:
     """kubernetes-validate accepts every resource (schemas ship with the package)."""
-    result = subprocess.run(
-        [tool("kubernetes-validate"), "--strict", str(REPO / "docker/kubernetes.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_tool("kubernetes-validate", "--strict", str(REPO / "docker/kubernetes.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("passed") == 2
 
@@ -142,12 +137,6 @@ def test_compose_replicas_and_balancer_agree() -> None:
 
 def test_haproxy_config_is_valid() -> None:
     """`haproxy -c` accepts the balancer's configuration as shipped."""
-    result = subprocess.run(
-        [tool("haproxy"), "-c", "-f", str(REPO / "docker/haproxy.cfg")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_tool("haproxy", "-c", "-f", str(REPO / "docker/haproxy.cfg"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout

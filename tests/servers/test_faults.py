@@ -41,13 +41,17 @@ def stop(server: ServerProcess, *signals: int) -> tuple[int, float]:
     return status, time.monotonic() - sent
 
 
+def run_fault(tmp_path: Path, faults: str, *signals: int) -> tuple[int, float, str, list[str]]:
+    """Start the app with *faults*, send *signals*; return status, time, output, events."""
+    with faulty(tmp_path, faults) as server:
+        status, took = stop(server, *signals)
+        return status, took, server.output(), [event for _, event in server.events()]
+
+
 def test_worker_swallowing_cancel_is_abandoned_and_named(tmp_path: Path) -> None:
     """1. a worker swallows every CancelledError; 2. SIGTERM; 3. it is cancelled twice,
     abandoned and named with its file:line; 4. the rest stops normally, in time."""
-    with faulty(tmp_path, "swallow") as server:
-        status, took = stop(server, signal.SIGTERM)
-        output = server.output()
-        events = [event for _, event in server.events()]
+    status, took, output, events = run_fault(tmp_path, "swallow", signal.SIGTERM)
     assert status == -signal.SIGTERM
     assert took < GRACE + 1
     assert events.count("swallowed cancel") == 2
@@ -75,10 +79,7 @@ def test_handler_blocking_the_loop_is_ended_by_the_watchdog(tmp_path: Path) -> N
 def test_cleanup_that_raises_is_logged_and_the_rest_stops(tmp_path: Path) -> None:
     """1. a worker's cleanup raises; 2. SIGTERM; 3. the failure is counted in the report;
     4. the other worker and the app's shutdown still run."""
-    with faulty(tmp_path, "cleanup_raises") as server:
-        status, took = stop(server, signal.SIGTERM)
-        output = server.output()
-        events = [event for _, event in server.events()]
+    status, took, output, events = run_fault(tmp_path, "cleanup_raises", signal.SIGTERM)
     assert status == -signal.SIGTERM
     assert took < GRACE + 1
     assert "cleanup raising" in events
