@@ -50,9 +50,6 @@ class Checks:
         # Checks that ignored cancellation at their timeout: kept referenced, never awaited.
         self._stuck: set[asyncio.Task[Any]] = set()
 
-    def __bool__(self) -> bool:
-        return bool(self._checks)
-
     def add(
         self, name: str, fn: Callable[[], Awaitable[Any]], timeout: float, critical: bool
     ) -> None:

@@ -16,7 +16,7 @@ import traceback
 import types
 from typing import Any
 
-__all__ = ["await_chain", "format_stack", "where", "where_and_chain"]
+__all__ = ["format_stack", "where", "where_and_chain"]
 
 _LIBRARY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
@@ -84,18 +84,14 @@ def where(task: asyncio.Task[Any]) -> str | None:
 
 
 def where_and_chain(task: asyncio.Task[Any]) -> tuple[str | None, list[str]]:
-    """`where` and `await_chain` from one walk of the frames (what /tasks needs per row)."""
+    """`where`, and the qualified names of the coroutines awaited (outermost first), from one
+    walk of the frames: what /tasks needs per row."""
     frames = _frames(task)
     chain = [frame.f_code.co_qualname for frame in frames]
     for frame in reversed(frames):
         if _is_user_code(frame.f_code.co_filename):
             return _describe(frame), chain
     return (_describe(frames[-1]) if frames else None), chain
-
-
-def await_chain(task: asyncio.Task[Any]) -> list[str]:
-    """The qualified names of the coroutines *task* is awaiting, outermost first."""
-    return [frame.f_code.co_qualname for frame in _frames(task)]
 
 
 def format_stack(task: asyncio.Task[Any]) -> list[str]:
