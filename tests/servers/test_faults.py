@@ -41,9 +41,15 @@ def stop(server: ServerProcess, *signals: int) -> tuple[int, float]:
     return status, time.monotonic() - sent
 
 
-def run_fault(tmp_path: Path, faults: str, *signals: int) -> tuple[int, float, str, list[str]]:
-    """Start the app with *faults*, send *signals*; return status, time, output, events."""
+def run_fault(
+    tmp_path: Path, faults: str, *signals: int, slow_request: bool = False
+) -> tuple[int, float, str, list[str]]:
+    """Start the app with *faults*, optionally leave a 30 s request in flight, send
+    *signals*; return the exit status, the time it took, the output and the events."""
     with faulty(tmp_path, faults) as server:
+        if slow_request:
+            with contextlib.suppress(httpx.ReadTimeout):
+                httpx.get(f"{server.base_url}/slow", params={"seconds": 30}, timeout=0.3)
         status, took = stop(server, *signals)
         return status, took, server.output(), [event for _, event in server.events()]
 
@@ -110,12 +116,9 @@ def test_sigint_twice_forces_but_still_stops_everything(tmp_path: Path) -> None:
     """1. a slow request and a stubborn worker; 2. SIGINT twice; 3. forced: exit within
     cancel_timeout + 1 s of the second; 4. the worker's cleanup and the app's own shutdown
     still ran (uvicorn alone skips lifespan shutdown on a second SIGINT)."""
-    with faulty(tmp_path, "swallow") as server, httpx.Client(timeout=30) as client:
-        with contextlib.suppress(httpx.ReadTimeout):
-            client.get(f"{server.base_url}/slow", params={"seconds": 30}, timeout=0.3)
-        status, took = stop(server, signal.SIGINT, signal.SIGINT)
-        output = server.output()
-        events = [event for _, event in server.events()]
+    status, took, output, events = run_fault(
+        tmp_path, "swallow", signal.SIGINT, signal.SIGINT, slow_request=True
+    )
     assert took < 0.2 + 1.5 + 1
     # asyncio.run waits forever for the abandoned task after uvicorn returns: the watchdog
     # ends the process, at the forced deadline.
@@ -129,12 +132,9 @@ def test_sigint_twice_forces_but_still_stops_everything(tmp_path: Path) -> None:
 def test_sigint_twice_without_stragglers_exits_cleanly(tmp_path: Path) -> None:
     """1. a slow request is in flight; 2. SIGINT twice; 3. the request is cancelled, the
     app's own shutdown runs, and the process exits by itself well before the grace period."""
-    with faulty(tmp_path, "") as server, httpx.Client() as client:
-        with contextlib.suppress(httpx.ReadTimeout):
-            client.get(f"{server.base_url}/slow", params={"seconds": 30}, timeout=0.3)
-        status, took = stop(server, signal.SIGINT, signal.SIGINT)
-        output = server.output()
-        events = [event for _, event in server.events()]
+    status, took, output, events = run_fault(
+        tmp_path, "", signal.SIGINT, signal.SIGINT, slow_request=True
+    )
     assert took < 0.2 + 1.5 + 1
     assert status != 70
     assert "asgi-supervisor watchdog" not in output

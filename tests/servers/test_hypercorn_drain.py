@@ -17,7 +17,7 @@ import pytest
 import websockets
 
 from tests.servers._process import ServerProcess
-from tests.servers.test_uvicorn_drain import events_named, wait_for_status
+from tests.servers.test_uvicorn_drain import wait_for_event, wait_for_status
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
@@ -39,8 +39,7 @@ async def test_hypercorn_drain_ordering(tmp_path: Path) -> None:
             websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws,
         ):
             slow = asyncio.create_task(client.get("/slow", params={"seconds": 2}))
-            while not events_named(server, "slow started"):
-                await asyncio.sleep(0.01)
+            await wait_for_event(server, "slow started")
             sent = server.signal(signal.SIGTERM)
             assert await wait_for_status(f"{server.base_url}/health/ready", 503, 1.0) - sent < 0.3
             async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as other:

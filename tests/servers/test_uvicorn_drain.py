@@ -28,6 +28,15 @@ def events_named(server: ServerProcess, name: str) -> list[float]:
     return [at for at, event in server.events() if event == name]
 
 
+async def wait_for_event(server: ServerProcess, name: str, within: float = 5.0) -> None:
+    """Wait, bounded, until the app has recorded *name*."""
+    deadline = time.monotonic() + within
+    while not events_named(server, name):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the app did not record {name!r} within {within} s")
+        await asyncio.sleep(0.01)
+
+
 async def wait_for_status(url: str, status: int, within: float) -> float:
     """Poll *url* until it answers *status*; return when it did (monotonic)."""
     deadline = time.monotonic() + within
@@ -69,8 +78,7 @@ async def test_closing_rejects_new_requests_and_the_slow_one_completes(tmp_path:
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
             slow = asyncio.create_task(client.get("/slow", params={"seconds": 3}))
-            while not events_named(server, "slow started"):
-                await asyncio.sleep(0.01)
+            await wait_for_event(server, "slow started")
             sent = server.signal(signal.SIGTERM)
             await asyncio.sleep(1.0)
             async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as late:
@@ -159,8 +167,7 @@ async def test_second_sigterm_forces_an_early_exit(tmp_path: Path) -> None:
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as client:
             slow = asyncio.create_task(client.get("/slow", params={"seconds": 30}))
-            while not events_named(server, "slow started"):
-                await asyncio.sleep(0.01)
+            await wait_for_event(server, "slow started")
             server.signal(signal.SIGTERM)
             await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.0)
             forced = server.signal(signal.SIGTERM)
