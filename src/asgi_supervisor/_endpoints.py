@@ -7,6 +7,7 @@ endpoints: with no token configured they answer loopback clients only; with one 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import ipaddress
 import json
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
+from .exceptions import NotRunningError
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -29,8 +31,14 @@ _READ = ("GET", "HEAD")
 class Endpoints:
     """The endpoint handlers of one supervisor, keyed by full path in `routes`."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        *,
+        request_ages: Callable[[], list[tuple[asyncio.Task[Any], float]]],
+    ) -> None:
         self._sup = supervisor
+        self._request_ages = request_ages
         prefix = supervisor.config.path_prefix
         token = supervisor.config.admin_token
         self._token = f"Bearer {token}".encode() if token is not None else None
@@ -90,7 +98,10 @@ class Endpoints:
     # -- health -----------------------------------------------------------------------------
 
     async def _live(self, scope: Scope) -> tuple[int, dict[str, Any]]:
-        # Answering at all proves the loop runs; liveness never follows draining.
+        # Answering at all proves the loop runs; liveness never follows draining, except once
+        # the shutdown ended and nothing will end the process: then it must be restarted.
+        if self._sup.is_lingering:
+            return 503, {"status": "stopped", "state": self._sup.state.value}
         return 200, {"status": "live", "state": self._sup.state.value}
 
     async def _ready(self, scope: Scope) -> tuple[int, dict[str, Any]]:
@@ -101,7 +112,7 @@ class Endpoints:
         return 200, {"status": "ready", "state": state}
 
     async def _startup(self, scope: Scope) -> tuple[int, dict[str, Any]]:
-        started = self._sup.lifecycle.entered(State.READY) is not None
+        started = self._sup.has_started
         state = self._sup.state.value
         if started:
             return 200, {"status": "started", "state": state}
@@ -115,13 +126,13 @@ class Endpoints:
         remaining = sup.deadline_remaining()
         body = {
             "state": sup.state.value,
-            "live": True,
+            "live": not sup.is_lingering,
             "ready": not reasons,
-            "started": sup.lifecycle.entered(State.READY) is not None,
+            "started": sup.has_started,
             "reasons": reasons,
             "checks": checks,
             "workers": workers,
-            "counts": sup.registry.counts(),
+            "counts": sup.counts(),
             "deadline_remaining": None if remaining is None else round(remaining, 3),
         }
         return (503 if reasons else 200), body
@@ -144,20 +155,19 @@ class Endpoints:
             query = TasksQuery.parse(scope.get("query_string", b""))
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        return 200, tasks_payload(self._sup, query)
+        return 200, tasks_payload(self._sup, query, self._request_ages())
 
     async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         sup = self._sup
-        if sup.shutdown is None:
-            return 503, {"error": "the lifespan has not started: nothing to drain yet"}
-        sup.begin_drain("drain endpoint")
-        # This request is not tracked, so the drain never waits for itself.
+        try:
+            sup.begin_drain("drain endpoint")
+        except NotRunningError:
+            return 503, {"error": "the lifespan is not running: nothing to drain"}
+        # This request is not counted, so the drain never waits for itself.
         await sup.wait_drained()
-        registry = sup.registry
-        shutdown = sup.shutdown
-        assert shutdown is not None
-        drained = not registry.requests and not registry.websockets
-        return 200, {"state": sup.state.value, "drained": drained, "report": shutdown.progress()}
+        counts = sup.counts()
+        drained = not counts["requests"] and not counts["websockets"]
+        return 200, {"state": sup.state.value, "drained": drained, "report": sup.drain_progress()}
 
 
 class _BadRequest(Exception):

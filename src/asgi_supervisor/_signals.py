@@ -108,6 +108,14 @@ class SignalChain:
             for sig in (signal.SIGTERM,)
         )
 
+    @property
+    def can_stop_server(self) -> bool:
+        """True when our handler is installed with a server's handler behind it for SIGTERM.
+
+        Then `forward` (SIGTERM) asks the server to shut down as it would on the signal.
+        """
+        return self.installed and not self.default_action
+
     def _handle(self, sig: int, frame: types.FrameType | None) -> None:
         # Runs in the main thread between two bytecodes, possibly inside the loop: hand the
         # signal to the loop, which is safe from any context. The loop may be blocked in sync
