@@ -96,10 +96,10 @@ class Checks:
         started = time.monotonic()
         stuck = self._stuck.get(check.name)
         if stuck is not None:
-            error = f"still running {started - stuck[1]:.1f} s after its timeout was cancelled"
-            logger.warning("check %r failed: %s", check.name, error, extra={"check": check.name})
+            why = f"still running {started - stuck[1]:.1f} s after its timeout was cancelled"
+            logger.warning("check %r failed: %s", check.name, why, extra={"check": check.name})
             return CheckResult(
-                name=check.name, ok=False, critical=check.critical, error=error, duration=0.0
+                name=check.name, ok=False, critical=check.critical, error=why, duration=0.0
             )
         task = asyncio.ensure_future(check.fn())
         # `wait`, not `wait_for`: a check that swallows cancellation must not hang the probe.
