@@ -134,7 +134,8 @@ def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorM
     if "cleanup_raises" in faults:
         supervisor.add_worker(cleanup_raises, name="cleanup-raises")
     if "crash_loop" in faults:
-        supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=3)
+        critical = "critical_shutdown" in faults
+        supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=3, critical=critical)
     if "slow_cleanup" in faults:
         supervisor.add_worker(slow_cleanup_worker, name="slow-cleanup")
     routes = [

@@ -15,7 +15,7 @@ from tests.apps import build
 # The library logs through `logging`; uvicorn configures only its own loggers.
 logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
 
-app = build(
-    Supervisor.from_env(),
-    {fault for fault in os.environ.get("TEST_FAULTS", "").split(",") if fault},
-)
+faults = {fault for fault in os.environ.get("TEST_FAULTS", "").split(",") if fault}
+# "critical_shutdown": a critical worker that gives up drains the process.
+policy = "shutdown" if "critical_shutdown" in faults else "unready"
+app = build(Supervisor.from_env(on_critical_failure=policy), faults)
