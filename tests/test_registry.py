@@ -83,5 +83,5 @@ async def test_endings_are_tallied_from_the_first_trigger_on() -> None:
     await _record(registry, late, Kind.WORKER)
     await asyncio.wait({late})
     await asyncio.sleep(0)
-    assert registry.endings == {Ending.COMPLETED: 1}
+    assert registry.endings == {Ending.COMPLETED: 1, Ending.FAILED: 0, Ending.CANCELLED: 0}
     assert len(registry.history) == 2

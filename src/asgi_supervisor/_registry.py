@@ -102,12 +102,13 @@ class Registry:
 
     __slots__ = (
         "_cancel_message",
+        "_ended",
         "_ids",
         "_records",
+        "_tally",
+        "_wall_offset",
         "_watcher",
         "_websockets",
-        "endings",
-        "history",
         "workers",
     )
 
@@ -117,9 +118,16 @@ class Registry:
         self._records: dict[asyncio.Task[Any], TaskRecord] = {}
         self.workers: list[TaskRecord] = []
         self._websockets: dict[asyncio.Task[Any], Any] = {}
-        self.history: collections.deque[FinishedTask] = collections.deque(maxlen=history_size)
-        # None until the first trigger: then how every worker and task ended, by ending.
-        self.endings: collections.Counter[Ending] | None = None
+        # Raw (record, ending, detail, monotonic end) tuples: ten thousand tasks end at once in
+        # a shutdown, and a plain tuple is the cheapest thing to keep; `history` dresses them.
+        self._ended: collections.deque[tuple[TaskRecord, int, str | None, float]] = (
+            collections.deque(maxlen=history_size)
+        )
+        self._wall_offset = time.time() - time.monotonic()
+        # None until the first trigger: then how many workers and tasks ended, by ending. A
+        # list indexed like `_ENDINGS` rather than a dict keyed by the enum: enum hashing is
+        # slow, and this runs once per task in a shutdown.
+        self._tally: list[int] | None = None
         # Set while the shutdown stops everything (see `stopping_all`).
         self._watcher: Callable[[asyncio.Task[Any]], None] | None = None
         self._cancel_message: str | None = None
@@ -153,8 +161,8 @@ class Registry:
 
     def begin_tally(self) -> None:
         """From now on count how every tracked task ends, for the shutdown report."""
-        if self.endings is None:
-            self.endings = collections.Counter()
+        if self._tally is None:
+            self._tally = [0, 0, 0]
 
     def stopping_all(
         self, message: str, watcher: Callable[[asyncio.Task[Any]], None] | None
@@ -169,6 +177,29 @@ class Registry:
         self._watcher = watcher
 
     # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def endings(self) -> dict[Ending, int]:
+        """How many workers and tasks ended each way since the first trigger (none before)."""
+        if self._tally is None:
+            return {}
+        return dict(zip(_ENDINGS, self._tally, strict=True))
+
+    @property
+    def history(self) -> list[FinishedTask]:
+        """The last ``history_size`` workers and tasks that ended, oldest first."""
+        return [
+            FinishedTask(
+                r.id,
+                r.name,
+                r.kind,
+                _ENDINGS[ending],
+                detail,
+                end - r.started,
+                end + self._wall_offset,
+            )
+            for r, ending, detail, end in self._ended
+        ]
 
     @property
     def records(self) -> dict[asyncio.Task[Any], TaskRecord]:
@@ -207,17 +238,17 @@ class Registry:
         if task.cancelled():
             if record.kind is Kind.WORKER:
                 record.state = "stopped"
-            self._finish(record, Ending.CANCELLED, self._cancel_message or _cancel_reason(task))
+            self._finish(record, _CANCELLED, self._cancel_message or _cancel_reason(task))
         else:
-            self._ended(task, record)
+            self._returned_or_failed(task, record)
         if self._watcher is not None:
             self._watcher(task)
 
-    def _ended(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
+    def _returned_or_failed(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
         exc = task.exception()
         if exc is None:
             detail = record.state if record.kind is Kind.WORKER else None
-            self._finish(record, Ending.COMPLETED, detail)
+            self._finish(record, _COMPLETED, detail)
             return
         record.last_error = f"{type(exc).__name__}: {exc}"
         if record.kind is Kind.WORKER:
@@ -231,23 +262,17 @@ class Registry:
                 exc_info=exc,
                 extra={"task": record.name, "task_id": record.id},
             )
-        self._finish(record, Ending.FAILED, record.last_error)
+        self._finish(record, _FAILED, record.last_error)
 
-    def _finish(self, record: TaskRecord, ending: Ending, detail: str | None) -> None:
-        if self.endings is not None:
-            self.endings[ending] += 1
-        if self.history.maxlen:
-            self.history.append(
-                FinishedTask(
-                    record.id,
-                    record.name,
-                    record.kind,
-                    ending,
-                    detail,
-                    time.monotonic() - record.started,
-                    time.time(),
-                )
-            )
+    def _finish(self, record: TaskRecord, ending: int, detail: str | None) -> None:
+        if self._tally is not None:
+            self._tally[ending] += 1
+        self._ended.append((record, ending, detail, time.monotonic()))
+
+
+# Endings as indexes into the tally and the raw history (see `Registry.__init__`).
+_COMPLETED, _FAILED, _CANCELLED = 0, 1, 2
+_ENDINGS = (Ending.COMPLETED, Ending.FAILED, Ending.CANCELLED)
 
 
 def _cancel_reason(task: asyncio.Task[Any]) -> str | None:

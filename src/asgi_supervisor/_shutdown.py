@@ -288,7 +288,7 @@ class Shutdown:
             elif task not in closes:
                 kind = Kind.REQUEST if task in requests else Kind.WEBSOCKET
                 abandoned.append(AbandonedTask.of(task, id(task), task.get_name(), kind.value))
-        endings = registry.endings or collections.Counter()
+        endings = registry.endings
         return ShutdownReport(
             trigger=self.trigger_name or "unknown",
             forced=deadline.forced,
@@ -300,9 +300,9 @@ class Shutdown:
             requests_cancelled_count=self._requests.cancelled_count,
             websockets_closed=dict(self._websockets_closed),
             websockets_cancelled_count=sum(1 for task in websockets if task in outcome.done),
-            tasks_finished_count=endings[Ending.COMPLETED],
-            tasks_cancelled_count=endings[Ending.CANCELLED],
-            tasks_failed_count=endings[Ending.FAILED],
+            tasks_finished_count=endings.get(Ending.COMPLETED, 0),
+            tasks_cancelled_count=endings.get(Ending.CANCELLED, 0),
+            tasks_failed_count=endings.get(Ending.FAILED, 0),
             cut_short=tuple(sorted(task.get_name() for task in outcome.cut_short & tracked)),
             abandoned=tuple(abandoned),
         )
