@@ -59,7 +59,9 @@ class SupervisorMiddleware:
     def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
         self.app = app
         self.supervisor = supervisor
-        self._routes = Endpoints(supervisor).routes
+        # admin-auth: the endpoints own the local admin token, which lives with the lifespan.
+        self._endpoints = Endpoints(supervisor)
+        self._routes = self._endpoints.routes
         # Held directly: both live as long as the supervisor (reset in place).
         self._lifecycle = supervisor.lifecycle
         self._requests = supervisor.registry.requests
@@ -111,6 +113,7 @@ class SupervisorMiddleware:
         elif scope["type"] == "lifespan":
             self._loop = asyncio.get_running_loop()
             self._tick()
+            self._endpoints.local_tokens.start()  # admin-auth: write the local token file
             try:
                 await run_lifespan(self.app, self.supervisor, scope, receive, send)
             finally:
@@ -118,6 +121,7 @@ class SupervisorMiddleware:
                     self._ticker.cancel()
                     self._ticker = None
                 self.now = 0.0
+                await self._endpoints.local_tokens.aclose()  # admin-auth: the last removes it
         else:
             await self.app(scope, receive, send)
 
