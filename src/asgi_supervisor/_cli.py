@@ -21,6 +21,7 @@ configuration. The local token is never sent to any other host.
 from __future__ import annotations
 
 import argparse
+import http.client
 import ipaddress
 import json
 import os
@@ -135,9 +136,13 @@ def _send(url: str, method: str, token: str | None, timeout: float) -> tuple[int
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
         raise _Failure(UNREACHABLE, f"cannot reach {url}: {reason}") from None
-    except ValueError as error:
-        # http.client refuses control characters in the URL or a header value.
+    except (ValueError, http.client.InvalidURL) as error:
+        # http.client refuses control characters in the URL or in a header value.
         raise _Failure(USAGE, f"cannot send a request to {url!r}: {error}") from None
+    except http.client.HTTPException as error:
+        raise _Failure(
+            UNEXPECTED, f"{url} answered something that is not HTTP: {error!r}"
+        ) from None
 
 
 def _explicit_token(args: argparse.Namespace) -> tuple[str | None, str]:

@@ -66,26 +66,28 @@ def test_spoofed_forwarding_headers_and_browsers_are_refused(tmp_path: Path) -> 
     or a cross-site Sec-Fetch-Site gets 403; 3. GET /drain gets 405 with Allow: POST; 4. the
     service is still ready; 5. the token itself works."""
     args = ("--proxy-headers", "--forwarded-allow-ips", "*")
-    with ServerProcess(APP, tmp_path=tmp_path, args=args) as server:
+    with (
+        ServerProcess(APP, tmp_path=tmp_path, args=args) as server,
+        httpx.Client(base_url=server.base_url, timeout=5.0) as client,
+    ):
+        spoofed = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}
+        assert client.get("/tasks", headers=spoofed).status_code == 401
+        assert client.post("/drain", headers=spoofed).status_code == 401
         token = server.admin_headers()
-        with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-            spoofed = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}
-            assert client.get("/tasks", headers=spoofed).status_code == 401
-            assert client.post("/drain", headers=spoofed).status_code == 401
-            for browser in (
-                {"Origin": "http://evil.example"},
-                {"Origin": server.base_url},
-                {"Sec-Fetch-Site": "cross-site"},
-            ):
-                refused = client.post("/drain", headers={**token, **browser})
-                assert refused.status_code == 403, browser
-                assert "browsers" in refused.json()["error"]
-            for method in ("GET", "HEAD"):
-                wrong = client.request(method, "/drain", headers=token)
-                assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
-            assert "use POST" in client.get("/drain", headers=token).json()["error"]
-            assert_still_ready(server)
-            assert client.get("/tasks", headers=token).status_code == 200
+        for browser in (
+            {"Origin": "http://evil.example"},
+            {"Origin": server.base_url},
+            {"Sec-Fetch-Site": "cross-site"},
+        ):
+            refused = client.post("/drain", headers={**token, **browser})
+            assert refused.status_code == 403, browser
+            assert "browsers" in refused.json()["error"]
+        for method in ("GET", "HEAD"):
+            wrong = client.request(method, "/drain", headers=token)
+            assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+        assert "use POST" in client.get("/drain", headers=token).json()["error"]
+        assert_still_ready(server)
+        assert client.get("/tasks", headers=token).status_code == 200
 
 
 def test_workers_of_one_server_share_one_token_and_leave_no_file(tmp_path: Path) -> None:
