@@ -13,12 +13,16 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
+from starlette.applications import Starlette
 
+from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._listening import listening_inodes, listening_ports
 from asgi_supervisor._local_token import LocalTokens, find_token
 from asgi_supervisor._runtime_dir import RuntimeDirError, candidates, open_private
 from asgi_supervisor._token_file import acquire, read_token, release
+from tests.conftest import quiet_supervisor
 
 PORT = 8123
 
@@ -257,3 +261,26 @@ async def test_local_tokens_refresh_on_demand_and_log_an_unsafe_directory(
     assert len(errors) == 1
     assert "has mode 0755" in errors[0]
     assert "accept only the configured admin_token" in errors[0]
+
+
+async def test_an_admin_request_writes_the_token_the_command_then_reads(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No look has run yet (the server bound late): 1. a request without a token gets 401,
+    and by then the file of the listening port exists; 2. the command's retry with the
+    token from that file gets 200."""
+    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(run_dir))
+    app = SupervisorMiddleware(Starlette(), supervisor=quiet_supervisor(local_token=True))
+    transport = httpx.ASGITransport(app)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/tasks")).status_code == 401
+            found = find_token(port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+            assert found.token is not None
+            headers = {"Authorization": f"Bearer {found.token}"}
+            assert (await client.get("/tasks", headers=headers)).status_code == 200
+        await app._endpoints.local_tokens.aclose()
+    assert not (run_dir / f"port-{port}.token").exists()

@@ -77,12 +77,13 @@ class AdminAuth:
                 token = bearer_token(value)
                 if token is not None:
                     credentials.append(token)
-        if not credentials:
-            return self._unauthorized
         local = self._local
         if not local.tokens:
-            # The server may have bound its socket since our last look.
+            # The server may have bound its socket since our last look. Even a caller with
+            # no token waits for it: the command reads the file it writes, and asks again.
             await local.refresh()
+        if not credentials:
+            return self._unauthorized
         expected = [*local.tokens]
         if self._admin_token is not None:
             expected.append(self._admin_token)

@@ -64,6 +64,7 @@ class LocalTokens:
         self._task: asyncio.Task[None] | None = None
         self._next_refresh = 0.0
         self._broken = False
+        self._closed = False
 
     @property
     def directory(self) -> Path | None:
@@ -72,6 +73,7 @@ class LocalTokens:
 
     def start(self) -> None:
         """Look for the listening ports now and on the schedule; call it in the loop."""
+        self._closed = False
         if self._dir is None or self._broken:
             return
         self._schedule(_FIRST_DELAY)
@@ -82,7 +84,7 @@ class LocalTokens:
         Returns the look in progress (a thread: ``/proc`` reads and a few file operations,
         bounded by a 2 s lock timeout), or None when no look is due.
         """
-        if self.tokens or self._dir is None or self._broken:
+        if self.tokens or self._dir is None or self._broken or self._closed:
             return None
         if self._task is not None:
             return self._task
@@ -99,7 +101,11 @@ class LocalTokens:
             await asyncio.shield(task)
 
     async def aclose(self) -> None:
-        """Stop looking, and leave every token file (the last user deletes it)."""
+        """Stop looking, and leave every token file (the last user deletes it).
+
+        Waits for a look in progress; then blocks briefly (the lock, at most 2 s).
+        """
+        self._closed = True  # no new look may start while the files are left
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -140,7 +146,7 @@ class LocalTokens:
         known = set(self._ports)
         try:
             await asyncio.to_thread(self._join_new_ports)
-        except (OSError, TimeoutError) as exc:
+        except OSError as exc:  # TimeoutError (the lock) included
             # An unsafe directory stays unsafe: stop looking. Anything else may pass.
             self._broken = isinstance(exc, RuntimeDirError)
             logger.error(
