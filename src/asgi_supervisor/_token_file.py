@@ -21,13 +21,17 @@ Every function here blocks briefly (file I/O, a lock held for microseconds by ot
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import time
 from collections.abc import Iterator
 
 from ._runtime_dir import check_private
+
+try:
+    import fcntl
+except ImportError:  # Windows: no local token (there is no /proc to find the port either)
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["acquire", "read_token", "release", "token_name"]
 
@@ -175,6 +179,8 @@ def _start_time(pid: int) -> str | None:
 
 @contextlib.contextmanager
 def _locked(dir_fd: int, port: int) -> Iterator[None]:
+    if fcntl is None:
+        raise OSError("file locks (fcntl) are not available on this platform")
     deadline = time.monotonic() + _LOCK_TIMEOUT
     name = _lock_name(port)
     while True:
