@@ -11,13 +11,15 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 
 
 def quiet_supervisor(**settings: Any) -> Supervisor:
-    """A supervisor for in-process tests: no signal handlers, no watchdog, short deadlines."""
+    """A supervisor for in-process tests: no signal handlers, no watchdog, short deadlines,
+    and no local token file (pytest's own listening sockets must not get one)."""
     defaults: dict[str, Any] = {
         "grace_period": 3.0,
         "cancel_timeout": 1.0,
         "shutdown_delay": 0.0,
         "handle_signals": False,
         "watchdog": False,
+        "local_token": False,
     }
     return Supervisor(**{**defaults, **settings})
 

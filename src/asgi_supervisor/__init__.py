@@ -6,7 +6,10 @@ Layout, from the bottom up (each layer imports only those below it):
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
 * the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
   ``_supervisor``, which ties them together;
-* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``;
+* the local admin token, stdlib only and shared with the command line: ``_listening``,
+  ``_runtime_dir``, ``_token_file`` and ``_local_token``;
+* the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_lifespan`` and
+  ``_middleware``;
 * public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
 """
 

@@ -42,6 +42,7 @@ class Config:
     retry_after: int = 5
     handle_signals: bool = True
     admin_token: str | None = None
+    local_token: bool = True
     path_prefix: str = ""
     watchdog: bool = True
     watchdog_delay: float = 0.5
@@ -91,8 +92,10 @@ class Config:
         _integer("history_size", self.history_size)
         if self.history_size < 0:
             raise ValueError(f"history_size={self.history_size!r} must be 0 or more.")
-        if self.admin_token is not None and not self.admin_token.strip():
-            raise ValueError("admin_token is empty; pass None to allow loopback clients only.")
+        if self.admin_token is not None:
+            # A secret mounted from a file usually ends in a newline: that must not lock
+            # every caller out, so surrounding whitespace is not part of the token.
+            object.__setattr__(self, "admin_token", _admin_token(self.admin_token))
         prefix = self.path_prefix
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(
@@ -129,6 +132,12 @@ class Config:
 def _parse(name: str, annotation: str, raw: str) -> object:
     variable = _ENV_PREFIX + name.upper()
     text = raw.strip()
+    if name == "admin_token" and not text:
+        # Most likely a secret that came out empty: refuse rather than run without it.
+        raise ValueError(
+            f"{variable} is set but empty; set it to the token, or unset it (or set it to "
+            "'none') to allow only callers that hold the local token file."
+        )
     if "None" in annotation and text.lower() in ("", "none"):
         return None
     try:
@@ -152,6 +161,26 @@ def _parse(name: str, annotation: str, raw: str) -> object:
 
 
 _EXAMPLES = {"bool": "'true' or 'false'", "float": "'25.0'", "int": "'5'"}
+
+
+def _admin_token(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"admin_token must be a str or None, not {type(value).__name__}.")
+    token = value.strip()
+    if not token:
+        raise ValueError(
+            "admin_token is empty (or only whitespace); set it to a secret such as the output "
+            "of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it "
+            "unset to allow only callers that hold the local token file."
+        )
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ValueError(
+            f"admin_token contains {bad!r}, which cannot be sent in an HTTP Authorization "
+            "header as a bearer token; use visible ASCII characters only (letters, digits "
+            "and punctuation, no spaces), such as the output of secrets.token_urlsafe()."
+        )
+    return token
 
 
 def _positive(name: str, value: float) -> None:

@@ -1,19 +1,21 @@
 """The HTTP endpoints the middleware answers itself: health, tasks and drain.
 
 Health endpoints are public and say only names and states. `/tasks` and `/drain` are admin
-endpoints: with no token configured they answer loopback clients only; with one they want
-``Authorization: Bearer <token>``, compared in constant time.
+endpoints: they want ``Authorization: Bearer <token>`` with the local token or the configured
+``admin_token``, and refuse browsers (see `_admin_auth`). `/drain` changes state, so it
+answers ``POST`` only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._admin_auth import AdminAuth
+from ._local_token import LocalTokens
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
 from .exceptions import NotRunningError
@@ -29,7 +31,11 @@ _READ = ("GET", "HEAD")
 
 
 class Endpoints:
-    """The endpoint handlers of one supervisor, keyed by full path in `routes`."""
+    """The endpoint handlers of one supervisor, keyed by full path in `routes`.
+
+    `local_tokens` must be started in the lifespan's loop and closed at its end (the
+    middleware does it), so the local token file exists while the server listens.
+    """
 
     def __init__(
         self,
@@ -39,16 +45,17 @@ class Endpoints:
     ) -> None:
         self._sup = supervisor
         self._request_ages = request_ages
-        prefix = supervisor.config.path_prefix
-        token = supervisor.config.admin_token
-        self._token = f"Bearer {token}".encode() if token is not None else None
+        config = supervisor.config
+        prefix = config.path_prefix
+        self.local_tokens = LocalTokens(environ=os.environ, enabled=config.local_token)
+        self._auth = AdminAuth(config.admin_token, self.local_tokens)
         self.routes: dict[str, Handler] = {
             f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
             f"{prefix}/health/ready": self._guard(_READ, admin=False, fn=self._ready),
             f"{prefix}/health/startup": self._guard(_READ, admin=False, fn=self._startup),
             f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
             f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
-            f"{prefix}/drain": self._guard(("GET", "HEAD", "POST"), admin=True, fn=self._drain),
+            f"{prefix}/drain": self._guard(("POST",), admin=True, fn=self._drain),
         }
 
     def _guard(
@@ -58,18 +65,23 @@ class Endpoints:
         admin: bool,
         fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any]]]],
     ) -> Handler:
-        allow = ", ".join(methods).encode()
+        allowed = ", ".join(methods)
+        allow = allowed.encode()
 
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["method"] not in methods:
-                error = {"error": f"method {scope['method']} is not allowed here"}
+                error = {"error": f"method {scope['method']} is not allowed here; use {allowed}"}
                 await _respond(send, scope, 405, error, [(b"allow", allow)])
                 return
             if admin:
-                refusal = self._authorize(scope)
+                refusal = await self._auth.refusal(scope)
                 if refusal is not None:
                     await _respond(send, scope, *refusal)
                     return
+            elif not self.local_tokens.tokens:
+                # A probe may come before the server's socket was seen: look again, in the
+                # background, as a probe must not wait for it.
+                self.local_tokens.refresh_soon()
             try:
                 status, body = await fn(scope)
             except _BadRequest as exc:
@@ -77,23 +89,6 @@ class Endpoints:
             await _respond(send, scope, status, body)
 
         return handle
-
-    def _authorize(
-        self, scope: Scope
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]] | None:
-        if self._token is None:
-            if _is_loopback(scope.get("client")):
-                return None
-            return (
-                403,
-                {"error": "admin endpoints answer loopback clients only without a token"},
-                [],
-            )
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization" and hmac.compare_digest(value, self._token):
-                return None
-        challenge = [(b"www-authenticate", b'Bearer realm="asgi-supervisor"')]
-        return 401, {"error": "a valid bearer token is required"}, challenge
 
     # -- health -----------------------------------------------------------------------------
 
@@ -172,19 +167,6 @@ class Endpoints:
 
 class _BadRequest(Exception):
     pass
-
-
-def _is_loopback(client: object) -> bool:
-    if client is None:
-        return True  # a unix socket: only local processes can connect
-    try:
-        host = client[0]  # type: ignore[index]
-        address = ipaddress.ip_address(host)
-    except (TypeError, ValueError, IndexError, KeyError):
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 async def _respond(

@@ -60,7 +60,9 @@ class SupervisorMiddleware:
     def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
         self.app = app
         self.supervisor = supervisor
-        self._routes = Endpoints(supervisor, request_ages=self.request_ages).routes
+        # The endpoints own the local admin token, which lives as long as the lifespan.
+        self._endpoints = Endpoints(supervisor, request_ages=self.request_ages)
+        self._routes = self._endpoints.routes
         # What requests need of the lifespan this instance runs; None outside one.
         self._run: Run | None = None
         self._requests: RequestCount | None = None
@@ -121,7 +123,11 @@ class SupervisorMiddleware:
             bridge = LifespanBridge(
                 self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
             )
-            await bridge(scope)
+            self._endpoints.local_tokens.start()  # write the local token file
+            try:
+                await bridge(scope)
+            finally:
+                await self._endpoints.local_tokens.aclose()  # the last user removes it
         else:
             await self.app(scope, receive, send)
 

@@ -51,7 +51,8 @@ class Supervisor:
         websocket_close_code, websocket_close_reason: the close frame sent to websockets.
         retry_after: the ``Retry-After`` seconds on 503 answers while closing.
         handle_signals: chain SIGTERM/SIGINT handlers onto the server's own.
-        admin_token: bearer token for /tasks and /drain; without one, only loopback clients.
+        admin_token: bearer token for /tasks and /drain from other hosts; without one, only
+            callers holding the local token file (see README, "Admin access").
         path_prefix: where the endpoints live, like ``"/_ops"``.
         watchdog: end the process if it is still alive after the deadline plus
             ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).

@@ -55,6 +55,8 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
         self.log_path = tmp_path / f"server-{self.port}.log"
+        # Each server writes its local admin token under the test's own directory.
+        self.runtime_dir = tmp_path / f"run-{self.port}"
         if server == "uvicorn":
             command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
             command += ["--port", str(self.port), "--log-level", "info", *args]
@@ -72,6 +74,7 @@ class ServerProcess:
             "ASGI_SUPERVISOR_GRACE_PERIOD": "6",
             "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0",
             "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "2",
+            "ASGI_SUPERVISOR_RUNTIME_DIR": str(self.runtime_dir),
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -130,6 +133,25 @@ class ServerProcess:
         """
         assert self.process is not None
         return self.process.wait(timeout=timeout)
+
+    @property
+    def token_path(self) -> Path:
+        """The local admin token file of this server's port."""
+        runtime_dir = Path(self.env.get("ASGI_SUPERVISOR_RUNTIME_DIR") or self.runtime_dir)
+        return runtime_dir / f"port-{self.port}.token"
+
+    def admin_headers(self, timeout: float = 10.0) -> dict[str, str]:
+        """An Authorization header with the local admin token, once the server wrote it.
+
+        Raises:
+            TimeoutError: no token file within *timeout* seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.token_path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {self.token_path} within {timeout} s:\n{self.output()}")
+            time.sleep(0.05)
+        return {"Authorization": f"Bearer {self.token_path.read_text().strip()}"}
 
     def output(self) -> str:
         """What the server printed so far."""

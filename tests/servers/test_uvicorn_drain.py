@@ -192,12 +192,13 @@ async def test_app_shutdown_runs_after_the_workers_stopped(tmp_path: Path) -> No
 
 
 async def test_drain_endpoint_then_sigterm_is_the_kubernetes_prestop_flow(tmp_path: Path) -> None:
-    """1. GET /drain (preStop) answers once drained; 2. SIGTERM then exits promptly."""
+    """1. POST /drain (preStop) answers once drained; 2. SIGTERM then exits promptly."""
     env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0.5"}
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+            headers = server.admin_headers()
             started = time.monotonic()
-            response = await client.get("/drain")
+            response = await client.post("/drain", headers=headers)
             assert time.monotonic() - started >= 0.5
             assert response.status_code == 200
             body = response.json()
@@ -272,7 +273,8 @@ async def test_a_drain_that_cannot_end_the_process_fails_liveness(tmp_path: Path
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
             assert (await client.get("/health/live")).status_code == 200
-            assert (await client.post("/drain")).status_code == 200
+            drain = await client.post("/drain", headers=server.admin_headers())
+            assert drain.status_code == 200
             await wait_for_status(f"{server.base_url}/health/live", 503, within=8)
             live = (await client.get("/health/live")).json()
         assert live == {"status": "stopped", "state": "stopped"}
