@@ -4,8 +4,8 @@ Layout, from the bottom up (each layer imports only those below it):
 
 * the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
-* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
-  ``_supervisor``, which ties them together;
+* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_looplag``,
+  ``_logs``, ``_shutdown`` and ``_supervisor``, which ties them together;
 * the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``;
 * public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
 """
@@ -13,6 +13,7 @@ Layout, from the bottom up (each layer imports only those below it):
 from __future__ import annotations
 
 from ._config import Config
+from ._looplag import LoopLagStats
 from ._middleware import SupervisorMiddleware
 from ._registry import Kind
 from ._report import AbandonedTask, Phase, ShutdownReport
@@ -30,6 +31,7 @@ __all__ = [
     "AbandonedTask",
     "Config",
     "Kind",
+    "LoopLagStats",
     "NotRunningError",
     "Phase",
     "Restart",

@@ -75,6 +75,9 @@ class _Lifespan:
             self._sup.begin_startup()
         elif kind == "lifespan.shutdown":
             await self._stop()
+            # issue 13: the app's own shutdown may block in sync cleanup; nobody is served
+            # any more, so that is no stall to report.
+            self._sup.loop_lag.stop()
         return message
 
     async def send(self, message: Message) -> None:

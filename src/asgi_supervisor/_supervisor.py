@@ -10,6 +10,8 @@ from typing import Any, TypeVar, overload
 
 from ._checks import CheckResult, Checks
 from ._config import Config
+from ._logs import show_logs_through_server
+from ._looplag import LoopLagMonitor
 from ._registry import Kind, Registry, TaskRecord
 from ._report import ShutdownReport
 from ._shutdown import Shutdown
@@ -55,6 +57,8 @@ class Supervisor:
         path_prefix: where the endpoints live, like ``"/_ops"``.
         watchdog: end the process if it is still alive after the deadline plus
             ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).
+        loop_lag_threshold: log the code holding the event loop when it stalls for longer
+            than this many seconds (None: off); counts are in ``supervisor.loop_lag.stats()``.
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
 
@@ -84,6 +88,8 @@ class Supervisor:
         # the middleware holds them directly, to keep the per-request path short.
         self.registry = Registry(self.config.history_size)
         self.lifecycle = Lifecycle()
+        # issue 13: loop-lag detection; its counts span every lifespan of this supervisor.
+        self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
         self._reset()
 
     def _reset(self) -> None:
@@ -335,6 +341,10 @@ class Supervisor:
         if failure is not None:
             await self.stop_after_failed_startup()
             raise failure
+        # issue 13: now that the server and the app's startup have configured logging (or
+        # not), make our records show; then watch the loop while it serves.
+        show_logs_through_server()
+        self.loop_lag.start(loop)
         if self.lifecycle.advance(State.READY):
             logger.info("ready", extra={"state": "ready", "workers": len(self._specs)})
 
