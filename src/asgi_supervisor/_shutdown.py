@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._cancel import CANCEL_MESSAGE, cancel_and_wait
+from ._logs import describe_report
 from ._registry import Kind
 from ._report import AbandonedTask, Phase, ShutdownReport
 from ._signals import SignalChain
@@ -349,7 +350,10 @@ class Shutdown:
                 task.where,
                 extra={"task": task.name, "where": task.where},
             )
-        logger.log(level, "shutdown report: %s", summary, extra={"report": summary})
+        # issue 13: one readable line; the whole dict stays in `report` for JSON logs.
+        logger.log(
+            level, "shutdown report: %s", describe_report(summary), extra={"report": summary}
+        )
 
 
 def _resist_cancellation() -> None:
