@@ -4,10 +4,10 @@ Tools like aiomonitor measure loop lag: how late the loop runs a callback that w
 it is late by half a second, every request waits that long, and the operator's question is
 "what was it doing?". Only another thread can answer while the loop is stuck, so:
 
-* the loop runs a heartbeat, `_beat`, every ``threshold / 2`` seconds. It stores when the next
-  beat is due and, when a beat runs more than ``threshold`` late, appends the stall's start and
-  end to a deque. It takes no lock (``deque.append`` and attribute stores are atomic), and
-  costs one timer callback per interval;
+* the loop runs a heartbeat, `_Heartbeat.beat`, every ``threshold / 2`` seconds. It stores
+  when the next beat is due and, when a beat runs more than ``threshold`` late, appends the
+  stall's start and end to a deque. It takes no lock (``deque.append`` and attribute stores
+  are atomic), and costs one timer callback per interval;
 * a daemon thread wakes every ``threshold / 4`` seconds. When the next beat is overdue by more
   than ``threshold``, the loop is stuck right now: it samples the loop thread's stack with
   ``sys._current_frames()``, walks out to the innermost frame of user code, reads the task the
@@ -25,13 +25,11 @@ import asyncio
 import collections
 import dataclasses
 import logging
-import math
 import sys
 import threading
 import time
 import traceback
 import types
-from collections.abc import Callable
 from typing import Any
 
 from ._stacks import describe_frame, is_user_code
@@ -80,6 +78,42 @@ class _Sample:
     stack: list[str]
 
 
+class _Heartbeat:
+    """The loop's side of one run: a callback every *interval* seconds noting when the next
+    is due, and each beat that came more than *limit* seconds late.
+
+    The watcher thread reads `due` and pops `ended`; the loop never waits for it (a float
+    store and ``deque.append`` are atomic). A run's heartbeat, event and thread are its own,
+    so a thread that outlives `LoopLagMonitor.stop` can never read a later run's beats.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float, limit: float) -> None:
+        self.loop = loop
+        self.loop_thread_id = threading.get_ident()
+        self.stopped = threading.Event()
+        self.stopped_at = 0.0
+        self.ended: collections.deque[tuple[float, float]] = collections.deque()
+        self._interval = interval
+        self._limit = limit
+        self._call_later = loop.call_later
+        self.due = time.monotonic() + interval
+        self._handle = self._call_later(interval, self.beat)
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now - self.due > self._limit:
+            self.ended.append((self.due, now))
+        self.due = now + self._interval
+        self._handle = self._call_later(self._interval, self.beat)
+
+    def stop(self) -> None:
+        """Called from the loop: no beat after this, and the thread may end."""
+        self._handle.cancel()
+        # The loop is running this very call: any stall the thread caught is over by now.
+        self.stopped_at = time.monotonic()
+        self.stopped.set()
+
+
 class LoopLagMonitor:
     """Logs the code that holds the event loop for longer than *threshold* seconds.
 
@@ -101,18 +135,10 @@ class LoopLagMonitor:
     def __init__(self, threshold: float | None) -> None:
         self.threshold = threshold
         self._stats = LoopLagStats(threshold=threshold)
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # Only watcher threads take it, to count a stall: the loop's side takes no lock.
+        self._stats_lock = threading.Lock()
+        self._heartbeat: _Heartbeat | None = None
         self._thread: threading.Thread | None = None
-        self._handle: asyncio.TimerHandle | None = None
-        self._stopped = threading.Event()
-        self._stopped_at = 0.0
-        self._loop_thread_id = 0
-        self._limit = math.inf if threshold is None else threshold
-        self._interval = self._limit / 2
-        self._call_later: Callable[..., asyncio.TimerHandle] | None = None
-        # Written by the loop thread, read by the watcher: plain stores, no lock.
-        self._due = 0.0
-        self._ended: collections.deque[tuple[float, float]] = collections.deque()
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -135,15 +161,10 @@ class LoopLagMonitor:
         """
         if self.threshold is None or self._thread is not None:
             return
-        self._loop = loop
-        self._loop_thread_id = threading.get_ident()
-        self._call_later = loop.call_later
-        self._ended.clear()
-        self._stopped.clear()
-        self._due = time.monotonic() + self._interval
-        self._handle = self._call_later(self._interval, self._beat)
+        heartbeat = _Heartbeat(loop, self.threshold / 2, self.threshold)
+        self._heartbeat = heartbeat
         self._thread = threading.Thread(
-            target=self._watch, name="asgi-supervisor-loop-lag", daemon=True
+            target=self._watch, args=(heartbeat,), name="asgi-supervisor-loop-lag", daemon=True
         )
         self._thread.start()
 
@@ -153,77 +174,45 @@ class LoopLagMonitor:
         Waits at most a second for the thread to end: a thread still busy writing a log line
         is a daemon and cannot keep the process alive.
         """
-        thread = self._thread
-        if thread is None:
+        thread, heartbeat = self._thread, self._heartbeat
+        if thread is None or heartbeat is None:
             return
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
-        # The loop is running this very call: any stall the thread caught is over by now.
-        self._stopped_at = time.monotonic()
-        self._stopped.set()
+        heartbeat.stop()
         thread.join(_JOIN_TIMEOUT)
-        self._thread = None
+        self._thread = self._heartbeat = None
 
-    # -- the loop's side --------------------------------------------------------------------
+    # -- the watcher thread -----------------------------------------------------------------
 
-    def _beat(self) -> None:
-        now = time.monotonic()
-        if now - self._due > self._limit:
-            self._ended.append((self._due, now))
-        self._due = now + self._interval
-        assert self._call_later is not None  # set by start() before the first beat
-        self._handle = self._call_later(self._interval, self._beat)
-
-    # -- the watcher thread's side ----------------------------------------------------------
-
-    def _watch(self) -> None:
-        assert self._loop is not None  # set by start() before the thread
-        threshold, loop = self._limit, self._loop
+    def _watch(self, heartbeat: _Heartbeat) -> None:
+        assert self.threshold is not None  # start() runs no thread otherwise
+        threshold, loop = self.threshold, heartbeat.loop
         caught: _Sample | None = None
-        while not self._stopped.wait(threshold / 4):
+        while not heartbeat.stopped.wait(threshold / 4):
             if loop.is_closed():
                 return
-            caught = self._report_ended(caught)
-            due = self._due
+            caught = self._report_ended(heartbeat, caught)
+            due = heartbeat.due
             # A loop that is not running is stopped, not stuck (asyncio.run tearing down).
             if caught is None and time.monotonic() - due > threshold and loop.is_running():
-                sample = self._sample(due)
+                sample = _sample(heartbeat, due)
                 # Scenario: the loop got going again between our check and the sample; then
                 # the stack shows whatever runs now, which is not the culprit.
-                if sample is not None and self._due == due:
+                if sample is not None and heartbeat.due == due:
                     caught = sample
                     self._log_caught(sample, time.monotonic() - due)
-        caught = self._report_ended(caught)
+        caught = self._report_ended(heartbeat, caught)
         if caught is not None:
-            self._end_stall(caught.due, self._stopped_at, caught)
+            self._end_stall(caught.due, heartbeat.stopped_at, caught)
 
-    def _report_ended(self, caught: _Sample | None) -> _Sample | None:
+    def _report_ended(self, heartbeat: _Heartbeat, caught: _Sample | None) -> _Sample | None:
         """Log and count the stalls the beat saw end; return *caught* unless it ended."""
-        while self._ended:
-            due, ended_at = self._ended.popleft()
+        while heartbeat.ended:
+            due, ended_at = heartbeat.ended.popleft()
             match = caught if caught is not None and caught.due == due else None
             self._end_stall(due, ended_at, match)
             if match is not None:
                 caught = None
         return caught
-
-    def _sample(self, due: float) -> _Sample | None:
-        frame = sys._current_frames().get(self._loop_thread_id)
-        if frame is None:
-            return None
-        try:
-            culprit = _innermost_user_frame(frame)
-            task = asyncio.current_task(self._loop)
-            return _Sample(
-                due=due,
-                where=describe_frame(culprit),
-                function=culprit.f_code.co_qualname,
-                task=_describe_task(task),
-                stack=[line.rstrip("\n") for line in traceback.format_stack(frame, _STACK_LIMIT)],
-            )
-        finally:
-            del frame  # a frame keeps its locals alive: do not hold it past the sample
 
     def _log_caught(self, sample: _Sample, lag: float) -> None:
         logger.warning(
@@ -245,14 +234,15 @@ class LoopLagMonitor:
     def _end_stall(self, due: float, ended_at: float, sample: _Sample | None) -> None:
         duration = max(0.0, ended_at - due)
         where = sample.where if sample is not None else None
-        stats = self._stats
-        self._stats = dataclasses.replace(
-            stats,
-            stall_count=stats.stall_count + 1,
-            stalled_duration=stats.stalled_duration + duration,
-            longest_stall_duration=max(stats.longest_stall_duration, duration),
-            last_where=where,
-        )
+        with self._stats_lock:
+            stats = self._stats
+            self._stats = dataclasses.replace(
+                stats,
+                stall_count=stats.stall_count + 1,
+                stalled_duration=stats.stalled_duration + duration,
+                longest_stall_duration=max(stats.longest_stall_duration, duration),
+                last_where=where,
+            )
         culprit = where or "code that ran and returned before it could be sampled"
         logger.warning(
             "event loop was blocked for %.2f s by %s",
@@ -266,6 +256,24 @@ class LoopLagMonitor:
                 "task": sample.task if sample is not None else None,
             },
         )
+
+
+def _sample(heartbeat: _Heartbeat, due: float) -> _Sample | None:
+    """Where the loop's thread is now, and the task its loop runs."""
+    frame = sys._current_frames().get(heartbeat.loop_thread_id)
+    if frame is None:
+        return None
+    try:
+        culprit = _innermost_user_frame(frame)
+        return _Sample(
+            due=due,
+            where=describe_frame(culprit),
+            function=culprit.f_code.co_qualname,
+            task=_describe_task(asyncio.current_task(heartbeat.loop)),
+            stack=[line.rstrip("\n") for line in traceback.format_stack(frame, _STACK_LIMIT)],
+        )
+    finally:
+        del frame  # a frame keeps its locals alive: do not hold it past the sample
 
 
 def _innermost_user_frame(frame: types.FrameType) -> types.FrameType:
