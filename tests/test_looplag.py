@@ -19,88 +19,90 @@ THREAD_NAME = "asgi-supervisor-loop-lag"
 
 
 def stall_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    """The records loop-lag detection logged (they all carry a `where` field)."""
+    """The records loop-lag detection logged about `hold_the_loop`: a stall of this shared
+    machine's own (the whole process descheduled) names the loop's `select`, not it."""
     return [
         record
         for record in caplog.records
-        if record.name == "asgi_supervisor" and record.getMessage().startswith("event loop")
+        if record.getMessage().startswith("event loop")
+        and "in hold_the_loop" in str(getattr(record, "where", ""))
     ]
 
 
-async def wait_for_stalls(monitor: LoopLagMonitor, count: int) -> None:
-    """Poll, with a deadline of 10 s, until *monitor* has counted *count* stalls."""
+def ended(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
+    """The records among *records* that say a stall ended."""
+    return [r for r in records if r.getMessage().startswith("event loop was blocked")]
+
+
+async def wait_for_ends(caplog: pytest.LogCaptureFixture, count: int) -> None:
+    """Poll, with a deadline of 10 s, until *count* stalls of `hold_the_loop` have ended."""
     deadline = time.monotonic() + 10.0
-    while monitor.stats().stall_count < count:
-        assert time.monotonic() < deadline, f"{count} stalls not counted within 10 s"
+    while len(ended(stall_records(caplog))) < count:
+        assert time.monotonic() < deadline, f"{count} stalls not logged as ended within 10 s"
         await asyncio.sleep(0.02)
 
 
 async def test_a_blocked_loop_is_logged_with_the_function_holding_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """1. A loop blocked in `time.sleep` for 1 s with a 0.1 s threshold; 2. one record while
+    """1. A loop blocked in `time.sleep` for 1.2 s with a 0.2 s threshold; 2. one record while
     it is stuck names the function, its file:line and the task; 3. one record when it ends
-    gives the duration; 4. the stats count one stall."""
+    gives the duration; 4. the stats count the stall."""
     caplog.set_level(logging.WARNING, logger="asgi_supervisor")
-    monitor = LoopLagMonitor(0.1)
+    monitor = LoopLagMonitor(0.2)
     monitor.start(asyncio.get_running_loop())
     try:
-        await asyncio.sleep(0.2)  # a healthy moment first: no record for it
-        hold_the_loop(1.0)
-        await wait_for_stalls(monitor, 1)
+        await asyncio.sleep(0.3)  # a healthy moment first: no record for it
+        hold_the_loop(1.2)
+        await wait_for_ends(caplog, 1)
     finally:
         monitor.stop()
 
     expected = f"tests/apps.py:{line_of(hold_the_loop, 'time.sleep(')} in hold_the_loop"
-    started, ended = stall_records(caplog)
-    assert started.levelno == ended.levelno == logging.WARNING
+    started, end = stall_records(caplog)
+    assert started.levelno == end.levelno == logging.WARNING
     assert "event loop blocked for" in started.getMessage()
     assert expected in started.getMessage()
     assert started.where.endswith(expected)  # type: ignore[attr-defined]
     assert started.function == "hold_the_loop"  # type: ignore[attr-defined]
-    assert started.task is not None  # type: ignore[attr-defined]
     assert "test_a_blocked_loop_is_logged" in started.task  # type: ignore[attr-defined]
     assert any("hold_the_loop" in line for line in started.stack)  # type: ignore[attr-defined]
-    assert "event loop was blocked for" in ended.getMessage()
-    assert expected in ended.getMessage()
-    duration: float = ended.loop_stall_duration  # type: ignore[attr-defined]
-    stats = monitor.stats()
-    assert stats == LoopLagStats(
-        threshold=0.1,
-        stall_count=1,
-        stalled_duration=stats.stalled_duration,
-        longest_stall_duration=stats.stalled_duration,
-        last_where=started.where,  # type: ignore[attr-defined]
-    )
-    assert stats.stalled_duration == pytest.approx(duration, abs=1e-5)
+    assert "event loop was blocked for" in end.getMessage()
+    assert expected in end.getMessage()
+    duration: float = end.loop_stall_duration  # type: ignore[attr-defined]
     # A beat falls due at most threshold/2 after the block began, so it runs that much late.
-    assert 1.0 - 0.05 <= duration <= 10.0
+    assert 1.2 - 0.1 <= duration <= 10.0
+    stats = monitor.stats()
+    assert stats.threshold == 0.2
+    assert stats.stall_count == len(ended(caplog.records)) >= 1
+    assert stats.longest_stall_duration >= duration
+    assert stats.stalled_duration >= duration
 
 
 async def test_a_healthy_loop_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
-    """A loop that keeps turning (awaiting, never blocking) for four thresholds logs no stall."""
+    """A loop that keeps turning (awaiting, never blocking) for three thresholds logs no stall."""
     caplog.set_level(logging.WARNING, logger="asgi_supervisor")
-    monitor = LoopLagMonitor(0.3)
+    monitor = LoopLagMonitor(0.5)
     monitor.start(asyncio.get_running_loop())
     try:
-        for _ in range(60):
+        for _ in range(75):
             await asyncio.sleep(0.02)
     finally:
         monitor.stop()
-    assert stall_records(caplog) == []
-    assert monitor.stats() == LoopLagStats(threshold=0.3)
+    assert [r.getMessage() for r in caplog.records] == []
+    assert monitor.stats() == LoopLagStats(threshold=0.5)
 
 
 async def test_each_stall_is_logged_once_however_long(caplog: pytest.LogCaptureFixture) -> None:
-    """Two separate stalls of 0.6 s with a 0.1 s threshold: two records each, two counted."""
+    """Two separate stalls of 0.8 s with a 0.2 s threshold: two records each, both counted."""
     caplog.set_level(logging.WARNING, logger="asgi_supervisor")
-    monitor = LoopLagMonitor(0.1)
+    monitor = LoopLagMonitor(0.2)
     monitor.start(asyncio.get_running_loop())
     try:
-        hold_the_loop(0.6)
-        await wait_for_stalls(monitor, 1)
-        hold_the_loop(0.6)
-        await wait_for_stalls(monitor, 2)
+        hold_the_loop(0.8)
+        await wait_for_ends(caplog, 1)
+        hold_the_loop(0.8)
+        await wait_for_ends(caplog, 2)
     finally:
         monitor.stop()
     assert [r.getMessage().split(" for ")[0] for r in stall_records(caplog)] == [
@@ -109,7 +111,7 @@ async def test_each_stall_is_logged_once_however_long(caplog: pytest.LogCaptureF
         "event loop blocked",
         "event loop was blocked",
     ]
-    assert monitor.stats().stall_count == 2
+    assert monitor.stats().stall_count == len(ended(caplog.records)) >= 2
 
 
 async def test_the_thread_runs_from_lifespan_startup_to_lifespan_shutdown() -> None:
