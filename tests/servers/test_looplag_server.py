@@ -23,7 +23,7 @@ def test_the_log_names_the_function_blocking_the_loop(tmp_path: Path) -> None:
         response = httpx.get(f"{server.base_url}/block", params={"seconds": 1}, timeout=15)
         assert response.text == "unblocked"
         deadline = time.monotonic() + 10
-        while "event loop was blocked for" not in server.output():  # bounded below
+        while "event loop was blocked for" not in server.output():
             assert time.monotonic() < deadline, server.output()
             time.sleep(0.05)
         output = server.output()
