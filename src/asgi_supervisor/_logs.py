@@ -13,10 +13,11 @@ to the root) that hands each record to the server's error logger:
 * no server logger with a handler: what Python does without us, `logging.lastResort` for
   WARNING and above.
 
-Records keep their name, level and ``extra=`` fields. The bridge checks again at every record
-that nobody else has a handler by then (logging configured after startup), so no line is
-written twice; users who configure logging themselves get every record on ``asgi_supervisor``
-as before.
+The server's handlers get a copy of each record, with its level and ``extra=`` fields, whose
+message starts with ``asgi_supervisor:`` (server formats show no logger names). The bridge
+checks again at every record that nobody else has a handler by then (logging configured after
+startup), so no line is written twice; users who configure logging themselves get every
+record on ``asgi_supervisor``, untouched, as before.
 """
 
 from __future__ import annotations
