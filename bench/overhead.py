@@ -2,6 +2,10 @@
 
 Calls the ASGI app directly with a fixed scope and dummy receive/send, so only Python work
 is measured: no sockets, no server. Target: SupervisorMiddleware adds at most 0.5 us.
+
+Then the cost of loop-lag detection: the same supervised app, the loop turning between
+requests (so the heartbeat runs), without detection and with it at two thresholds. The clock
+is the process's CPU time, which counts the watcher thread too.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from bench._harness import Summary, clock, interleave_async, print_table
+from bench._harness import Summary, clock, interleave_async, paired_delta, print_table
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 SCOPE = {
@@ -115,6 +119,41 @@ def websocket_round_trip(app: App, messages: int) -> Callable[[], Awaitable[floa
     return run
 
 
+def per_request_watched(
+    app: App, calls: int, loop_lag_threshold: float | None
+) -> Callable[[], Awaitable[float]]:
+    """Per-request cost with loop-lag detection at *loop_lag_threshold* (None: off) running
+    only during the sample, the loop turning after each request."""
+    monitor = Supervisor(loop_lag_threshold=loop_lag_threshold).loop_lag
+
+    async def run() -> float:
+        monitor.start(asyncio.get_running_loop())
+        started = clock()
+        for _ in range(calls):
+            await app(dict(SCOPE), _receive, _send)
+            await asyncio.sleep(0)  # a turn of the loop: heartbeats run here
+        elapsed = clock() - started
+        monitor.stop()
+        return elapsed / calls * 1e6
+
+    return run
+
+
+async def measure_loop_lag(calls: int, repeats: int) -> dict[str, Summary]:
+    """Interleaved per-request timings (us) without and with loop-lag detection."""
+    supervisor = Supervisor(handle_signals=False, watchdog=False, loop_lag_threshold=None)
+    supervised = SupervisorMiddleware(starlette(), supervisor=supervisor)
+    variants = {
+        "loop-lag detection off": per_request_watched(supervised, calls, None),
+        "loop-lag 0.5 s (default)": per_request_watched(supervised, calls, 0.5),
+        "loop-lag 0.01 s (the minimum)": per_request_watched(supervised, calls, 0.01),
+    }
+    async with LifespanManager(supervised):
+        for run in variants.values():
+            await run()  # warm up
+        return await interleave_async(variants, repeats)
+
+
 async def measure(calls: int, repeats: int) -> dict[str, Summary]:
     """Interleaved per-request and websocket timings (us), with a started supervisor."""
     supervisor = Supervisor(handle_signals=False, watchdog=False)
@@ -137,6 +176,7 @@ async def measure(calls: int, repeats: int) -> dict[str, Summary]:
 def main(argv: Sequence[str] = ()) -> int:
     calls, repeats = (200, 1) if "--quick" in argv else (10_000, 31)
     results = asyncio.run(measure(calls, repeats))
+    lag = asyncio.run(measure_loop_lag(calls, repeats))
     http = [results[name] for name in list(results)[:4]]
     print_table(
         "Per-request cost, in-process (us per request)", "us", http, results["plain Starlette"]
@@ -149,6 +189,15 @@ def main(argv: Sequence[str] = ()) -> int:
         f"\n  SupervisorMiddleware adds {added:+.3f} us per request (no-op floor {floor:+.3f} us);"
     )
     print(f"  target <= 0.5 us: {'met' if added <= 0.5 else 'MISSED'}")
+    rows = list(lag.values())
+    print_table(
+        "Loop-lag detection, the loop turning after each request (us per request)",
+        "us",
+        rows,
+        rows[0],
+    )
+    default = paired_delta(rows[1], rows[0])
+    print(f"\n  loop-lag detection at 0.5 s adds {default:+.3f} us per request")
     return 0
 
 

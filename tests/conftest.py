@@ -11,8 +11,9 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 
 
 def quiet_supervisor(**settings: Any) -> Supervisor:
-    """A supervisor for in-process tests: no signal handlers, no watchdog, short deadlines,
-    and no local token file (pytest's own listening sockets must not get one)."""
+    """A supervisor for in-process tests: no signal handlers, no watchdog, no loop-lag thread,
+    short deadlines, and no local token file (pytest's own listening sockets must not get
+    one)."""
     defaults: dict[str, Any] = {
         "grace_period": 3.0,
         "cancel_timeout": 1.0,
@@ -20,6 +21,7 @@ def quiet_supervisor(**settings: Any) -> Supervisor:
         "handle_signals": False,
         "watchdog": False,
         "local_token": False,
+        "loop_lag_threshold": None,
     }
     return Supervisor(**{**defaults, **settings})
 

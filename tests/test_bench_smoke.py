@@ -6,6 +6,7 @@ No timing is asserted here: figures belong to `make bench`, on a quiet machine.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from bench import overhead, spawn, stop_tasks, tasks_endpoint
 from bench._harness import Summary, paired_delta, ratio
@@ -24,6 +25,18 @@ def test_overhead_runs() -> None:
     results = asyncio.run(overhead.measure(calls=20, repeats=1))
     assert len(results) == 6
     assert all(summary.min > 0 for summary in results.values())
+
+
+def test_overhead_loop_lag_runs() -> None:
+    """The loop-lag variants produce positive timings and leave no watcher thread behind."""
+    results = asyncio.run(overhead.measure_loop_lag(calls=20, repeats=1))
+    assert list(results) == [
+        "loop-lag detection off",
+        "loop-lag 0.5 s (default)",
+        "loop-lag 0.01 s (the minimum)",
+    ]
+    assert all(summary.min > 0 for summary in results.values())
+    assert "asgi-supervisor-loop-lag" not in {thread.name for thread in threading.enumerate()}
 
 
 def test_stop_tasks_runs() -> None:

@@ -4,8 +4,8 @@ Layout, from the bottom up (each layer imports only those below it):
 
 * the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
-* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
-  ``_supervisor``, which ties them together;
+* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_looplag``,
+  ``_logs``, ``_shutdown`` and ``_supervisor``, which ties them together;
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir``, ``_token_file`` and ``_local_token``;
 * the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_lifespan`` and
@@ -16,6 +16,7 @@ Layout, from the bottom up (each layer imports only those below it):
 from __future__ import annotations
 
 from ._config import Config
+from ._looplag import LoopLagStats
 from ._middleware import SupervisorMiddleware
 from ._registry import Kind
 from ._report import AbandonedTask, Phase, ShutdownReport
@@ -33,6 +34,7 @@ __all__ = [
     "AbandonedTask",
     "Config",
     "Kind",
+    "LoopLagStats",
     "NotRunningError",
     "Phase",
     "Restart",

@@ -15,6 +15,8 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # Kubernetes sets this in every container; endpoints take a few seconds to forget a pod.
 _KUBERNETES_SHUTDOWN_DELAY = 5.0
+# Loop-lag detection runs a callback every threshold/2 s: below this it would cost real CPU.
+_MIN_LOOP_LAG_THRESHOLD = 0.01
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,7 +29,8 @@ class Config:
         supervisor = Supervisor(config=config)
 
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
-    (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere.
+    (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``
+    turns loop-lag detection off.
 
     Raises:
         ValueError: a setting is out of range; the message names it and says what to use.
@@ -48,6 +51,7 @@ class Config:
     watchdog_delay: float = 0.5
     check_cache_period: float = 1.0
     history_size: int = 100
+    loop_lag_threshold: float | None = 0.5
 
     def __post_init__(self) -> None:
         _positive("grace_period", self.grace_period)
@@ -89,6 +93,14 @@ class Config:
         _integer("retry_after", self.retry_after)
         if self.retry_after < 0:
             raise ValueError(f"retry_after={self.retry_after!r} must be 0 or more seconds.")
+        if self.loop_lag_threshold is not None:
+            _number("loop_lag_threshold", self.loop_lag_threshold)
+            if not self.loop_lag_threshold >= _MIN_LOOP_LAG_THRESHOLD:
+                raise ValueError(
+                    f"loop_lag_threshold={self.loop_lag_threshold!r} is below "
+                    f"{_MIN_LOOP_LAG_THRESHOLD} s; use a larger number of seconds, or None to "
+                    "turn loop-lag detection off."
+                )
         _integer("history_size", self.history_size)
         if self.history_size < 0:
             raise ValueError(f"history_size={self.history_size!r} must be 0 or more.")

@@ -103,6 +103,9 @@ class LifespanBridge:
             self._run = self._begin()
         elif kind == "lifespan.shutdown":
             await self._stop()
+            # The app's own shutdown may block in sync cleanup; nobody is served any more,
+            # so that is no stall to report.
+            self._sup.loop_lag.stop()
         return message
 
     async def send(self, message: Message) -> None:
@@ -146,7 +149,7 @@ class LifespanBridge:
     def _over(self) -> None:
         # Idempotent: the lifespan is over, whichever way it ended.
         if self._run is not None:
-            self._run.close()
+            self._sup.end(self._run)
             self._run = None
             self._end()
 

@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._logs import describe_report
 from ._stacks import format_stack, where
 
 __all__ = ["AbandonedTask", "Phase", "ShutdownReport", "log_report"]
@@ -118,21 +119,6 @@ class ShutdownReport:
             "abandoned": [task.to_dict() for task in self.abandoned],
         }
 
-    def summary(self) -> str:
-        """One readable line: the phases and the counts, as the log shows them."""
-        phases = " ".join(f"{p.name} {p.duration:.2f}s" for p in self.phases)
-        closed = ", ".join(f"{n}x{code}" for code, n in sorted(self.websockets_closed.items()))
-        return (
-            f"{'clean' if self.clean else 'NOT clean'} in {self.duration:.2f}s "
-            f"(trigger: {self.trigger}{', forced' if self.forced else ''}); phases: {phases}; "
-            f"requests drained {self.requests_drained_count}, rejected "
-            f"{self.requests_rejected_count}, cancelled {self.requests_cancelled_count}; "
-            f"websockets closed {closed or 0}, cancelled {self.websockets_cancelled_count}; "
-            f"tasks finished {self.tasks_finished_count}, "
-            f"cancelled {self.tasks_cancelled_count}, failed {self.tasks_failed_count}, "
-            f"cut short {len(self.cut_short)}, abandoned {len(self.abandoned)}"
-        )
-
 
 def log_report(report: ShutdownReport) -> None:
     """Log *report* once: each abandoned task, then the summary (full dict in ``extra``)."""
@@ -156,4 +142,6 @@ def log_report(report: ShutdownReport) -> None:
             report.requests_cancelled_count,
         )
     level = logging.INFO if report.clean else logging.ERROR
-    logger.log(level, "shutdown report: %s", report.summary(), extra={"report": report.to_dict()})
+    summary = report.to_dict()
+    # One readable line; the whole dict stays in `report` for JSON logs.
+    logger.log(level, "shutdown report: %s", describe_report(summary), extra={"report": summary})

@@ -18,7 +18,14 @@ import types
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["format_stack", "is_user_code", "tasks_running", "where", "where_and_chain"]
+__all__ = [
+    "describe_frame",
+    "format_stack",
+    "is_user_code",
+    "tasks_running",
+    "where",
+    "where_and_chain",
+]
 
 _LIBRARY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
@@ -76,7 +83,7 @@ def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
 
 @functools.lru_cache(maxsize=4096)
 def is_user_code(filename: str) -> bool:
-    """True for a file of the application's own code: not asyncio, this library or plumbing."""
+    """True unless *filename* belongs to asyncio (the stdlib), this library or ASGI plumbing."""
     # Cached per file: with 10 000 tasks, /tasks asks about the same few files 50 000 times.
     path = os.path.abspath(filename)
     if path.startswith(_LIBRARY_DIR):
@@ -87,7 +94,8 @@ def is_user_code(filename: str) -> bool:
     return not any(part in path for part in _PLUMBING)
 
 
-def _describe(frame: types.FrameType) -> str:
+def describe_frame(frame: types.FrameType) -> str:
+    """``file:line in function`` of *frame*."""
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
 
 
@@ -100,8 +108,8 @@ def where(task: asyncio.Task[Any]) -> str | None:
     frames = _frames(task)
     for frame in reversed(frames):
         if is_user_code(frame.f_code.co_filename):
-            return _describe(frame)
-    return _describe(frames[-1]) if frames else None
+            return describe_frame(frame)
+    return describe_frame(frames[-1]) if frames else None
 
 
 def where_and_chain(task: asyncio.Task[Any]) -> tuple[str | None, list[str]]:
@@ -111,8 +119,8 @@ def where_and_chain(task: asyncio.Task[Any]) -> tuple[str | None, list[str]]:
     chain = [frame.f_code.co_qualname for frame in frames]
     for frame in reversed(frames):
         if is_user_code(frame.f_code.co_filename):
-            return _describe(frame), chain
-    return (_describe(frames[-1]) if frames else None), chain
+            return describe_frame(frame), chain
+    return (describe_frame(frames[-1]) if frames else None), chain
 
 
 def format_stack(task: asyncio.Task[Any]) -> list[str]:

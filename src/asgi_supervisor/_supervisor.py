@@ -10,6 +10,8 @@ from typing import Any, TypeVar, overload
 
 from ._checks import CheckResult, Checks
 from ._config import Config
+from ._logs import show_logs_through_server
+from ._looplag import LoopLagMonitor
 from ._registry import Kind, Registry
 from ._report import ShutdownReport
 from ._run import Run
@@ -56,6 +58,8 @@ class Supervisor:
         path_prefix: where the endpoints live, like ``"/_ops"``.
         watchdog: end the process if it is still alive after the deadline plus
             ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).
+        loop_lag_threshold: log the code holding the event loop when it stalls for longer
+            than this many seconds (None: off); counts are in ``supervisor.loop_lag.stats()``.
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
 
@@ -84,6 +88,8 @@ class Supervisor:
         # The current lifespan's run, or the last one's until the next startup.
         self._run: Run | None = None
         self._stopping = Stopping(self)
+        # Loop-lag detection; its counts span every lifespan of this supervisor.
+        self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Supervisor:
@@ -353,6 +359,15 @@ class Supervisor:
             StartupError: a worker raised before its first suspension.
         """
         await run.start(self._specs, self._checks)
+        # Now that the server and the app's startup have configured logging (or not), make
+        # our records show; then watch the loop while it serves.
+        show_logs_through_server()
+        self.loop_lag.start(run.loop)
+
+    def end(self, run: Run) -> None:
+        """*run*'s lifespan is over, whichever way it ended: stop watching its loop."""
+        self.loop_lag.stop()
+        run.close()
 
     # -- draining ---------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The app real servers run in these tests (``tests.servers.served:app``).
 
 Settings come from ``ASGI_SUPERVISOR_*`` variables and faults from ``TEST_FAULTS``; see
-`tests.apps.build`.
+`tests.apps.build`. ``TEST_LOGGING=none`` leaves logging unconfigured, as a plain
+``uvicorn main:app`` does.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import os
 from asgi_supervisor import Supervisor
 from tests.apps import build
 
-# The library logs through `logging`; uvicorn configures only its own loggers.
-logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
+# A logging configuration of the app's own, as most services have (the library's records then
+# go to it, with their logger's name, and nothing goes through the server's logger).
+if os.environ.get("TEST_LOGGING", "basic") == "basic":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:%(name)s: %(message)s")
 
 faults = {fault for fault in os.environ.get("TEST_FAULTS", "").split(",") if fault}
 # "critical_shutdown": a critical worker that gives up drains the process.
