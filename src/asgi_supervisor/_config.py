@@ -26,6 +26,10 @@ class Config:
         config = Config.from_env(grace_period=20.0)   # ASGI_SUPERVISOR_* variables, overridden
         supervisor = Supervisor(config=config)
 
+    ``process_group`` makes the worker processes of one server (``--workers N``) drain
+    together; their sockets live in ``runtime_dir`` (default ``$XDG_RUNTIME_DIR/asgi-supervisor``,
+    else ``/tmp/asgi-supervisor-<uid>``).
+
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
     (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere.
 
@@ -47,6 +51,8 @@ class Config:
     watchdog_delay: float = 0.5
     check_cache_period: float = 1.0
     history_size: int = 100
+    process_group: bool = True
+    runtime_dir: str | None = None
 
     def __post_init__(self) -> None:
         _positive("grace_period", self.grace_period)
@@ -93,6 +99,8 @@ class Config:
             raise ValueError(f"history_size={self.history_size!r} must be 0 or more.")
         if self.admin_token is not None and not self.admin_token.strip():
             raise ValueError("admin_token is empty; pass None to allow loopback clients only.")
+        if self.runtime_dir is not None and not self.runtime_dir.strip():
+            raise ValueError("runtime_dir is empty; pass None to use the default folder.")
         prefix = self.path_prefix
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(

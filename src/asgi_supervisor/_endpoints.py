@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._group_hooks import process_outcomes
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
 from .exceptions import NotRunningError
@@ -167,7 +168,13 @@ class Endpoints:
         await sup.wait_drained()
         counts = sup.counts()
         drained = not counts["requests"] and not counts["websockets"]
-        return 200, {"state": sup.state.value, "drained": drained, "report": sup.drain_progress()}
+        body: dict[str, Any] = {
+            "state": sup.state.value,
+            "drained": drained,
+            "report": sup.drain_progress(),
+        }
+        body["processes"] = await process_outcomes(sup)  # process group: every worker process
+        return 200, body
 
 
 class _BadRequest(Exception):
