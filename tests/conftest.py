@@ -11,13 +11,15 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 
 
 def quiet_supervisor(**settings: Any) -> Supervisor:
-    """A supervisor for in-process tests: no signal handlers, no watchdog, short deadlines."""
+    """A supervisor for in-process tests: no signal handlers, no watchdog, no process group
+    (nothing written outside the test), short deadlines."""
     defaults: dict[str, Any] = {
         "grace_period": 3.0,
         "cancel_timeout": 1.0,
         "shutdown_delay": 0.0,
         "handle_signals": False,
         "watchdog": False,
+        "process_group": False,
     }
     return Supervisor(**{**defaults, **settings})
 

@@ -2,12 +2,13 @@
 
 Each member is a `ProcessGroup` with a made-up pid (they share this process), a temporary
 runtime folder, and the real discovery: the test holds a listening TCP socket on loopback,
-which every member finds in ``/proc/self/fd``, as the workers of one server find theirs.
+which every member finds through ``/proc``, as the workers of one server find theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import socket
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from asgi_supervisor import _cli
 from asgi_supervisor._group import ProcessGroup
 from asgi_supervisor._group_hooks import process_outcomes
 from asgi_supervisor._listening import listening_inodes, listening_ports
@@ -36,7 +38,7 @@ class Member:
         pid: int,
         *,
         status: dict[str, Any] | None = None,
-        find_listeners: Any = listening_inodes,
+        find_listeners: Any = listening_ports,
     ) -> None:
         self.heard: list[tuple[str, float]] = []
         self.drained = asyncio.Event()
@@ -146,7 +148,7 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     late = Member(runtime, 302, find_listeners=lambda: found)
     late.group.start()
     assert not late.group.joined
-    found.update(listening_inodes())  # the server binds after lifespan startup
+    found.update(listening_ports())  # the server listens after lifespan startup
     await asyncio.wait_for(_until(lambda: late.group.joined), 2.0)
     assert await late.wait_heard() == ("api (from pid 301)", deadline)
     for member in (a, late):
@@ -288,6 +290,30 @@ async def test_a_supervisor_drain_reaches_its_siblings(
     await supervisor.drain()
     supervisor.leave_group()
     sibling.group.close()
+
+
+@pytest.mark.parametrize(("second_drained", "status"), [(True, 0), (False, 1)])
+def test_cli_drain_prints_every_worker_and_fails_if_one_did_not_drain(
+    monkeypatch: pytest.MonkeyPatch, second_drained: bool, status: int
+) -> None:
+    """`asgi-supervisor drain` prints a line per worker process and exits 1 unless all
+    drained."""
+    body = {
+        "state": "stopped",
+        "drained": True,
+        "report": {"requests": {"drained": 3, "rejected": 0}},
+        "processes": [
+            {"pid": 7, "state": "stopped", "drained": True},
+            {"pid": 8, "state": "unknown", "drained": second_drained, "error": "no answer"},
+        ],
+    }
+    monkeypatch.setattr(_cli, "_request", lambda args, path: (200, body))
+    out = io.StringIO()
+    assert _cli.main(["drain", "http://127.0.0.1:1"], out=out) == status
+    assert out.getvalue().splitlines()[1:] == [
+        "  pid=7 state=stopped drained=True",
+        f"  pid=8 state=unknown drained={second_drained} (no answer)",
+    ]
 
 
 async def _until(condition: Any) -> None:

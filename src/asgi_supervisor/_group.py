@@ -3,14 +3,16 @@
 uvicorn ``--workers N``, gunicorn ``-w N`` and granian ``--workers N`` run one supervisor per
 worker process. A preStop ``/drain`` reaches one of them; this module tells the others.
 
-* **Who is a sibling.** Every worker of a server holds the listening socket its parent bound,
-  the same kernel socket inode in each (`_listening`). A group is a folder named after that
-  inode in a private runtime folder (`_rundir`); each member binds a unix datagram socket
-  there named after its pid. A process listening on several sockets is a member of each
-  group, under one socket (hard links name it in the other folders).
-* **When.** Multi-worker servers hand the socket over before lifespan startup; single-process
-  uvicorn and hypercorn bind only after it. So the group looks at startup and then on a
-  bounded schedule of loop timers, and joins once it finds a listener.
+* **Who is a sibling.** Every worker of a server listens on the same TCP port, in the same
+  network namespace (`_listening`: uvicorn and gunicorn workers share their parent's socket,
+  granian's open one each with ``SO_REUSEPORT``). A group is a folder named after the port
+  and the namespace in a private runtime folder of our user (`_rundir`); each member binds a
+  unix datagram socket there named after its pid. A process listening on several ports is a
+  member of each group, under one socket (hard links name it in the other folders).
+* **When.** uvicorn and gunicorn hand the socket over before lifespan startup; granian's
+  workers, and single-process uvicorn and hypercorn, listen only after it. So the group
+  looks at startup and then on a bounded schedule of loop timers, and joins once it finds a
+  listener.
 * **What is said.** Small JSON datagrams: ``drain`` (trigger, deadline as a
   ``time.monotonic()`` value, which is host-wide on Linux, origin pid), ``hello`` (a newcomer
   asks whether the group is draining), ``query``/``status`` (how far each one has drained).
@@ -38,7 +40,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from ._listening import listening_inodes
+from ._listening import listening_ports, network_namespace
 from ._rundir import private_folder, remove_if_empty
 
 __all__ = ["ProcessGroup"]
@@ -73,7 +75,7 @@ class ProcessGroup:
             an earlier deadline than any heard so far; it must not raise.
         describe: ``await describe(drain_timeout)`` returns this process's status for a
             sibling's query, waiting at most *drain_timeout* seconds for the drain to finish.
-        find_listeners: the listening socket inodes of this process (tests pass their own).
+        find_listeners: the TCP ports this process listens on (tests pass their own).
         pid: the name of our socket and of our answers; this process's pid by default.
     """
 
@@ -85,7 +87,7 @@ class ProcessGroup:
         remove_folder: bool = False,
         on_drain: Callable[[str, float], None],
         describe: Callable[[float], Awaitable[dict[str, Any]]],
-        find_listeners: Callable[[], set[int]] = listening_inodes,
+        find_listeners: Callable[[], set[int]] = listening_ports,
         pid: int | None = None,
     ) -> None:
         self._loop = loop
@@ -124,10 +126,10 @@ class ProcessGroup:
         self._timer = None
         if self._closed or self._sock is not None:
             return
-        inodes = self._find_listeners()
-        if inodes:
+        ports = self._find_listeners()
+        if ports:
             try:
-                self._join(sorted(inodes))
+                self._join(sorted(ports))
             except OSError as exc:
                 # A runtime folder we must not use, a read-only file system, a path too
                 # long for a unix socket: drain alone, and say why.
@@ -141,12 +143,13 @@ class ProcessGroup:
             return
         self._timer = self._loop.call_later(delay, self._try_join)
 
-    def _join(self, inodes: list[int]) -> None:
+    def _join(self, ports: list[int]) -> None:
         base = private_folder(self._base)
+        namespace = network_namespace()
         # A sibling leaving may remove an empty group folder between our mkdir and our bind;
         # then we simply make it again.
         for attempt in range(3):
-            folders = [private_folder(base / str(inode)) for inode in inodes]
+            folders = [private_folder(base / f"port{port}-net{namespace}") for port in ports]
             names = [folder / f"{self.pid}.sock" for folder in folders]
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
@@ -172,7 +175,9 @@ class ProcessGroup:
         self._sock, self._names = sock, names
         self._loop.add_reader(sock.fileno(), self._readable)
         logger.info(
-            "joined process group %s", ",".join(str(i) for i in inodes), extra={"pid": self.pid}
+            "joined the process group of port %s",
+            ",".join(str(port) for port in ports),
+            extra={"pid": self.pid},
         )
         # A drain may already be under way, ours (announced before we joined) or the group's
         # (announced before we bound): say ours, and ask for theirs.

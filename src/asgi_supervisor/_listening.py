@@ -1,8 +1,10 @@
 """Which TCP sockets a process is listening on, read from ``/proc`` (Linux only).
 
-The worker processes of one server (uvicorn ``--workers``, gunicorn ``-w``, granian
-``--workers``) all hold the very socket the parent bound: the same kernel socket inode in
-every worker. That inode names the server; the port is what people read.
+The worker processes of one server listen on the same port: uvicorn ``--workers`` and
+gunicorn ``-w`` workers hold the very socket their parent bound (one socket inode in all of
+them), granian's workers each open their own with ``SO_REUSEPORT`` (one inode each). Within
+one network namespace, only processes of one user can share a port that way, and the kernel
+spreads the connections over them: they are one server.
 
 A process's descriptors are in ``/proc/PID/fd`` (links reading ``socket:[INODE]``) and the
 TCP sockets of its network namespace, with their state, in ``/proc/PID/net/tcp`` and
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["listening_inodes", "listening_ports"]
+__all__ = ["listening_inodes", "listening_ports", "network_namespace"]
 
 _LISTEN = "0A"  # TCP_LISTEN in the kernel's st column
 
@@ -33,6 +35,15 @@ def listening_ports(pid: int | str = "self") -> set[int]:
     Never raises; see `listening_inodes`.
     """
     return set(_listening(pid).values())
+
+
+def network_namespace(pid: int | str = "self") -> int:
+    """The inode of *pid*'s network namespace (ports are per namespace), or 0 if unknown."""
+    try:
+        link = os.readlink(f"/proc/{pid}/ns/net")  # like "net:[4026531840]"
+    except OSError:
+        return 0
+    return int(link.partition("[")[2].rstrip("]") or 0)
 
 
 def _listening(pid: int | str) -> dict[int, int]:

@@ -1,0 +1,156 @@
+"""Multi-worker servers drain as one: the preStop path behind HAProxy, under load.
+
+Each server runs ``tests.servers.served:app_with_pid`` with 2 worker processes (each with its
+own supervisor, as every server runs them), which names the worker that answered in an
+``x-pid`` header. HAProxy balances between it and a steady replica, checking readiness every
+200 ms with retries off, while wrk counts every answer. The preStop drain reaches one worker;
+every probe must then find every worker not ready, with one deadline.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers._process import ServerProcess
+from tests.servers.rig import COUNTER_LUA, PLAIN_APP, Balancer, LoadResult, Replica
+
+pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(90)]
+
+APP = "tests.servers.served:app_with_pid"
+WORKERS = {
+    "uvicorn": ("--workers", "2"),
+    "gunicorn": ("-w", "2"),
+    "granian": ("--workers", "2"),
+}
+# What each server's main process exits with after SIGTERM, measured here (the README's
+# servers table states these).
+EXIT_STATUS = {"uvicorn": 0, "gunicorn": 0, "granian": 0}
+LOAD_SECONDS = 8
+
+
+@pytest.fixture
+def runtime() -> Iterator[Path]:
+    """A private runtime folder for the group's sockets, short enough for a socket path."""
+    with tempfile.TemporaryDirectory(prefix="pg-") as name:
+        yield Path(name)
+
+
+def probe(url: str, *, workers: set[int], count: int = 30) -> list[tuple[int, int]]:
+    """GET *url* on a fresh connection each time (so the kernel hands the connections to
+    different workers): *count* times, and on until every worker in *workers* has answered
+    (at most 4 x *count*). Returns (status, pid) pairs."""
+    answers: list[tuple[int, int]] = []
+    while len(answers) < 4 * count:
+        response = httpx.get(url, timeout=5.0)
+        answers.append((response.status_code, int(response.headers["x-pid"])))
+        if len(answers) >= count and {pid for _, pid in answers} >= workers:
+            break
+    return answers
+
+
+def wait_for_workers(base_url: str, count: int, within: float = 30.0) -> set[int]:
+    """The pids of *count* workers once each has answered readiness with 200."""
+    deadline = time.monotonic() + within
+    ready: set[int] = set()
+    while time.monotonic() < deadline:
+        response = httpx.get(f"{base_url}/health/ready", timeout=5.0)
+        if response.status_code == 200:
+            ready.add(int(response.headers["x-pid"]))
+            if len(ready) == count:
+                return ready
+        time.sleep(0.02)
+    raise AssertionError(f"only workers {ready} were ready within {within} s")
+
+
+def deadlines(base_url: str, workers: set[int]) -> dict[int, float]:
+    """Each worker's shutdown deadline as a monotonic time (this host's clock is theirs)."""
+    found: dict[int, float] = {}
+    for _ in range(120):
+        response = httpx.get(f"{base_url}/health", timeout=5.0)
+        remaining = response.json()["deadline_remaining"]
+        assert remaining is not None, f"worker {response.headers['x-pid']} is not draining"
+        found.setdefault(int(response.headers["x-pid"]), time.monotonic() + remaining)
+        if found.keys() >= workers:
+            break
+    return found
+
+
+@pytest.mark.parametrize("server", sorted(WORKERS))
+def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runtime: Path) -> None:
+    """1. a 2-worker server and a steady replica behind HAProxy, under wrk load;
+    2. the preStop CLI drain reaches one worker and reports both, drained; 3. HAProxy takes
+    the server out; 4. readiness is 503 from every worker on fresh connections; 5. all
+    workers share one deadline; 6. SIGTERM: the server exits with its usual status and
+    leaves no socket behind; 7. not one request failed."""
+    env = {
+        "ASGI_SUPERVISOR_RUNTIME_DIR": str(runtime),
+        "ASGI_SUPERVISOR_GRACE_PERIOD": "15",
+        # Longer than HAProxy's check interval (200 ms) times fall (1), with margin.
+        "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "1.0",
+    }
+    multi = ServerProcess(APP, tmp_path=tmp_path, server=server, env=env, args=WORKERS[server])
+    steady = Replica("steady", PLAIN_APP, tmp_path, {})
+    multi.name = "multi"  # type: ignore[attr-defined]
+    balancer = Balancer(tmp_path, [multi, steady])  # type: ignore[list-item]
+    load: subprocess.Popen[str] | None = None
+    try:
+        multi.start()
+        steady.start()
+        workers = wait_for_workers(multi.base_url, 2)
+        balancer.start()
+        balancer.wait_for("multi", "UP", timeout=10)
+        balancer.wait_for("steady", "UP", timeout=10)
+        script = tmp_path / "counts.lua"
+        script.write_text(COUNTER_LUA)
+        load = subprocess.Popen(
+            ["wrk", "-t1", "-c8", f"-d{LOAD_SECONDS}s", "-s", str(script),
+             f"http://127.0.0.1:{balancer.port}/"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        time.sleep(1.0)  # steady load through both backends first
+
+        drain = subprocess.run(
+            [sys.executable, "-m", "asgi_supervisor", "drain", multi.base_url],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        assert drain.returncode == 0, drain.stdout + drain.stderr
+        reported = {
+            int(line.split()[0].removeprefix("pid=")): line
+            for line in drain.stdout.splitlines()
+            if line.startswith("  pid=")
+        }
+        assert reported.keys() == workers, drain.stdout
+        assert all("drained=True" in line for line in reported.values()), drain.stdout
+
+        balancer.wait_for("multi", "DOWN", timeout=5)
+        answers = probe(f"{multi.base_url}/health/ready", workers=workers)
+        assert {status for status, _ in answers} == {503}, answers
+        assert {pid for _, pid in answers} == workers, answers
+        shared = deadlines(multi.base_url, workers)
+        assert shared.keys() == workers
+        assert max(shared.values()) - min(shared.values()) < 0.25, shared
+
+        multi.signal(signal.SIGTERM)
+        status = multi.wait_exit(timeout=20)
+        output, _ = load.communicate(timeout=LOAD_SECONDS + 30)
+    finally:
+        if load is not None and load.poll() is None:
+            load.kill()
+            load.wait(timeout=10)
+        multi.stop()
+        steady.kill()
+        balancer.stop()
+    result = LoadResult.parse(output)
+    assert result.requests > 200
+    assert result.failures == 0, (result.statuses, result.socket_errors)
+    assert status == EXIT_STATUS[server], multi.output()[-3000:]
+    assert list(runtime.iterdir()) == []
