@@ -155,6 +155,28 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
         member.group.close()
 
 
+async def test_a_worker_listening_on_two_ports_is_in_both_groups(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """A worker that also listens on a port of its own (a metrics server, say) still hears
+    its siblings on the shared port, and its drain reaches the members of both groups."""
+    shared = listener.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as metrics:
+        own = metrics.getsockname()[1]
+        both = Member(runtime, 901, find_listeners=lambda: {shared, own})
+        sibling = Member(runtime, 902, find_listeners=lambda: {shared})
+        other = Member(runtime, 903, find_listeners=lambda: {own})
+        joined(both, sibling, other)
+        assert len(list(runtime.iterdir())) == 2
+        deadline = time.monotonic() + 5.0
+        both.group.announce("api", deadline)
+        assert await sibling.wait_heard() == ("api (from pid 901)", deadline)
+        assert await other.wait_heard() == ("api (from pid 901)", deadline)
+        for member in (both, sibling, other):
+            member.group.close()
+    assert not runtime.exists()
+
+
 async def test_siblings_report_their_outcome_and_silent_ones_are_named(
     listener: socket.socket, runtime: Path
 ) -> None:

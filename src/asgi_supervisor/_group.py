@@ -7,8 +7,8 @@ worker process. A preStop ``/drain`` reaches one of them; this module tells the 
   network namespace (`_listening`: uvicorn and gunicorn workers share their parent's socket,
   granian's open one each with ``SO_REUSEPORT``). A group is a folder named after the port
   and the namespace in a private runtime folder of our user (`_rundir`); each member binds a
-  unix datagram socket there named after its pid. A process listening on several ports is a
-  member of each group, under one socket (hard links name it in the other folders).
+  unix datagram socket there named after its pid (`_group_socket`). A process listening on
+  several ports is a member of each group, under one socket.
 * **When.** uvicorn and gunicorn hand the socket over before lifespan startup; granian's
   workers, and single-process uvicorn and hypercorn, listen only after it. So the group
   looks at startup and then on a bounded schedule of loop timers, and joins once it finds a
@@ -33,15 +33,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import secrets
-import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ._group_socket import GroupSocket
 from ._listening import listening_ports, network_namespace
-from ._rundir import private_folder, remove_if_empty
 
 __all__ = ["ProcessGroup"]
 
@@ -50,7 +50,6 @@ logger = logging.getLogger("asgi_supervisor")
 # Seconds between looks for a listening socket: quick at first (single-process servers bind
 # right after lifespan startup), then rarer; about 25 s in all, then this process drains alone.
 RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
-_MAX_DATAGRAM = 65536
 _MAX_TRIGGER = 200
 
 
@@ -97,8 +96,7 @@ class ProcessGroup:
         self._describe = describe
         self._find_listeners = find_listeners
         self.pid = os.getpid() if pid is None else pid
-        self._sock: socket.socket | None = None
-        self._names: list[Path] = []  # our socket, by the name it has in each group folder
+        self._socket: GroupSocket | None = None
         self._retries = iter(RETRY_DELAYS)
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -108,13 +106,13 @@ class ProcessGroup:
         self._answering: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        where = self._names[0].parent.name if self._names else "not joined"
+        where = self._socket.names[0].parent.name if self._socket else "not joined"
         return f"<ProcessGroup {where} pid={self.pid}>"
 
     @property
     def joined(self) -> bool:
         """True once this process has found its listening socket and joined its group."""
-        return self._sock is not None
+        return self._socket is not None
 
     # -- membership -------------------------------------------------------------------------
 
@@ -124,7 +122,7 @@ class ProcessGroup:
 
     def _try_join(self) -> None:
         self._timer = None
-        if self._closed or self._sock is not None:
+        if self._closed or self._socket is not None:
             return
         ports = self._find_listeners()
         if ports:
@@ -144,36 +142,10 @@ class ProcessGroup:
         self._timer = self._loop.call_later(delay, self._try_join)
 
     def _join(self, ports: list[int]) -> None:
-        base = private_folder(self._base)
         namespace = network_namespace()
-        # A sibling leaving may remove an empty group folder between our mkdir and our bind;
-        # then we simply make it again.
-        for attempt in range(3):
-            folders = [private_folder(base / f"port{port}-net{namespace}") for port in ports]
-            names = [folder / f"{self.pid}.sock" for folder in folders]
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            sock.setblocking(False)
-            try:
-                _unlink(names[0])  # ours by name: left by a killed process with our pid
-                sock.bind(str(names[0]))
-                for name in names[1:]:
-                    _unlink(name)
-                    os.link(names[0], name)
-            except FileNotFoundError:
-                sock.close()
-                for name in names:
-                    _unlink(name)
-                if attempt == 2:
-                    raise
-                continue
-            except OSError:
-                sock.close()
-                for name in names:
-                    _unlink(name)
-                raise
-            break
-        self._sock, self._names = sock, names
-        self._loop.add_reader(sock.fileno(), self._readable)
+        groups = [f"port{port}-net{namespace}" for port in ports]
+        self._socket = GroupSocket.bind(self._base, groups, self.pid)
+        self._loop.add_reader(self._socket.fileno(), self._readable)
         logger.info(
             "joined the process group of port %s",
             ",".join(str(port) for port in ports),
@@ -197,16 +169,10 @@ class ProcessGroup:
             self._timer = None
         for task in self._answering:
             task.cancel()
-        if self._sock is not None:
-            self._loop.remove_reader(self._sock.fileno())
-            self._sock.close()
-            self._sock = None
-        for name in self._names:
-            _unlink(name)
-            remove_if_empty(name.parent)
-        if self._names and self._remove_base:
-            remove_if_empty(self._base)
-        self._names = []
+        if self._socket is not None:
+            self._loop.remove_reader(self._socket.fileno())
+            self._socket.close(base=self._base if self._remove_base else None)
+            self._socket = None
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -219,7 +185,7 @@ class ProcessGroup:
         if self._drain is not None or self._closed:
             return
         self._drain = (trigger[:_MAX_TRIGGER], deadline, self.pid)
-        if self._sock is not None:
+        if self._socket is not None:
             self._broadcast(self._drain_message(*self._drain))
 
     async def ask_siblings(self, answer_timeout: float) -> list[dict[str, Any]]:
@@ -228,7 +194,7 @@ class ProcessGroup:
         A sibling that does not answer in time is listed with state ``"unknown"``.
         Cancellation: stops waiting; late answers are dropped.
         """
-        if self._sock is None:
+        if self._socket is None:
             return []
         query_id = secrets.token_hex(8)
         answers: dict[int, dict[str, Any]] = {}
@@ -254,40 +220,16 @@ class ProcessGroup:
         }
         return [answers.get(pid, {"pid": pid, **silent}) for pid in sorted(expected)]
 
-    def _siblings(self) -> dict[int, Path]:
-        siblings: dict[int, Path] = {}
-        for own in self._names:
-            try:
-                entries = list(os.scandir(own.parent))
-            except OSError:
-                continue
-            for entry in entries:
-                stem, dot, suffix = entry.name.partition(".")
-                if dot and suffix == "sock" and stem.isdigit() and int(stem) != self.pid:
-                    siblings.setdefault(int(stem), Path(entry.path))
-        return siblings
-
     def _broadcast(self, message: dict[str, Any]) -> list[int]:
         """Send *message* to every sibling; return the pids it reached."""
-        return [pid for pid, path in self._siblings().items() if self._send(path, message)]
+        if self._socket is None:
+            return []
+        sent = self._socket.send
+        return [pid for pid, path in self._socket.siblings().items() if sent(path, message)]
 
-    def _send(self, path: Path | str, message: dict[str, Any]) -> bool:
-        if self._sock is None:
-            return False
-        data = json.dumps(message, separators=(",", ":")).encode()
-        try:
-            self._sock.sendto(data, str(path))
-        except ConnectionRefusedError:
-            # Nobody is bound there: its process died without cleaning up.
-            logger.debug("removing the stale process group socket %s", path)
-            _unlink(Path(path))
-            return False
-        except FileNotFoundError:
-            return False  # it left meanwhile
-        except OSError as exc:  # a full queue (a blocked sibling), or permissions
-            logger.warning("process group: cannot reach %s: %s", path, exc)
-            return False
-        return True
+    def _send(self, address: str, message: dict[str, Any]) -> None:
+        if self._socket is not None:
+            self._socket.send(address, message)
 
     @staticmethod
     def _drain_message(trigger: str, deadline: float, origin: int) -> dict[str, Any]:
@@ -296,14 +238,9 @@ class ProcessGroup:
     # -- receiving --------------------------------------------------------------------------
 
     def _readable(self) -> None:
-        while self._sock is not None:
-            try:
-                data, sender = self._sock.recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                logger.warning("process group: receiving failed: %s", exc)
-                return
+        if self._socket is None:
+            return
+        for data, sender in self._socket.receive():
             try:
                 message = json.loads(data)
                 self._handle(message, sender)
@@ -315,6 +252,8 @@ class ProcessGroup:
         if kind == "drain":
             trigger = str(message["trigger"])[:_MAX_TRIGGER]
             deadline, origin = float(message["deadline"]), int(message["origin"])
+            if not math.isfinite(deadline):
+                raise ValueError(f"deadline {deadline!r} is not a time")
             if self._drain is not None and self._drain[1] <= deadline:
                 return  # we already drain by an earlier deadline (or this same one)
             self._drain = (trigger, deadline, origin)
@@ -347,7 +286,3 @@ class ProcessGroup:
             logger.exception("process group: describing this process failed")
             status = {"state": "unknown", "drained": False}
         self._send(sender, {**status, "type": "status", "id": query_id, "pid": self.pid})
-
-
-def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)
