@@ -219,6 +219,26 @@ async def test_stale_sockets_are_removed_and_nothing_is_left_after_close(
     assert not runtime.exists()
 
 
+async def test_joining_sweeps_the_sockets_of_killed_workers_of_other_groups(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """A server on another port was killed and left its socket: the next member to join
+    anywhere in the runtime folder removes it and its folder, and leaves live ones alone."""
+    a = Member(runtime, 1001)
+    joined(a)
+    old_group = runtime / "port1-net1"
+    old_group.mkdir(mode=0o700)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(old_group / "1002.sock"))
+    dead.close()
+    b = Member(runtime, 1003)
+    joined(b)
+    assert not old_group.exists()
+    assert sorted(p.name for p in runtime.rglob("*.sock")) == ["1001.sock", "1003.sock"]
+    for member in (a, b):
+        member.group.close()
+
+
 async def test_an_unsafe_runtime_folder_is_refused(
     listener: socket.socket, runtime: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -25,7 +25,8 @@ worker process. A preStop ``/drain`` reaches one of them; this module tells the 
   endpoint, the API and a critical failure, never for a signal: each worker gets its own
   signal, and gunicorn's reload sends SIGTERM to the old workers only.
 * **Nothing left behind.** `close` removes our socket, and the group's folder when it is
-  empty; a socket whose process died (``ECONNREFUSED``) is removed by whoever finds it.
+  empty; a socket whose process was killed (``ECONNREFUSED``) is removed by whoever finds
+  it, and every join sweeps the runtime folder for such sockets.
 """
 
 from __future__ import annotations

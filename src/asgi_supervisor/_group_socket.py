@@ -19,7 +19,7 @@ from typing import Any
 
 from ._rundir import private_folder, remove_if_empty
 
-__all__ = ["GroupSocket"]
+__all__ = ["GroupSocket", "sweep"]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -43,6 +43,7 @@ class GroupSocket:
             OSError: a read-only file system, or a path too long for a unix socket.
         """
         private_folder(base)
+        sweep(base)
         # A sibling leaving may remove an empty group folder between our mkdir and our bind;
         # then we simply make it again.
         for attempt in range(3):
@@ -125,6 +126,38 @@ class GroupSocket:
             remove_if_empty(name.parent)
         if base is not None:
             remove_if_empty(base)
+
+
+def sweep(base: Path) -> None:
+    """Remove the sockets in *base*'s group folders that nobody is bound to any more (their
+    process was killed, or ended by the watchdog), and the folders that leaves empty.
+
+    Never raises. Probing connects without sending, so live members see nothing.
+    """
+    try:
+        folders = [entry.path for entry in os.scandir(base) if entry.is_dir(follow_symlinks=False)]
+    except OSError:
+        return
+    for folder in folders:
+        try:
+            entries = [entry.path for entry in os.scandir(folder) if entry.name.endswith(".sock")]
+        except OSError:
+            continue
+        for path in entries:
+            if _is_stale(path):
+                _unlink(Path(path))
+        remove_if_empty(Path(folder))
+
+
+def _is_stale(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            return True
+        except OSError:
+            return False  # gone already, or not ours to judge
+    return False
 
 
 def _unlink(path: Path) -> None:
