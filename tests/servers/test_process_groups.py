@@ -9,6 +9,7 @@ every probe must then find every worker not ready, with one deadline.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -153,4 +154,54 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
     assert result.requests > 200
     assert result.failures == 0, (result.statuses, result.socket_errors)
     assert status == EXIT_STATUS[server], multi.output()[-3000:]
+    assert list(runtime.iterdir()) == []
+
+
+def probe_until(url: str, status: int, pid: int | None = None, within: float = 5.0) -> None:
+    """Probe *url* on fresh connections until it answers *status* (from *pid*, if given)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        response = httpx.get(url, timeout=5.0)
+        if response.status_code == status and pid in (None, int(response.headers["x-pid"])):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{url} did not answer {status} (pid {pid}) within {within} s")
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_a_signal_to_one_worker_stays_in_that_worker(server: str, tmp_path: Path) -> None:
+    """1. SIGTERM to one worker, as gunicorn's reload (SIGHUP) sends to its old workers;
+    2. that worker fails readiness while it drains; 3. its sibling stays ready throughout."""
+    env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "3", "ASGI_SUPERVISOR_GRACE_PERIOD": "8"}
+    with ServerProcess(APP, tmp_path=tmp_path, server=server, env=env, args=WORKERS[server]) as s:
+        signalled, sibling = sorted(wait_for_workers(s.base_url, 2))
+        os.kill(signalled, signal.SIGTERM)
+        probe_until(f"{s.base_url}/health/ready", 503, pid=signalled)
+        answers = probe(f"{s.base_url}/health/ready", workers={sibling}, count=20)
+    assert {(status, pid) for status, pid in answers} <= {(503, signalled), (200, sibling)}
+    assert (200, sibling) in answers
+
+
+@pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
+def test_sigterm_fails_readiness_in_every_worker_while_they_serve(
+    server: str, tmp_path: Path, runtime: Path
+) -> None:
+    """1. SIGTERM to the server; 2. every worker, each on its own signal, fails readiness
+    while still serving requests for the shutdown delay; 3. exit status 0, nothing left."""
+    env = {
+        "ASGI_SUPERVISOR_RUNTIME_DIR": str(runtime),
+        "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "3",
+        "ASGI_SUPERVISOR_GRACE_PERIOD": "8",
+    }
+    with ServerProcess(APP, tmp_path=tmp_path, server=server, env=env, args=WORKERS[server]) as s:
+        workers = wait_for_workers(s.base_url, 2)
+        s.signal(signal.SIGTERM)
+        probe_until(f"{s.base_url}/health/ready", 503)
+        answers = probe(f"{s.base_url}/health/ready", workers=workers, count=20)
+        served = httpx.get(f"{s.base_url}/", timeout=5.0)
+        status = s.wait_exit(timeout=15)
+    assert {status for status, _ in answers} == {503}, answers
+    assert {pid for _, pid in answers} == workers, answers
+    assert (served.status_code, served.headers["connection"]) == (200, "close")
+    assert status == EXIT_STATUS[server], s.output()[-3000:]
     assert list(runtime.iterdir()) == []
