@@ -52,6 +52,7 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
     ) -> None:
+        self.name = server  # as a load balancer's backend (see `tests.servers.rig.Balancer`)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"

@@ -35,7 +35,7 @@ WORKERS = {
 # What each server's main process exits with after SIGTERM, measured here (the README's
 # servers table states these).
 EXIT_STATUS = {"uvicorn": 0, "gunicorn": 0, "granian": 0}
-LOAD_SECONDS = 8
+LOAD_SECONDS = 10
 
 
 @pytest.fixture
@@ -56,6 +56,17 @@ def probe(url: str, *, workers: set[int], count: int = 30) -> list[tuple[int, in
         if len(answers) >= count and {pid for _, pid in answers} >= workers:
             break
     return answers
+
+
+def probe_until(url: str, status: int, pid: int | None = None, within: float = 5.0) -> None:
+    """Probe *url* on fresh connections until it answers *status* (from *pid*, if given)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        response = httpx.get(url, timeout=5.0)
+        if response.status_code == status and pid in (None, int(response.headers["x-pid"])):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{url} did not answer {status} (pid {pid}) within {within} s")
 
 
 def wait_for_workers(base_url: str, count: int, within: float = 30.0) -> set[int]:
@@ -100,15 +111,14 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
     }
     multi = ServerProcess(APP, tmp_path=tmp_path, server=server, env=env, args=WORKERS[server])
     steady = Replica("steady", PLAIN_APP, tmp_path, {})
-    multi.name = "multi"  # type: ignore[attr-defined]
-    balancer = Balancer(tmp_path, [multi, steady])  # type: ignore[list-item]
+    balancer = Balancer(tmp_path, [multi, steady])
     load: subprocess.Popen[str] | None = None
     try:
         multi.start()
         steady.start()
         workers = wait_for_workers(multi.base_url, 2)
         balancer.start()
-        balancer.wait_for("multi", "UP", timeout=10)
+        balancer.wait_for(server, "UP", timeout=10)
         balancer.wait_for("steady", "UP", timeout=10)
         script = tmp_path / "counts.lua"
         script.write_text(COUNTER_LUA)
@@ -132,14 +142,16 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
         assert reported.keys() == workers, drain.stdout
         assert all("drained=True" in line for line in reported.values()), drain.stdout
 
-        balancer.wait_for("multi", "DOWN", timeout=5)
+        balancer.wait_for(server, "DOWN", timeout=5)
         answers = probe(f"{multi.base_url}/health/ready", workers=workers)
         assert {status for status, _ in answers} == {503}, answers
         assert {pid for _, pid in answers} == workers, answers
         shared = deadlines(multi.base_url, workers)
         assert shared.keys() == workers
-        assert max(shared.values()) - min(shared.values()) < 0.25, shared
+        # Each value is read a request's trip after it was computed: allow for a slow machine.
+        assert max(shared.values()) - min(shared.values()) < 0.5, shared
 
+        assert load.poll() is None, "the load ended before SIGTERM: raise LOAD_SECONDS"
         multi.signal(signal.SIGTERM)
         status = multi.wait_exit(timeout=20)
         output, _ = load.communicate(timeout=LOAD_SECONDS + 30)
@@ -155,17 +167,6 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
     assert result.failures == 0, (result.statuses, result.socket_errors)
     assert status == EXIT_STATUS[server], multi.output()[-3000:]
     assert list(runtime.iterdir()) == []
-
-
-def probe_until(url: str, status: int, pid: int | None = None, within: float = 5.0) -> None:
-    """Probe *url* on fresh connections until it answers *status* (from *pid*, if given)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        response = httpx.get(url, timeout=5.0)
-        if response.status_code == status and pid in (None, int(response.headers["x-pid"])):
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{url} did not answer {status} (pid {pid}) within {within} s")
 
 
 @pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
