@@ -24,6 +24,7 @@ from asgi_supervisor._group import ProcessGroup
 from asgi_supervisor._group_hooks import process_outcomes
 from asgi_supervisor._listening import listening_inodes, listening_ports
 from asgi_supervisor._rundir import UnsafeFolderError, private_folder
+from tests.apps import crash_loop
 from tests.conftest import quiet_supervisor
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
@@ -329,6 +330,26 @@ async def test_a_supervisor_drain_reaches_its_siblings(
     assert trigger == f"api (from pid {os.getpid()})"
     assert supervisor.shutdown is not None
     assert abs(supervisor.shutdown.monotonic_deadline() - deadline) < 0.01
+    await supervisor.drain()
+    supervisor.leave_group()
+    sibling.group.close()
+
+
+async def test_a_critical_failure_drains_the_siblings_too(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """With on_critical_failure='shutdown', a critical worker giving up in one process
+    drains its siblings as well."""
+    sibling = Member(runtime, 1101)
+    joined(sibling)
+    supervisor = quiet_supervisor(
+        on_critical_failure="shutdown", process_group=True, runtime_dir=str(runtime)
+    )
+    supervisor.add_worker(crash_loop, restart="never", critical=True)
+    supervisor.begin_startup()
+    await supervisor.start()
+    trigger, _ = await sibling.wait_heard(within=2.0)
+    assert trigger == f"critical worker failed (from pid {os.getpid()})"
     await supervisor.drain()
     supervisor.leave_group()
     sibling.group.close()
