@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
-from asgi_supervisor import _cli
+from asgi_supervisor import Supervisor, _cli
 from asgi_supervisor._group import ProcessGroup
 from asgi_supervisor._group_hooks import process_outcomes
 from asgi_supervisor._listening import listening_inodes, listening_ports
 from asgi_supervisor._rundir import UnsafeFolderError, private_folder
+from asgi_supervisor.testing import LifespanManager
 from tests.apps import crash_loop
-from tests.conftest import quiet_supervisor
+from tests.conftest import bare_app, quiet_supervisor
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
 
@@ -115,6 +116,7 @@ async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
     assert time.monotonic() - sent < 0.1
     await asyncio.sleep(0.05)  # room for any echo to arrive, which must not
     assert (a.heard, len(b.heard), len(c.heard)) == ([], 1, 1)
+    assert all(member.group.is_shared() for member in (a, b, c))
     for member in (a, b, c):
         member.group.close()
 
@@ -143,6 +145,7 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     3. it asks, and drains by the same deadline."""
     a = Member(runtime, 301)
     joined(a)
+    assert not a.group.is_shared()  # alone so far: it may end itself after a drain
     deadline = time.monotonic() + 8.0
     a.group.announce("api", deadline)
     found: set[int] = set()
@@ -272,44 +275,47 @@ def test_private_folder_refuses_links_and_other_owners(runtime: Path) -> None:
 
 async def test_begin_drain_with_an_earlier_deadline_brings_it_forward() -> None:
     """A sibling's earlier deadline wins; a later one never pushes ours back."""
-    supervisor = quiet_supervisor(grace_period=10.0, cancel_timeout=1.0, process_group=False)
-    supervisor.begin_startup()
-    await supervisor.start()
-    supervisor.begin_drain("api", deadline=time.monotonic() + 4.0)
-    first = supervisor.deadline_remaining()
-    assert first is not None
-    assert 3.5 < first <= 4.0
-    supervisor.begin_drain("api", deadline=time.monotonic() + 9.0)
-    later = supervisor.deadline_remaining()
-    assert later is not None
-    assert later <= first
-    await supervisor.drain()
+    supervisor = quiet_supervisor(grace_period=10.0, cancel_timeout=1.0)
+    async with LifespanManager(bare_app(supervisor)):
+        supervisor.begin_drain("api", deadline=time.monotonic() + 4.0)
+        first = supervisor.deadline_remaining()
+        assert first is not None
+        assert 3.5 < first <= 4.0
+        supervisor.begin_drain("api", deadline=time.monotonic() + 9.0)
+        later = supervisor.deadline_remaining()
+        assert later is not None
+        assert later <= first
+        await supervisor.drain()
+
+
+def deadline_of(supervisor: Supervisor) -> float:
+    """The supervisor's shutdown deadline as a ``time.monotonic()`` value."""
+    remaining = supervisor.deadline_remaining()
+    assert remaining is not None
+    return time.monotonic() + remaining
 
 
 async def test_a_supervisor_drains_with_its_group_and_tells_it(
     listener: socket.socket, runtime: Path
 ) -> None:
     """1. a supervisor joins its group at startup; 2. a sibling's drain starts its drain,
-    by the sibling's deadline; 3. /drain's outcomes list the sibling; 4. leaving the group
-    removes its socket."""
+    by the sibling's deadline; 3. /drain's outcomes list the sibling; 4. the end of the
+    lifespan removes its socket."""
     supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
-    supervisor.begin_startup()
-    await supervisor.start()
-    assert supervisor.group is not None
-    assert supervisor.group.joined
     sibling = Member(runtime, 701, status={"state": "closing", "drained": True})
-    joined(sibling)
-    deadline = time.monotonic() + 3.0
-    sibling.group.announce("drain endpoint", deadline)
-    await asyncio.wait_for(_until(lambda: supervisor.is_draining), 1.0)
-    assert supervisor.shutdown is not None
-    assert supervisor.shutdown.trigger_name == "drain endpoint (from pid 701)"
-    assert abs(supervisor.shutdown.monotonic_deadline() - deadline) < 0.01
-    outcomes = await process_outcomes(supervisor)
-    assert [o["pid"] for o in outcomes] == [os.getpid(), 701]
-    assert outcomes[1] == {"pid": 701, "state": "closing", "drained": True}
-    await supervisor.drain()
-    supervisor.leave_group()
+    async with LifespanManager(bare_app(supervisor)):
+        assert supervisor.group is not None
+        assert supervisor.group.joined
+        joined(sibling)
+        deadline = time.monotonic() + 3.0
+        sibling.group.announce("drain endpoint", deadline)
+        await asyncio.wait_for(_until(lambda: supervisor.is_draining), 1.0)
+        assert supervisor.drain_progress()["trigger"] == "drain endpoint (from pid 701)"
+        assert abs(deadline_of(supervisor) - deadline) < 0.01
+        outcomes = await process_outcomes(supervisor)
+        assert [o["pid"] for o in outcomes] == [os.getpid(), 701]
+        assert outcomes[1] == {"pid": 701, "state": "closing", "drained": True}
+        await supervisor.drain()
     assert [p.name for p in runtime.rglob("*.sock")] == ["701.sock"]
     sibling.group.close()
     assert not runtime.exists()
@@ -318,20 +324,17 @@ async def test_a_supervisor_drains_with_its_group_and_tells_it(
 async def test_a_supervisor_drain_reaches_its_siblings(
     listener: socket.socket, runtime: Path
 ) -> None:
-    """begin_drain (the API, the drain endpoint, a critical failure) tells the siblings,
-    with the supervisor's own deadline."""
+    """begin_drain (the API, the drain endpoint) tells the siblings, with the supervisor's
+    own deadline."""
     supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
-    supervisor.begin_startup()
-    await supervisor.start()
     sibling = Member(runtime, 801)
-    joined(sibling)
-    supervisor.begin_drain("api")
-    trigger, deadline = await sibling.wait_heard(within=0.5)
-    assert trigger == f"api (from pid {os.getpid()})"
-    assert supervisor.shutdown is not None
-    assert abs(supervisor.shutdown.monotonic_deadline() - deadline) < 0.01
-    await supervisor.drain()
-    supervisor.leave_group()
+    async with LifespanManager(bare_app(supervisor)):
+        joined(sibling)
+        supervisor.begin_drain("api")
+        trigger, deadline = await sibling.wait_heard(within=0.5)
+        assert trigger == f"api (from pid {os.getpid()})"
+        assert abs(deadline_of(supervisor) - deadline) < 0.01
+        await supervisor.drain()
     sibling.group.close()
 
 
@@ -346,12 +349,10 @@ async def test_a_critical_failure_drains_the_siblings_too(
         on_critical_failure="shutdown", process_group=True, runtime_dir=str(runtime)
     )
     supervisor.add_worker(crash_loop, restart="never", critical=True)
-    supervisor.begin_startup()
-    await supervisor.start()
-    trigger, _ = await sibling.wait_heard(within=2.0)
-    assert trigger == f"critical worker failed (from pid {os.getpid()})"
-    await supervisor.drain()
-    supervisor.leave_group()
+    async with LifespanManager(bare_app(supervisor)):
+        trigger, _ = await sibling.wait_heard(within=2.0)
+        assert trigger == f"critical worker failed (from pid {os.getpid()})"
+        await supervisor.drain()
     sibling.group.close()
 
 

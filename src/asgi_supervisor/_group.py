@@ -103,6 +103,7 @@ class ProcessGroup:
         self._closed = False
         # The earliest drain this member knows of: (trigger, deadline, origin pid).
         self._drain: tuple[str, float, int] | None = None
+        self._shared = False
         self._queries: dict[str, tuple[dict[int, dict[str, Any]], set[int], asyncio.Event]] = {}
         self._answering: set[asyncio.Task[None]] = set()
 
@@ -114,6 +115,14 @@ class ProcessGroup:
     def joined(self) -> bool:
         """True once this process has found its listening socket and joined its group."""
         return self._socket is not None
+
+    def is_shared(self) -> bool:
+        """True once a sibling has been seen: this process is one worker of several.
+
+        Then it must not end itself after a drain no signal followed: its server would
+        start a fresh worker in its place, ready, while the siblings have left.
+        """
+        return self._shared
 
     # -- membership -------------------------------------------------------------------------
 
@@ -225,8 +234,10 @@ class ProcessGroup:
         """Send *message* to every sibling; return the pids it reached."""
         if self._socket is None:
             return []
+        siblings = self._socket.siblings()
+        self._shared = self._shared or bool(siblings)
         sent = self._socket.send
-        return [pid for pid, path in self._socket.siblings().items() if sent(path, message)]
+        return [pid for pid, path in siblings.items() if sent(path, message)]
 
     def _send(self, address: str, message: dict[str, Any]) -> None:
         if self._socket is not None:
@@ -242,6 +253,7 @@ class ProcessGroup:
         if self._socket is None:
             return
         for data, sender in self._socket.receive():
+            self._shared = True
             try:
                 message = json.loads(data)
                 self._handle(message, sender)

@@ -77,6 +77,8 @@ class Run:
         """
         self.shutdown.install_signals()
         self.group = join_group(self)  # process group hook: drain with the sibling workers
+        if self.group is not None:
+            self.shutdown.is_replaceable = self.group.is_shared
         self._critical = {spec.name for spec in specs if spec.critical}
         failure = await start_workers(
             specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up

@@ -156,9 +156,12 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
         status = multi.wait_exit(timeout=20)
         output, _ = load.communicate(timeout=LOAD_SECONDS + 30)
     finally:
-        if load is not None and load.poll() is None:
-            load.kill()
-            load.wait(timeout=10)
+        if load is not None:
+            if load.poll() is None:
+                load.kill()
+                load.wait(timeout=10)
+            if load.stdout is not None:
+                load.stdout.close()
         multi.stop()
         steady.kill()
         balancer.stop()
