@@ -12,8 +12,8 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 
 def quiet_supervisor(**settings: Any) -> Supervisor:
     """A supervisor for in-process tests: no signal handlers, no watchdog, no loop-lag thread,
-    short deadlines, and no local token file (pytest's own listening sockets must not get
-    one)."""
+    no process group and no local token file (nothing written outside the test, and pytest's
+    own listening sockets must not get one), short deadlines."""
     defaults: dict[str, Any] = {
         "grace_period": 3.0,
         "cancel_timeout": 1.0,
@@ -22,6 +22,7 @@ def quiet_supervisor(**settings: Any) -> Supervisor:
         "watchdog": False,
         "local_token": False,
         "loop_lag_threshold": None,
+        "process_group": False,
     }
     return Supervisor(**{**defaults, **settings})
 

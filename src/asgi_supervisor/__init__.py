@@ -5,7 +5,10 @@ Layout, from the bottom up (each layer imports only those below it):
 * the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
 * the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_looplag``,
-  ``_logs``, ``_shutdown`` and ``_supervisor``, which ties them together;
+  ``_logs``, ``_shutdown`` and ``_supervisor``, which ties them together; the process group
+  of a multi-worker server, ``_group`` (over ``_listening``, ``_rundir`` and
+  ``_group_socket``, which know nothing of supervisors) and ``_group_hooks`` (its supervisor
+  side);
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir``, ``_token_file`` and ``_local_token``;
 * the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_lifespan`` and

@@ -228,7 +228,21 @@ def _drain(args: argparse.Namespace, out: TextIO) -> int:
         f"requests_drained={requests.get('drained', 0)} rejected={requests.get('rejected', 0)}",
         file=out,
     )
-    return OK if body.get("drained") else NOT_READY
+    everyone = _print_processes(body, out)  # process group: a line per worker process
+    return OK if body.get("drained") and everyone else NOT_READY
+
+
+def _print_processes(body: dict[str, Any], out: TextIO) -> bool:
+    """Print each worker process's outcome (see ``_group.py``); True if all drained."""
+    processes = [p for p in body.get("processes") or () if isinstance(p, dict)]
+    for process in processes:
+        error = process.get("error")
+        print(
+            f"  pid={process.get('pid')} state={process.get('state')} "
+            f"drained={process.get('drained')}" + (f" ({error})" if error else ""),
+            file=out,
+        )
+    return all(process.get("drained") for process in processes)
 
 
 def _health(args: argparse.Namespace, out: TextIO) -> int:

@@ -28,6 +28,10 @@ class Config:
         config = Config.from_env(grace_period=20.0)   # ASGI_SUPERVISOR_* variables, overridden
         supervisor = Supervisor(config=config)
 
+    ``process_group`` makes the worker processes of one server (``--workers N``) drain
+    together; their sockets live in ``runtime_dir`` (default ``$XDG_RUNTIME_DIR/asgi-supervisor``,
+    else ``/tmp/asgi-supervisor-<uid>``).
+
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
     (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``
     turns loop-lag detection off.
@@ -52,6 +56,8 @@ class Config:
     check_cache_period: float = 1.0
     history_size: int = 100
     loop_lag_threshold: float | None = 0.5
+    process_group: bool = True
+    runtime_dir: str | None = None
 
     def __post_init__(self) -> None:
         _positive("grace_period", self.grace_period)
@@ -108,6 +114,8 @@ class Config:
             # A secret mounted from a file usually ends in a newline: that must not lock
             # every caller out, so surrounding whitespace is not part of the token.
             object.__setattr__(self, "admin_token", _admin_token(self.admin_token))
+        if self.runtime_dir is not None and not self.runtime_dir.strip():
+            raise ValueError("runtime_dir is empty; pass None to use the default folder.")
         prefix = self.path_prefix
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(

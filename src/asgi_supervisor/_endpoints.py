@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._admin_auth import AdminAuth
+from ._group_hooks import process_outcomes
 from ._local_token import LocalTokens
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
@@ -162,7 +163,13 @@ class Endpoints:
         await sup.wait_drained()
         counts = sup.counts()
         drained = not counts["requests"] and not counts["websockets"]
-        return 200, {"state": sup.state.value, "drained": drained, "report": sup.drain_progress()}
+        body: dict[str, Any] = {
+            "state": sup.state.value,
+            "drained": drained,
+            "report": sup.drain_progress(),
+        }
+        body["processes"] = await process_outcomes(sup)  # process group: every worker process
+        return 200, body
 
 
 class _BadRequest(Exception):

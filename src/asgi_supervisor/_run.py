@@ -15,6 +15,8 @@ from typing import Any
 
 from ._checks import Checks
 from ._config import Config
+from ._group import ProcessGroup
+from ._group_hooks import join_group
 from ._registry import Registry, TaskRecord
 from ._requests import RequestCount
 from ._shutdown import Shutdown
@@ -60,6 +62,8 @@ class Run:
         )
         self._ticker: asyncio.TimerHandle | None = None
         self._tick()
+        # Process group hook: the sibling worker processes, from start() to close().
+        self.group: ProcessGroup | None = None
 
     def __repr__(self) -> str:
         return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
@@ -72,6 +76,9 @@ class Run:
                 that really waits); what did start has been stopped.
         """
         self.shutdown.install_signals()
+        self.group = join_group(self)  # process group hook: drain with the sibling workers
+        if self.group is not None:
+            self.shutdown.is_replaceable = self.group.is_shared
         self._critical = {spec.name for spec in specs if spec.critical}
         failure = await start_workers(
             specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
@@ -94,6 +101,19 @@ class Run:
             self._ticker.cancel()
             self._ticker = None
         self.shutdown.finish()
+        if self.group is not None:  # process group hook: remove our socket
+            self.group.close()
+
+    def begin_drain(self, trigger: str, *, deadline: float | None = None) -> None:
+        """Start (or join) the drain, and tell the sibling worker processes of the server.
+
+        For the drain endpoint, the API and a critical failure; never for a signal (each
+        worker gets its own, and a reload signals only the old workers).
+        """
+        self.shutdown.trigger(trigger, deadline=deadline)
+        if self.group is not None:  # process group hook
+            assert self.shutdown.deadline is not None
+            self.group.announce(trigger, self.shutdown.deadline.end)
 
     async def _stop_after_failed_startup(self) -> None:
         self.lifecycle.fail()
@@ -109,7 +129,7 @@ class Run:
             return
         self.failures[record.name] = f"critical worker {record.name!r} gave up"
         if self._on_critical_failure == "shutdown":
-            self.shutdown.trigger("critical worker failed")
+            self.begin_drain("critical worker failed")  # process group hook: was trigger()
 
     def _tick(self) -> None:
         # Refresh the cheap clock requests read for their age in /tasks.

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 
 from ._checks import CheckResult, Checks
 from ._config import Config
+from ._group import ProcessGroup
 from ._logs import show_logs_through_server
 from ._looplag import LoopLagMonitor
 from ._registry import Kind, Registry
@@ -151,6 +152,11 @@ class Supervisor:
     def is_lingering(self) -> bool:
         """True when the shutdown ended and nothing will end the process: liveness fails."""
         return self._run is not None and self._run.shutdown.lingering
+
+    @property
+    def group(self) -> ProcessGroup | None:
+        """The current lifespan's process group (see ``_group.py``), or None."""
+        return None if self._run is None else self._run.group
 
     def counts(self) -> dict[str, int]:
         """Live requests, websockets, tasks and workers."""
@@ -382,7 +388,8 @@ class Supervisor:
         Raises:
             NotRunningError: no lifespan is running, so there is nothing to drain.
         """
-        self._running("drain").shutdown.trigger(trigger, deadline=deadline)
+        # Process group hook: the run tells the sibling worker processes (was trigger()).
+        self._running("drain").begin_drain(trigger, deadline=deadline)
 
     async def drain(self) -> ShutdownReport:
         """Drain and stop everything, then return the shutdown report.
@@ -397,7 +404,7 @@ class Supervisor:
             NotRunningError: no lifespan is running.
         """
         run = self._running("drain")
-        run.shutdown.trigger("api")
+        run.begin_drain("api")  # process group hook: was run.shutdown.trigger("api")
         return await run.shutdown.wait_stopped()
 
     async def wait_drained(self) -> None:

@@ -40,7 +40,8 @@ def read_events(path: Path) -> list[tuple[float, str]]:
 
 
 class ServerProcess:
-    """One uvicorn or hypercorn process serving *app* on a free loopback port."""
+    """One uvicorn, hypercorn, gunicorn (uvicorn workers) or granian server serving *app* on
+    a free loopback port; *args* go to the server (``--workers 2``)."""
 
     def __init__(
         self,
@@ -51,6 +52,7 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
     ) -> None:
+        self.name = server  # as a load balancer's backend (see `tests.servers.rig.Balancer`)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
@@ -63,8 +65,16 @@ class ServerProcess:
         elif server == "hypercorn":
             command = [sys.executable, "-m", "hypercorn", app, "-b", f"127.0.0.1:{self.port}"]
             command += ["-w", "0", *args]
+        elif server == "gunicorn":
+            command = [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{self.port}"]
+            command += ["-k", "uvicorn_worker.UvicornWorker", *args]
+        elif server == "granian":
+            command = [sys.executable, "-m", "granian", app, "--interface", "asgi"]
+            command += ["--host", "127.0.0.1", "--port", str(self.port), *args]
         else:
-            raise ValueError(f"server={server!r} is not one of 'uvicorn', 'hypercorn'")
+            raise ValueError(
+                f"server={server!r} is not one of 'uvicorn', 'hypercorn', 'gunicorn', 'granian'"
+            )
         self.command = command
         self.env = {
             **os.environ,

@@ -21,8 +21,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -180,10 +182,19 @@ class Replica:
             self.process.wait(timeout=10)
 
 
+class Backend(Protocol):
+    """What HAProxy needs to know of a server: its name in the stats and its port."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
 class Balancer:
     """HAProxy in the foreground, with an admin socket to read server states."""
 
-    def __init__(self, workdir: Path, replicas: list[Replica]) -> None:
+    def __init__(self, workdir: Path, replicas: Sequence[Backend]) -> None:
         self.port = free_port()
         self.socket_path = workdir / "haproxy.sock"
         servers = "\n".join(f"    server {r.name} 127.0.0.1:{r.port} check" for r in replicas)

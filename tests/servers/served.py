@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import os
 
+from starlette.types import Message, Receive, Scope, Send
+
 from asgi_supervisor import Supervisor
 from tests.apps import build
 
@@ -22,3 +24,19 @@ faults = {fault for fault in os.environ.get("TEST_FAULTS", "").split(",") if fau
 # "critical_shutdown": a critical worker that gives up drains the process.
 policy = "shutdown" if "critical_shutdown" in faults else "unready"
 app = build(Supervisor.from_env(on_critical_failure=policy), faults)
+
+
+async def app_with_pid(scope: Scope, receive: Receive, send: Send) -> None:
+    """The same app, naming the worker process that answered in an ``x-pid`` header, so the
+    multi-worker tests can tell which of the server's processes a probe reached."""
+    if scope["type"] != "http":
+        await app(scope, receive, send)
+        return
+    pid = str(os.getpid()).encode()
+
+    async def send_with_pid(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"x-pid", pid)]}
+        await send(message)
+
+    await app(scope, receive, send_with_pid)
