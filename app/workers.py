@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
 from collections.abc import Awaitable
 from typing import Any, TypeVar
@@ -49,7 +50,9 @@ class JobWorkers:
         self.queue: JobQueue | None = None
         self.new_job = asyncio.Event()
         self.ticks = 0
-        identity = f"{socket.gethostname()}-{os.getpid()}"
+        # Unique per process even where host name and pid repeat (containers on the host's
+        # network all share its name, and each is PID 1): a lease belongs to one worker.
+        identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         for n in range(1, settings.workers + 1):
             supervisor.add_worker(
                 self.consume, f"{identity}-{n}", name=f"job-worker-{n}", critical=True

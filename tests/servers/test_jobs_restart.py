@@ -22,7 +22,7 @@ JOBS = 40
 
 def wait_until_holding_a_job(queue_url: str, replica: Replica, ids: list[int]) -> int:
     """Wait (at most 15 s) until one of *replica*'s workers holds a job; return its id.
-    Worker ids end in ``-<pid>-<n>``, so the holder is known without asking the replica."""
+    Worker ids read ``<host>-<pid>-<random>-<n>``: the holder is known without asking."""
     assert replica.process is not None
     marker = f"-{replica.process.pid}-"
 
