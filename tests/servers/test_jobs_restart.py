@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from app.jobs import JobQueue
+from app.jobs import Job, JobQueue
 from tests.servers.rig import SUPERVISED_APP, Replica, Rig
 from tests.servers.test_demo_server import read_queue, stored_job
 from tests.servers.test_rolling_restart import SUPERVISED_ENV
@@ -18,25 +18,34 @@ from tests.servers.test_rolling_restart import SUPERVISED_ENV
 pytestmark = [pytest.mark.server, pytest.mark.timeout(150)]
 
 JOBS = 40
+LEASE_PERIOD = 6.0
 
 
-def wait_until_holding_a_job(queue_url: str, replica: Replica, ids: list[int]) -> int:
-    """Wait (at most 15 s) until one of *replica*'s workers holds a job; return its id.
-    Worker ids read ``<host>-<pid>-<random>-<n>``: the holder is known without asking."""
+def wait_until_mid_job(queue_url: str, replica: Replica, ids: list[int]) -> int:
+    """Wait (at most 15 s) until one of *replica*'s workers has at least 0.4 s of a job
+    still to run; return that job's id.
+
+    Worker ids read ``<host>-<pid>-<random>-<n>``, so the holder is known without asking
+    it. With LEASE_PERIOD above three times every job's length a job is never renewed, so
+    its lease tells when it was claimed; the queue and this test share the host's clock.
+    """
     assert replica.process is not None
     marker = f"-{replica.process.pid}-"
 
-    async def held(queue: JobQueue) -> list[int]:
+    async def claimed(queue: JobQueue) -> list[Job]:
         jobs = [await queue.get(job_id) for job_id in ids]
-        return [
-            j.id for j in jobs if j and j.status == "claimed" and marker in (j.claimed_by or "")
-        ]
+        return [j for j in jobs if j and j.status == "claimed" and marker in (j.claimed_by or "")]
 
     deadline = time.monotonic() + 15
-    while not (holding := read_queue(queue_url, held)):
-        assert time.monotonic() < deadline, f"replica {replica.name} never held a job"
+    while True:
+        jobs = read_queue(queue_url, claimed)
+        now = time.time()
+        for job in jobs:
+            assert job.lease_expires_at is not None
+            if job.lease_expires_at - LEASE_PERIOD + job.seconds - now > 0.4:
+                return job.id
+        assert time.monotonic() < deadline, f"replica {replica.name} never was mid-job"
         time.sleep(0.02)
-    return holding[0]
 
 
 def test_jobs_survive_restarts_and_a_sigkill(queue_url: str) -> None:
@@ -47,21 +56,21 @@ def test_jobs_survive_restarts_and_a_sigkill(queue_url: str) -> None:
     env = {
         **SUPERVISED_ENV,
         "APP_DATABASE_URL": queue_url,
-        "APP_LEASE_PERIOD": "2",
+        "APP_LEASE_PERIOD": str(LEASE_PERIOD),
         "APP_POLL_PERIOD": "0.1",
     }
     rng = random.Random(7)
     with Rig(SUPERVISED_APP, env) as rig, httpx.Client(base_url=rig.url, timeout=5) as http:
         ids = []
         for _ in range(JOBS):
-            response = http.post("/jobs", json={"seconds": rng.uniform(0.4, 0.9)})
+            response = http.post("/jobs", json={"seconds": rng.uniform(0.6, 1.0)})
             assert response.status_code == 201
             ids.append(response.json()["id"])
         for replica in rig.replicas:
             assert rig.restart(replica).exit_status == -signal.SIGTERM
         killed_mid_job = []
         for replica in rig.replicas:
-            killed_mid_job.append(wait_until_holding_a_job(queue_url, replica, ids))
+            killed_mid_job.append(wait_until_mid_job(queue_url, replica, ids))
             assert rig.restart(replica, signal.SIGKILL).exit_status == -signal.SIGKILL
         for replica in rig.replicas:
             assert rig.restart(replica).exit_status == -signal.SIGTERM
