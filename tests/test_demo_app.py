@@ -146,3 +146,22 @@ async def test_job_in_progress_is_released_when_cancelled(settings: Settings) ->
         await queue.close()
     assert job is not None
     assert (job.status, job.claimed_by, job.attempts) == ("queued", None, 1)
+
+
+def test_settings_name_the_bad_variable_and_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database URL and body limit come from the environment; a bad value, or the old
+    APP_QUEUE_PATH, fails naming the variable and what to write instead."""
+    monkeypatch.setenv("APP_DATABASE_URL", "postgresql://u@h:5432/d")
+    monkeypatch.setenv("APP_MAX_BODY_BYTES", "2048")
+    settings = Settings.from_env()
+    assert (settings.database_url, settings.max_body_bytes) == ("postgresql://u@h:5432/d", 2048)
+    monkeypatch.setenv("APP_DATABASE_URL", "redis://h")
+    with pytest.raises(ValueError, match=r"APP_DATABASE_URL='redis://h' names no known backend"):
+        Settings.from_env()
+    monkeypatch.setenv("APP_DATABASE_URL", "sqlite:///q.sqlite3")
+    monkeypatch.setenv("APP_MAX_BODY_BYTES", "0")
+    with pytest.raises(ValueError, match=r"APP_MAX_BODY_BYTES=0 must be at least 1"):
+        Settings.from_env()
+    monkeypatch.setenv("APP_QUEUE_PATH", "/data/q.sqlite3")
+    with pytest.raises(ValueError, match=r"set APP_DATABASE_URL=sqlite:////data/q.sqlite3"):
+        Settings.from_env()
