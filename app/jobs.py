@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Job", "JobQueue", "encode_payload", "open_queue", "sqlite_path"]
+__all__ = ["Job", "JobQueue", "check_url", "encode_payload", "open_queue", "sqlite_path"]
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")

@@ -66,7 +66,8 @@ _CONNECT_TIMEOUT = 10.0
 
 
 class PostgresQueue:
-    """The `app.jobs.JobQueue` stored in the PostgreSQL database at a ``postgresql://`` URL.
+    """The `app.jobs.JobQueue` stored in the PostgreSQL database at a ``postgresql://`` URL
+    (its methods are documented there).
 
     Example::
 

@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS completions (
 
 
 class SqliteQueue:
-    """The `app.jobs.JobQueue` stored in the SQLite file at *path*.
+    """The `app.jobs.JobQueue` stored in the SQLite file at *path* (its methods are
+    documented there).
 
     Example::
 

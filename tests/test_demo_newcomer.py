@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -27,9 +28,11 @@ def readme_block(heading: str) -> str:
 
 def test_make_run_takes_host_and_port_and_installs_only_the_demo_extra() -> None:
     """`make run HOST=... PORT=...` serves there, after installing `.[demo]`, not `.[test]`."""
+    # A clean make environment: under `make test` the outer make's flags would leak in.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(
-        ["make", "-n", "-B", "run", "HOST=0.0.0.0", "PORT=9123"],
-        cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
+        ["make", "--no-print-directory", "-n", "-B", "run", "HOST=0.0.0.0", "PORT=9123"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     commands = [line for line in result.stdout.splitlines() if not line.startswith("#")]
     installs = [line for line in commands if "pip install" in line and "-e" in line]
