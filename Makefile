@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
+# Where `make run` serves the demo: make run HOST=0.0.0.0 PORT=9000
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: run test lint typecheck pytest bench proof system-deps clean
 
@@ -12,12 +16,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian tools the load-balancer tests need (HAProxy, wrk); installed only when missing.
+# Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman); installed only when missing.
 system-deps:
 	@./.ci/system-deps
 
-run: $(STAMP)
-	$(BIN)/python -m uvicorn app.main:app --host 127.0.0.1 --port 8000
+# The demo needs only the [demo] extra, not the test tools.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+run: $(DEMO_STAMP)
+	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps lint typecheck pytest
 

@@ -252,7 +252,8 @@ class Rig:
     def __init__(self, app: str, env: dict[str, str] | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="rig-")
         self.workdir = Path(self._tmp.name)
-        replica_env = {"APP_QUEUE_PATH": str(self.workdir / "queue.sqlite3"), **(env or {})}
+        queue_url = f"sqlite:///{self.workdir / 'queue.sqlite3'}"
+        replica_env = {"APP_DATABASE_URL": queue_url, **(env or {})}
         self.replicas = [Replica(n, app, self.workdir, replica_env) for n in ("a", "b")]
         self.balancer = Balancer(self.workdir, self.replicas)
         self.url = f"http://127.0.0.1:{self.balancer.port}"
