@@ -5,8 +5,9 @@ Layout, from the bottom up (each layer imports only those below it):
 * the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
 * the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
-  ``_supervisor``, which ties them together;
-* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``;
+  ``_supervisor``, which ties them together; ``_metrics`` and ``_metrics_group`` read it;
+* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_metrics_http``, ``_lifespan`` and
+  ``_middleware``;
 * public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
 """
 

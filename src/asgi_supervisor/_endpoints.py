@@ -13,6 +13,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._metrics_http import MetricsEndpoint
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
 
@@ -41,6 +42,7 @@ class Endpoints:
             f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
             f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
             f"{prefix}/drain": self._guard(("GET", "HEAD", "POST"), admin=True, fn=self._drain),
+            f"{prefix}/metrics": MetricsEndpoint(supervisor),  # public, like /health
         }
 
     def _guard(

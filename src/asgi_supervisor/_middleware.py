@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._endpoints import Endpoints
 from ._lifespan import run_lifespan
+from ._metrics_group import SnapshotPublisher
 from ._state import State
 
 if TYPE_CHECKING:
@@ -111,6 +112,8 @@ class SupervisorMiddleware:
         elif scope["type"] == "lifespan":
             self._loop = asyncio.get_running_loop()
             self._tick()
+            # Metrics of a process group: publish this worker's snapshot (issue 13).
+            publisher = SnapshotPublisher.start(self.supervisor)
             try:
                 await run_lifespan(self.app, self.supervisor, scope, receive, send)
             finally:
@@ -118,6 +121,7 @@ class SupervisorMiddleware:
                     self._ticker.cancel()
                     self._ticker = None
                 self.now = 0.0
+                await publisher.aclose()
         else:
             await self.app(scope, receive, send)
 
