@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian tools the load-balancer tests need (HAProxy, wrk); installed only when missing.
+# Debian tools the real-server tests need (HAProxy, wrk, Prometheus); installed only when missing.
 system-deps:
 	@./.ci/system-deps
 
