@@ -68,7 +68,8 @@ class MetricsEndpoint:
             others = read_snapshots(self._directory, skip_pid=snapshot.pid, now=snapshot.taken_at)
             snapshots.extend(others)
         accept = b",".join(value for name, value in scope.get("headers", ()) if name == b"accept")
-        body, content_type = encode(snapshots, self._directory is not None, accept.decode())
+        group = self._directory is not None
+        body, content_type = encode(snapshots, group, accept.decode("latin-1"))
         headers = [
             (b"content-type", content_type.encode()),
             (b"content-length", str(len(body)).encode()),
