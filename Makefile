@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-# Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman); installed only when missing.
+# Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman, Prometheus); installed only when missing.
 system-deps:
 	@./.ci/system-deps
 

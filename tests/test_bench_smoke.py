@@ -23,7 +23,14 @@ def test_harness_ratios() -> None:
 def test_overhead_runs() -> None:
     """Every per-request variant produces positive timings."""
     results = asyncio.run(overhead.measure(calls=20, repeats=1))
-    assert len(results) == 6
+    assert len(results) == 7
+    assert all(summary.min > 0 for summary in results.values())
+
+
+def test_overhead_scrape_runs() -> None:
+    """Scraping /metrics is timed for one process and for a process group."""
+    results = asyncio.run(overhead.measure_scrape(calls=2, repeats=1))
+    assert set(results) == {"scrape /metrics, one process", "scrape /metrics, group of 4"}
     assert all(summary.min > 0 for summary in results.values())
 
 

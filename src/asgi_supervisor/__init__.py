@@ -8,10 +8,11 @@ Layout, from the bottom up (each layer imports only those below it):
   ``_logs``, ``_shutdown`` and ``_supervisor``, which ties them together; the process group
   of a multi-worker server, ``_group`` (over ``_listening``, ``_rundir`` and
   ``_group_socket``, which know nothing of supervisors) and ``_group_hooks`` (its supervisor
-  side);
+  side); ``_metrics`` and ``_metrics_group`` read it;
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir``, ``_token_file`` and ``_local_token``;
-* the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_lifespan`` and
+* the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_metrics_http``,
+  ``_lifespan`` and
   ``_middleware``;
 * public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
 """

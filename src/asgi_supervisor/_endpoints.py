@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._admin_auth import AdminAuth
 from ._group_hooks import process_outcomes
 from ._local_token import LocalTokens
+from ._metrics_http import MetricsEndpoint
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
 from .exceptions import NotRunningError
@@ -57,6 +58,7 @@ class Endpoints:
             f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
             f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
             f"{prefix}/drain": self._guard(("POST",), admin=True, fn=self._drain),
+            f"{prefix}/metrics": MetricsEndpoint(supervisor),  # public, like /health
         }
 
     def _guard(

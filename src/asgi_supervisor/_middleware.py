@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._endpoints import Endpoints
 from ._lifespan import LifespanBridge
+from ._metrics_group import SnapshotPublisher
 from ._stacks import tasks_running
 from ._state import Lifecycle, State
 
@@ -124,9 +125,12 @@ class SupervisorMiddleware:
                 self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
             )
             self._endpoints.local_tokens.start()  # write the local token file
+            # Metrics of a process group: publish this worker's snapshot.
+            publisher = SnapshotPublisher.start(self.supervisor)
             try:
                 await bridge(scope)
             finally:
+                await publisher.aclose()
                 await self._endpoints.local_tokens.aclose()  # the last user removes it
         else:
             await self.app(scope, receive, send)
