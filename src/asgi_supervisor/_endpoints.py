@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ._state import State
+from ._tasks_page import HtmlPage, prefers_html, tasks_page
 from ._tasks_view import TasksQuery, tasks_payload
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class Endpoints:
         methods: tuple[str, ...],
         *,
         admin: bool,
-        fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any]]]],
+        fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any] | HtmlPage]]],
     ) -> Handler:
         allow = ", ".join(methods).encode()
 
@@ -66,6 +67,9 @@ class Endpoints:
                 status, body = await fn(scope)
             except _BadRequest as exc:
                 status, body = 400, {"error": str(exc)}
+            if isinstance(body, HtmlPage):  # /tasks for a browser
+                await body.send(send, scope, status)
+                return
             await _respond(send, scope, status, body)
 
         return handle
@@ -139,12 +143,15 @@ class Endpoints:
 
     # -- admin ------------------------------------------------------------------------------
 
-    async def _tasks(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+    async def _tasks(self, scope: Scope) -> tuple[int, dict[str, Any] | HtmlPage]:
         try:
             query = TasksQuery.parse(scope.get("query_string", b""))
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        return 200, tasks_payload(self._sup, query)
+        payload = tasks_payload(self._sup, query)
+        if prefers_html(scope.get("headers", ())):
+            return 200, tasks_page(self._sup, payload)
+        return 200, payload
 
     async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         sup = self._sup
