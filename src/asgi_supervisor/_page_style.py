@@ -81,8 +81,7 @@ background:#e9edf2;color:#39424e;white-space:nowrap}
 font-size:12px}
 .swatch{display:inline-block;width:.7rem;height:.7rem;border-radius:2px;margin-right:.3rem;
 vertical-align:-1px}
-.stats{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));gap:.4rem 1rem;
-margin:0}
+.stats{display:flex;flex-wrap:wrap;gap:.45rem 2rem;margin:0}
 .stats dt{font-size:.7rem;text-transform:uppercase;letter-spacing:.05em;color:var(--muted)}
 .stats dd{margin:0;font-variant-numeric:tabular-nums}
 .abandoned{margin:0;padding-left:1.2rem}

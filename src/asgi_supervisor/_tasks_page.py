@@ -272,7 +272,11 @@ def _verdict(report: Mapping[str, Any] | None) -> str:
 
 
 def _counts(counts: Mapping[str, Any]) -> str:
-    return ", ".join(f"{_e(n)} {_e(name)}" for name, n in counts.items())
+    # Zeros are muted so the counts that matter stand out.
+    return ", ".join(
+        f"{_e(n)} {_e(name)}" if n else f"<span class=muted>0 {_e(name)}</span>"
+        for name, n in counts.items()
+    )
 
 
 def _optional(value: object) -> str:

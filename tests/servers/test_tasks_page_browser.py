@@ -101,7 +101,7 @@ def test_tasks_page_in_headless_chromium(tmp_path: Path) -> None:
     with (
         ServerProcess("tests.servers.served:app", tmp_path=tmp_path, env=env) as server,
         httpx.Client(base_url=server.base_url, headers=AUTH, timeout=10.0) as http,
-        Browser(tmp_path) as browser,
+        Browser(tmp_path, window=(1100, 900)) as browser,
     ):
         url = f"{server.base_url}/tasks"
         # 1.
