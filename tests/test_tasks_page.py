@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from asgi_supervisor import SupervisorMiddleware
-from asgi_supervisor._tasks_page import prefers_html, render_tasks_page
+from asgi_supervisor._negotiate import prefers_html
+from asgi_supervisor._tasks_page import render_tasks_page
 from asgi_supervisor.testing import LifespanManager
 from tests.conftest import bare_app, quiet_supervisor
 

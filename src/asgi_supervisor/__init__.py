@@ -6,7 +6,8 @@ Layout, from the bottom up (each layer imports only those below it):
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
 * the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
   ``_supervisor``, which ties them together;
-* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``;
+* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``, and the
+  page `/tasks` shows to browsers (``_negotiate``, ``_tasks_page``, ``_timeline``, ``_page_style``);
 * public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
 """
 

@@ -13,8 +13,9 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._negotiate import prefers_html
 from ._state import State
-from ._tasks_page import HtmlPage, prefers_html, tasks_page
+from ._tasks_page import HtmlPage, tasks_page
 from ._tasks_view import TasksQuery, tasks_payload
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +25,9 @@ if TYPE_CHECKING:
     from ._supervisor import Supervisor
     from ._types import Scope, Send
 
-__all__ = ["HtmlPage", "prefers_html", "render_tasks_page", "tasks_page"]
+__all__ = ["HtmlPage", "render_tasks_page", "tasks_page"]
 
 REFRESH_PERIOD = 2
-_MAX_MEDIA_RANGES = 32
 _STYLE_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
 # No script, no fetch, no frame, no form: the page is text and one stylesheet.
 _CSP = (
@@ -43,52 +42,6 @@ _HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"vary", b"Accept"),
 ]
-
-
-def prefers_html(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """True when the ``Accept`` headers rank ``text/html`` above ``application/json``.
-
-    Each type gets the q-value of the most specific range that matches it (``text/html``,
-    then ``text/*``, then ``*/*``). A tie, no ``Accept`` header, or ``*/*`` alone keeps JSON,
-    the default for scripts and tools; a range with a malformed q-value is ignored.
-    """
-    accept = b",".join(value for name, value in headers if name == b"accept")
-    if not accept:
-        return False
-    # (specificity, q) of the best range seen so far for each type.
-    html: tuple[int, float] = (-1, 0.0)
-    json: tuple[int, float] = (-1, 0.0)
-    for media_range in accept.decode("latin-1").split(",")[:_MAX_MEDIA_RANGES]:
-        media, *params = media_range.split(";")
-        q = _q_value(params)
-        if q is None:
-            continue
-        media = media.strip().lower()
-        html = max(html, (_specificity(media, "text", "html"), q), key=lambda best: best[0])
-        json = max(json, (_specificity(media, "application", "json"), q), key=lambda best: best[0])
-    return html[1] > json[1]
-
-
-def _q_value(params: list[str]) -> float | None:
-    for param in params:
-        key, _, value = param.partition("=")
-        if key.strip().lower() != "q":
-            continue
-        value = value.strip()
-        # RFC 9110's qvalue: 0 to 1 with at most three decimals; nan or 2.0 are not.
-        if not value or len(value) > 5 or not value.replace(".", "", 1).isdigit():
-            return None
-        q = float(value)
-        return q if q <= 1.0 else None
-    return 1.0
-
-
-def _specificity(media: str, type_: str, subtype: str) -> int:
-    if media == f"{type_}/{subtype}":
-        return 2
-    if media == f"{type_}/*":
-        return 1
-    return 0 if media == "*/*" else -1
 
 
 class HtmlPage:
