@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._negotiate import prefers_html
@@ -138,13 +140,15 @@ PHASES = [("draining", 0.0, 0.5), ("closing", 0.5, 1.5), ("stopping", 2.0, 2.0)]
         ("text/html;q=abc", False),
         ("text/html;q=2", False),
         ("text/html;q=nan", False),
+        ("text/html;q=\u00b2", False),
+        ("text/html;q=.", False),
         ("image/png", False),
         ("*/*;q=0.1, text/*;q=0.05", False),
     ],
 )
 def test_content_negotiation(accept: str | None, html: bool) -> None:
     """HTML only when the Accept header ranks it above JSON; JSON for ties and no header."""
-    headers = [] if accept is None else [(b"accept", accept.encode())]
+    headers = [] if accept is None else [(b"accept", accept.encode("latin-1"))]
     assert prefers_html(headers) is html
 
 
@@ -152,6 +156,12 @@ def test_accept_split_over_two_headers() -> None:
     """Several Accept headers count as one list, as RFC 9110 says."""
     headers = [(b"accept", b"application/json;q=0.1"), (b"accept", b"text/html")]
     assert prefers_html(headers) is True
+
+
+@given(accept=st.binary(max_size=120))
+def test_any_accept_header_gets_an_answer(accept: bytes) -> None:
+    """Whatever bytes the Accept header holds, negotiation answers instead of raising."""
+    assert prefers_html([(b"accept", accept)]) in (True, False)
 
 
 def test_every_value_is_escaped() -> None:

@@ -43,8 +43,10 @@ def _q_value(params: list[str]) -> float | None:
         if key.strip().lower() != "q":
             continue
         value = value.strip()
-        # RFC 9110's qvalue: 0 to 1 with at most three decimals; nan or 2.0 are not.
-        if not value or len(value) > 5 or not value.replace(".", "", 1).isdigit():
+        # RFC 9110's qvalue: 0 to 1 with at most three decimals; nan, 2.0 or a latin-1
+        # superscript digit (which `isdigit` accepts and `float` refuses) are not.
+        digits = value.replace(".", "", 1)
+        if not digits or len(value) > 5 or not (digits.isascii() and digits.isdigit()):
             return None
         q = float(value)
         return q if q <= 1.0 else None

@@ -207,6 +207,21 @@ class Browser:
             raise RuntimeError(f"the page's script threw: {error}")
         return result["result"].get("value")
 
+    def load_and_evaluate(self, url: str, expression: str, attempts: int = 3) -> Any:
+        """Load *url*, then evaluate *expression* in it.
+
+        A page that reloads itself may replace its document between the two; the pair is then
+        tried again, up to *attempts* times.
+        """
+        for attempt in range(attempts):
+            self.navigate(url)
+            try:
+                return self.evaluate(expression)
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("not reached: the last attempt returns or raises")
+
     def screenshot(self) -> bytes:
         """A PNG of the whole page, as tall as its content."""
         width = self.window[0]
