@@ -105,7 +105,10 @@ class Browser:
         deadline = time.monotonic() + timeout
         port = self._wait_for_port(deadline)
         while True:
-            targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5.0).json()
+            try:
+                targets = httpx.get(f"http://127.0.0.1:{port}/json/list", timeout=5.0).json()
+            except httpx.TransportError:
+                targets = []  # the port file can appear a moment before the port answers
             pages = [t for t in targets if t.get("type") == "page"]
             if pages:
                 break
