@@ -182,7 +182,8 @@ def test_every_value_is_escaped() -> None:
 
 
 def test_sections_show_tasks_workers_history_and_report() -> None:
-    """Each section lists its rows: tasks with the await chain, workers with restarts."""
+    """Each section lists its rows: tasks with the await chain (and the stack when asked),
+    workers with restarts, the history with end times."""
     page = render_tasks_page(payload(), WORKERS, report(PHASES), generated_at=0.0)
     rows = [attrs["data-kind"] for tag, attrs in Parsed(page).tags if tag == "tr" and attrs]
     assert rows == ["task", "worker"]
@@ -191,6 +192,10 @@ def test_sections_show_tasks_workers_history_and_report() -> None:
     assert "1 min 15 s" in page  # the worker's age
     assert "22:13:20" in page  # the history entry's end, in UTC
     assert '<meta http-equiv="refresh" content="2">' in page
+    stacked = payload()
+    stacked["tasks"][0]["stack"] = [f'  File "{EVIL_IMG}.py", line 3, in f\n']
+    details = render_tasks_page(stacked, [], None, generated_at=0.0)
+    assert "<details><summary>stack</summary><pre>  File &quot;&lt;img src=x" in details
 
 
 def test_timeline_draws_one_box_per_phase_proportional_to_its_duration() -> None:
