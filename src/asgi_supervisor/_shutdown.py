@@ -278,13 +278,14 @@ class Shutdown:
             self._requests.deadline_cancel = True
         outcome = await cancel_and_wait(
             tasks,
-            deadline=deadline.end,
+            deadline=deadline.stop_end(),
             notified=lambda watcher: registry.stopping_all(CANCEL_MESSAGE, watcher),
             notified_tasks=tracked,
         )
         self._abandoned = outcome.abandoned
         abandoned = []
         for task in outcome.abandoned:
+            registry.abandon(task)
             record = registry.records.get(task)
             if record is not None:
                 abandoned.append(AbandonedTask.of(task, record.id, record.name, record.kind.value))
