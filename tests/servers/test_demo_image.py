@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers._demo import read_queue, stored_job
 from tests.servers._podman import (
     PODMAN,
     Container,
@@ -20,7 +21,6 @@ from tests.servers._podman import (
     ensure_base_image,
 )
 from tests.servers._process import free_port
-from tests.servers.test_demo_server import read_queue, stored_job
 
 # Cold (first debootstrap, then pip in the build) this takes a few minutes; warm, seconds.
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(900)]
