@@ -46,7 +46,11 @@ class Shutdown:
         requests: RequestCount,
         stopping: asyncio.Event,
         find_requests: _Finder,
+        is_replaceable: Callable[[], bool] = lambda: False,
     ) -> None:
+        """*is_replaceable* says whether this is one worker of several, which its server
+        would replace with a fresh, ready one if it exited by itself (see `_after_stopped`).
+        """
         self.config = config
         self._loop = loop
         self._lifecycle = lifecycle
@@ -63,9 +67,7 @@ class Shutdown:
         self.exiting = False
         # True when the sequence ended and nothing will end the process: liveness fails.
         self.lingering = False
-        # Process group hook: True when this is one worker of several, which its server
-        # would replace with a fresh, ready one if it exited by itself (see `_after_stopped`).
-        self.is_replaceable: Callable[[], bool] = lambda: False
+        self._is_replaceable = is_replaceable
         self._task: asyncio.Task[ShutdownReport] | None = None
         self._wakeup: asyncio.Future[None] = loop.create_future()
         self._drained = asyncio.Event()
@@ -325,7 +327,7 @@ class Shutdown:
         # Nothing said this process should end (a preStop /drain, drain(), a critical worker
         # that gave up): ask the server to stop as if it got SIGTERM, or fail liveness so
         # that the orchestrator restarts the process. Never linger serving 503.
-        if self._signals.can_stop_server and not self.is_replaceable():
+        if self._signals.can_stop_server and not self._is_replaceable():
             logger.info(
                 "stopped without a signal: asking the server to exit",
                 extra={"state": "stopped"},
