@@ -265,30 +265,24 @@ class Shutdown:
     async def _stop_tasks(self, deadline: Deadline) -> ShutdownReport:
         registry = self._registry
         requests = self._find_requests() if self._requests.in_flight else []
-        closes = [close for close in self._closes if not close.done()]
-        tracked = set(registry.records)
-        spawned = registry.spawned()
         websockets = list(registry.websockets)
-        tasks = [
-            *requests,
-            *websockets,
-            *closes,
-            *reversed(spawned),
-            *registry.live_workers(),
-        ]
+        closes = [close for close in self._closes if not close.done()]
         if requests:
             self._requests.deadline_cancel = True
+        records = registry.records
         outcome = await cancel_and_wait(
-            tasks,
+            # Newest first: spawned tasks, then workers in reverse order of registration.
+            [*requests, *websockets, *closes, *reversed(records)],
             deadline=deadline.stop_end(),
             notified=lambda watcher: registry.stopping_all(CANCEL_MESSAGE, watcher),
-            notified_tasks=tracked,
+            notified_tasks=records,
         )
         self._abandoned = outcome.abandoned
+        untracked = {*requests, *websockets, *closes}
         abandoned = []
         for task in outcome.abandoned:
             registry.abandon(task)
-            record = registry.records.get(task)
+            record = records.get(task)
             if record is not None:
                 abandoned.append(AbandonedTask.of(task, record.id, record.name, record.kind.value))
             elif task not in closes:
@@ -305,11 +299,13 @@ class Shutdown:
             requests_rejected_count=self._requests.rejected_count,
             requests_cancelled_count=self._requests.cancelled_count,
             websockets_closed=dict(self._websockets_closed),
-            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.done),
+            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.stopped),
             tasks_finished_count=endings.get(Ending.COMPLETED, 0),
             tasks_cancelled_count=endings.get(Ending.CANCELLED, 0),
             tasks_failed_count=endings.get(Ending.FAILED, 0),
-            cut_short=tuple(sorted(task.get_name() for task in outcome.cut_short & tracked)),
+            cut_short=tuple(
+                sorted(task.get_name() for task in outcome.cut_short if task not in untracked)
+            ),
             abandoned=tuple(abandoned),
         )
 
