@@ -71,7 +71,8 @@ async def cancel_and_wait(
     Args:
         tasks: the tasks to stop, in the order to cancel them.
         deadline: the ``time.monotonic()`` value after which nothing more is awaited.
-        message: passed to ``Task.cancel``, so a stuck task's traceback says who cancelled.
+        message: passed to the second ``Task.cancel``, so the traceback of a task that
+            resisted the first one says who cancelled it.
         notified: registers a callback called when any of *notified_tasks* ends (the
             registry's own done callback), so those tasks need no second callback; called
             with None afterwards to unregister.
@@ -93,7 +94,9 @@ async def cancel_and_wait(
             pending.add(task)
             if notified is None or task not in notified_tasks:
                 task.add_done_callback(countdown.one_done)
-            task.cancel(message)
+            # No message on the first request: a message makes every cancellation about a
+            # third dearer, and the registry knows why its tasks ended without it.
+            task.cancel()
         countdown.start()
         if countdown.remaining:
             budget = deadline - time.monotonic()
