@@ -10,7 +10,6 @@ go on the per-request path, where the middleware only counts them (see `_request
 from __future__ import annotations
 
 import asyncio
-import collections
 import enum
 import itertools
 import logging
@@ -102,9 +101,11 @@ class Registry:
 
     __slots__ = (
         "_cancel_message",
-        "_ended",
+        "_ended_count",
+        "_history_size",
         "_ids",
         "_records",
+        "_ring",
         "_tally",
         "_wall_offset",
         "_watcher",
@@ -118,11 +119,18 @@ class Registry:
         self._records: dict[asyncio.Task[Any], TaskRecord] = {}
         self.workers: list[TaskRecord] = []
         self._websockets: dict[asyncio.Task[Any], Any] = {}
-        # Raw (record, ending, detail, monotonic end) tuples: ten thousand tasks end at once in
-        # a shutdown, and a plain tuple is the cheapest thing to keep; `history` dresses them.
-        self._ended: collections.deque[tuple[TaskRecord, int, str | None, float]] = (
-            collections.deque(maxlen=history_size)
+        # The last `history_size` endings, in a ring of four preallocated columns (record,
+        # ending, detail, monotonic end). Ten thousand tasks end at once in a shutdown:
+        # storing into lists allocates nothing the garbage collector counts, where a tuple
+        # per ending triggered collections that cost more than the bookkeeping itself.
+        self._history_size = history_size
+        self._ring: tuple[list[Any], list[Any], list[Any], list[Any]] = (
+            [None] * history_size,
+            [0] * history_size,
+            [None] * history_size,
+            [0.0] * history_size,
         )
+        self._ended_count = 0
         self._wall_offset = time.time() - time.monotonic()
         # None until the first trigger: then how many workers and tasks ended, by ending. A
         # list indexed like `_ENDINGS` rather than a dict keyed by the enum: enum hashing is
@@ -204,7 +212,18 @@ class Registry:
                 end - r.started,
                 end + self._wall_offset,
             )
-            for r, ending, detail, end in self._ended
+            for r, ending, detail, end in self._recent_endings()
+        ]
+
+    def _recent_endings(self) -> list[tuple[TaskRecord, int, str | None, float]]:
+        size, count = self._history_size, self._ended_count
+        if not size:
+            return []
+        first = max(0, count - size)
+        records, endings, details, ends = self._ring
+        return [
+            (records[i % size], endings[i % size], details[i % size], ends[i % size])
+            for i in range(first, count)
         ]
 
     @property
@@ -277,7 +296,15 @@ class Registry:
     def _finish(self, record: TaskRecord, ending: int, detail: str | None) -> None:
         if self._tally is not None:
             self._tally[ending] += 1
-        self._ended.append((record, ending, detail, time.monotonic()))
+        size = self._history_size
+        if size:
+            slot = self._ended_count % size
+            ring = self._ring
+            ring[0][slot] = record
+            ring[1][slot] = ending
+            ring[2][slot] = detail
+            ring[3][slot] = time.monotonic()
+        self._ended_count += 1
 
 
 # Endings as indexes into the tally and the raw history (see `Registry.__init__`).
