@@ -51,7 +51,10 @@ class Endpoints:
         self._request_ages = request_ages
         config = supervisor.config
         prefix = config.path_prefix
-        self.local_tokens = LocalTokens(environ=os.environ, enabled=config.local_token)
+        # The same runtime directory as the process group's sockets (`_group_hooks`).
+        self.local_tokens = LocalTokens(
+            environ=os.environ, runtime_dir=config.runtime_dir, enabled=config.local_token
+        )
         self._auth = AdminAuth(config.admin_token, self.local_tokens)
         self.routes: dict[str, Handler] = {
             f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
