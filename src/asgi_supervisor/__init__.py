@@ -12,7 +12,8 @@ Layout, from the bottom up (each layer imports only those below it):
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir`` (the private folder it shares with the process group), ``_token_file``
   and ``_local_token``;
-* the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_metrics_http``,
+* the ASGI layer: ``_response`` (how every endpoint answer is sent), ``_admin_auth``,
+  ``_endpoints``, ``_tasks_view``, ``_metrics_http``,
   ``_lifespan`` and ``_middleware``, and the page `/tasks` shows to browsers
   (``_negotiate``, ``_tasks_page``, ``_timeline``, ``_page_style``);
 * public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
