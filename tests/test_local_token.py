@@ -319,38 +319,20 @@ async def test_local_tokens_refresh_on_demand_and_log_an_unsafe_directory(
     assert "accept only the configured admin_token" in errors[0]
 
 
+@pytest.mark.parametrize("in_code", [False, True], ids=["variable", "runtime_dir in code"])
 async def test_an_admin_request_writes_the_token_the_command_then_reads(
-    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_code: bool
 ) -> None:
     """No look has run yet (the server bound late): 1. a request without a token gets 401,
     and by then the file of the listening port exists; 2. the command's retry with the
-    token from that file gets 200."""
-    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(run_dir))
-    app = SupervisorMiddleware(Starlette(), supervisor=quiet_supervisor(local_token=True))
-    transport = httpx.ASGITransport(app)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/tasks")).status_code == 401
-            found = find_token(port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
-            assert found.token is not None
-            headers = {"Authorization": f"Bearer {found.token}"}
-            assert (await client.get("/tasks", headers=headers)).status_code == 200
-        await app._endpoints.local_tokens.aclose()
-    assert not (run_dir / f"port-{port}.token").exists()
-
-
-async def test_runtime_dir_set_in_code_wins_over_the_variable(
-    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``runtime_dir=`` passed in code puts the token file there, not in the variable's
-    directory; the command finds it once given that directory through the variable."""
+    token from that file gets 200. ``runtime_dir=`` set in code wins over the variable (here
+    naming another directory): the command finds the file once given it as the variable."""
     elsewhere = tmp_path / "elsewhere"
-    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(elsewhere))
-    supervisor = quiet_supervisor(local_token=True, runtime_dir=str(run_dir))
-    app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
+    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(elsewhere if in_code else run_dir))
+    settings = {"runtime_dir": str(run_dir)} if in_code else {}
+    app = SupervisorMiddleware(
+        Starlette(), supervisor=quiet_supervisor(local_token=True, **settings)
+    )
     transport = httpx.ASGITransport(app)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -359,7 +341,10 @@ async def test_runtime_dir_set_in_code_wins_over_the_variable(
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/tasks")).status_code == 401
             assert (run_dir / f"port-{port}.token").exists()
-            assert not elsewhere.exists()
-            assert find_token(port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}).token
+            found = find_token(port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+            assert found.token is not None
+            headers = {"Authorization": f"Bearer {found.token}"}
+            assert (await client.get("/tasks", headers=headers)).status_code == 200
         await app._endpoints.local_tokens.aclose()
     assert os.listdir(run_dir) == []
+    assert not elsewhere.exists()
