@@ -71,7 +71,7 @@ class ProcessGroup:
     Args:
         loop: the event loop that receives messages (through ``add_reader``).
         folder: the runtime folder; groups are folders inside it.
-        remove_folder: remove *folder* too when the last group in it is gone.
+        remove_folder: remove *folder* too when leaving it empty (no group, no token file).
         on_drain: called with ``(trigger, deadline)`` when a sibling announces a drain with
             an earlier deadline than any heard so far; it must not raise.
         describe: ``await describe(drain_timeout)`` returns this process's status for a
