@@ -185,7 +185,7 @@ class LocalTokens:
             if self._dir_fd is None:
                 self._dir_fd = open_private(self._dir, create=True)
             try:
-                for port in sorted(new - self._ports.keys()):
+                for port in sorted(new):
                     self._ports[port] = _token_file.acquire(self._dir_fd, port, self._ref)
                 return
             except FileNotFoundError:
