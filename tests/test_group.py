@@ -22,8 +22,8 @@ import pytest
 from asgi_supervisor import Supervisor, _cli
 from asgi_supervisor._group import ProcessGroup
 from asgi_supervisor._group_hooks import process_outcomes
-from asgi_supervisor._listening import listening_inodes, listening_ports
-from asgi_supervisor._rundir import UnsafeFolderError, private_folder
+from asgi_supervisor._listening import listening_inodes, listening_ports, network_namespace
+from asgi_supervisor._runtime_dir import RuntimeDirError, make_private
 from asgi_supervisor.testing import LifespanManager
 from tests.apps import crash_loop
 from tests.conftest import bare_app, quiet_supervisor
@@ -245,34 +245,57 @@ async def test_joining_sweeps_the_sockets_of_killed_workers_of_other_groups(
         member.group.close()
 
 
+@pytest.mark.parametrize("bits", [0o777, 0o755])
 async def test_an_unsafe_runtime_folder_is_refused(
-    listener: socket.socket, runtime: Path, caplog: pytest.LogCaptureFixture
+    listener: socket.socket, runtime: Path, caplog: pytest.LogCaptureFixture, bits: int
 ) -> None:
-    """A runtime folder others can write to is not used: the member drains alone, and the
-    log says why."""
+    """A runtime folder others can write to, or only read, is not used: the member drains
+    alone, and the log says why."""
     runtime.mkdir(mode=0o700)
-    runtime.chmod(0o777)
+    runtime.chmod(bits)
     a = Member(runtime, 601)
     a.group.start()
     await asyncio.wait_for(_until(lambda: "process group unavailable" in caplog.text), 2.0)
     assert not a.group.joined
-    assert "is writable by other users (mode 777)" in caplog.text
+    assert f"has mode {bits:04o}, so other users may read or change it" in caplog.text
     assert list(runtime.iterdir()) == []
 
 
 def test_private_folder_refuses_links_and_other_owners(runtime: Path) -> None:
     """Only a real folder of our own user, writable by nobody else, is used."""
-    runtime.parent.joinpath("elsewhere").mkdir()
+    runtime.parent.joinpath("elsewhere").mkdir(mode=0o700)
     runtime.symlink_to(runtime.parent / "elsewhere")
-    with pytest.raises(UnsafeFolderError, match="is not a folder"):
-        private_folder(runtime)
+    with pytest.raises(RuntimeDirError, match="must be a real directory, not a symlink"):
+        make_private(runtime)
     runtime.unlink()
     if os.getuid() != 0:
         pytest.skip("changing a folder's owner needs root")
     runtime.mkdir(mode=0o700)
     os.chown(runtime, 65534, 65534)
-    with pytest.raises(UnsafeFolderError, match=r"belongs to uid 65534"):
-        private_folder(runtime)
+    with pytest.raises(RuntimeDirError, match=r"belongs to uid 65534"):
+        make_private(runtime)
+
+
+async def test_joining_makes_the_runtime_folder_again_if_a_leaver_removed_it(
+    listener: socket.socket, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last user of the runtime folder (a member, a local token) removes it, empty, as
+    a newcomer has just made it: the newcomer makes it again and joins."""
+    removed: list[Path] = []
+
+    def make_then_lose_the_parent(path: Path) -> Path:
+        if path.parent == runtime and not removed:
+            removed.append(runtime)
+            runtime.rmdir()  # as `remove_if_empty` does in the process leaving
+        return make_private(path)
+
+    monkeypatch.setattr("asgi_supervisor._group_socket.make_private", make_then_lose_the_parent)
+    a = Member(runtime, 1201)
+    await joined(a)
+    assert removed == [runtime]
+    assert [p.name for p in runtime.rglob("*.sock")] == ["1201.sock"]
+    a.group.close()
+    assert not runtime.exists()
 
 
 async def test_begin_drain_with_an_earlier_deadline_brings_it_forward() -> None:
@@ -322,6 +345,28 @@ async def test_a_supervisor_drains_with_its_group_and_tells_it(
     assert [p.name for p in runtime.rglob("*.sock")] == ["701.sock"]
     sibling.group.close()
     assert not runtime.exists()
+
+
+async def test_token_files_and_group_sockets_share_the_runtime_dir_set_in_code(
+    listener: socket.socket, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``runtime_dir=`` in code decides the folder of both the local token file and the
+    group's socket, whatever the variable says; the lifespan's end leaves it empty."""
+    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(runtime.parent / "elsewhere"))
+    supervisor = quiet_supervisor(process_group=True, local_token=True, runtime_dir=str(runtime))
+    app = bare_app(supervisor)
+    port = listener.getsockname()[1]
+    async with LifespanManager(app):
+        group = supervisor.group
+        assert group is not None
+        await asyncio.wait_for(_until(lambda: group.joined), 2.0)
+        await app._endpoints.local_tokens.refresh()
+        assert (runtime / f"port-{port}.token").exists()
+        group_folders = {p.parent.name for p in runtime.rglob("*.sock")}
+        assert f"port{port}-net{network_namespace()}" in group_folders
+        await supervisor.drain()
+    assert os.listdir(runtime) == []
+    assert not (runtime.parent / "elsewhere").exists()
 
 
 async def test_a_supervisor_drain_reaches_its_siblings(

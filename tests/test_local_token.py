@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._listening import listening_inodes, listening_ports
 from asgi_supervisor._local_token import LocalTokens, find_token
-from asgi_supervisor._runtime_dir import RuntimeDirError, candidates, open_private
+from asgi_supervisor._runtime_dir import RuntimeDirError, candidates, locate, open_private
 from asgi_supervisor._token_file import acquire, read_token, release
 from tests.conftest import quiet_supervisor
 
@@ -105,6 +105,20 @@ def test_candidates_in_order(tmp_path: Path) -> None:
     assert found[-1] == Path(f"/tmp/asgi-supervisor-{os.geteuid()}")
     no_xdg = candidates({"XDG_RUNTIME_DIR": str(tmp_path / "missing")})
     assert all(path.name == f"asgi-supervisor-{os.geteuid()}" for path in no_xdg)
+
+
+def test_locate_the_setting_first_and_only_a_default_is_removable(tmp_path: Path) -> None:
+    """The ``runtime_dir`` setting wins over the variable; a directory named by either stays,
+    the default one is the library's to remove."""
+    environ = {"ASGI_SUPERVISOR_RUNTIME_DIR": "/x/y", "XDG_RUNTIME_DIR": str(tmp_path)}
+    assert (locate("/set/in/code", environ).path, locate(" /p ", environ).path) == (
+        Path("/set/in/code"),
+        Path("/p"),
+    )
+    assert not locate("/set/in/code", environ).removable
+    assert (locate(None, environ).path, locate(None, environ).removable) == (Path("/x/y"), False)
+    default = locate(None, {"XDG_RUNTIME_DIR": str(tmp_path)})
+    assert (default.path, default.removable) == (tmp_path / "asgi-supervisor", True)
 
 
 # -- the token file ---------------------------------------------------------------------------
@@ -237,6 +251,48 @@ async def test_local_tokens_find_a_socket_bound_after_start(run_dir: Path) -> No
         await local.aclose()
     assert not token_path.exists()
     assert local.tokens == ()
+    assert run_dir.is_dir()  # named by the variable: not ours to remove
+
+
+async def test_local_tokens_remove_a_default_directory_they_leave_empty(tmp_path: Path) -> None:
+    """The default directory ($XDG_RUNTIME_DIR/asgi-supervisor here) goes with the last
+    token file, as the process group's sockets leave it."""
+    default = tmp_path / "asgi-supervisor"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        local = LocalTokens(environ={"XDG_RUNTIME_DIR": str(tmp_path)})
+        await local.refresh()
+        assert local.tokens
+        assert list(default.glob("*.token"))
+        await local.aclose()
+    assert not default.exists()
+
+
+async def test_local_tokens_make_the_directory_again_if_a_leaver_removed_it(
+    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user of the directory (a worker, a process group member) leaves it empty and
+    removes it between our open and our first file: the token is written all the same."""
+    removed: list[Path] = []
+
+    def open_then_lose(path: Path, *, create: bool) -> int:
+        fd = open_private(path, create=create)
+        if not removed:
+            removed.append(path)
+            path.rmdir()  # as `remove_if_empty` does in the process leaving
+        return fd
+
+    monkeypatch.setattr("asgi_supervisor._local_token.open_private", open_then_lose)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        local = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+        await local.refresh()
+        port = sock.getsockname()[1]
+        assert removed == [run_dir]
+        assert (run_dir / f"port-{port}.token").read_text().strip().encode() in local.tokens
+        await local.aclose()
 
 
 async def test_local_tokens_refresh_on_demand_and_log_an_unsafe_directory(
@@ -263,14 +319,20 @@ async def test_local_tokens_refresh_on_demand_and_log_an_unsafe_directory(
     assert "accept only the configured admin_token" in errors[0]
 
 
+@pytest.mark.parametrize("in_code", [False, True], ids=["variable", "runtime_dir in code"])
 async def test_an_admin_request_writes_the_token_the_command_then_reads(
-    run_dir: Path, monkeypatch: pytest.MonkeyPatch
+    run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_code: bool
 ) -> None:
     """No look has run yet (the server bound late): 1. a request without a token gets 401,
     and by then the file of the listening port exists; 2. the command's retry with the
-    token from that file gets 200."""
-    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(run_dir))
-    app = SupervisorMiddleware(Starlette(), supervisor=quiet_supervisor(local_token=True))
+    token from that file gets 200. ``runtime_dir=`` set in code wins over the variable (here
+    naming another directory): the command finds the file once given it as the variable."""
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(elsewhere if in_code else run_dir))
+    settings = {"runtime_dir": str(run_dir)} if in_code else {}
+    app = SupervisorMiddleware(
+        Starlette(), supervisor=quiet_supervisor(local_token=True, **settings)
+    )
     transport = httpx.ASGITransport(app)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -278,9 +340,11 @@ async def test_an_admin_request_writes_the_token_the_command_then_reads(
         port = sock.getsockname()[1]
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             assert (await client.get("/tasks")).status_code == 401
+            assert (run_dir / f"port-{port}.token").exists()
             found = find_token(port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
             assert found.token is not None
             headers = {"Authorization": f"Bearer {found.token}"}
             assert (await client.get("/tasks", headers=headers)).status_code == 200
         await app._endpoints.local_tokens.aclose()
-    assert not (run_dir / f"port-{port}.token").exists()
+    assert os.listdir(run_dir) == []
+    assert not elsewhere.exists()

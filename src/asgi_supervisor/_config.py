@@ -29,8 +29,10 @@ class Config:
         supervisor = Supervisor(config=config)
 
     ``process_group`` makes the worker processes of one server (``--workers N``) drain
-    together; their sockets live in ``runtime_dir`` (default ``$XDG_RUNTIME_DIR/asgi-supervisor``,
-    else ``/tmp/asgi-supervisor-<uid>``).
+    together; their sockets, and the local token files, live in the private folder
+    ``runtime_dir`` (default ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else
+    ``$XDG_RUNTIME_DIR/asgi-supervisor``, else ``/tmp/asgi-supervisor-<uid>``; see
+    ``_runtime_dir``). The command line reads only the variable.
 
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
     (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``

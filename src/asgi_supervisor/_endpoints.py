@@ -9,7 +9,6 @@ answers ``POST`` only.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from ._group_hooks import process_outcomes
 from ._local_token import LocalTokens
 from ._metrics_http import MetricsEndpoint
 from ._negotiate import prefers_html
+from ._response import send_json
 from ._state import State
 from ._tasks_page import HtmlPage, tasks_page
 from ._tasks_view import TasksQuery, tasks_payload
@@ -51,7 +51,10 @@ class Endpoints:
         self._request_ages = request_ages
         config = supervisor.config
         prefix = config.path_prefix
-        self.local_tokens = LocalTokens(environ=os.environ, enabled=config.local_token)
+        # The same runtime directory as the process group's sockets (`_group_hooks`).
+        self.local_tokens = LocalTokens(
+            environ=os.environ, runtime_dir=config.runtime_dir, enabled=config.local_token
+        )
         self._auth = AdminAuth(config.admin_token, self.local_tokens)
         self.routes: dict[str, Handler] = {
             f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
@@ -76,12 +79,12 @@ class Endpoints:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["method"] not in methods:
                 error = {"error": f"method {scope['method']} is not allowed here; use {allowed}"}
-                await _respond(send, scope, 405, error, [(b"allow", allow)])
+                await send_json(send, scope["method"], 405, error, [(b"allow", allow)])
                 return
             if admin:
                 refusal = await self._auth.refusal(scope)
                 if refusal is not None:
-                    await _respond(send, scope, *refusal)
+                    await send_json(send, scope["method"], *refusal)
                     return
             elif not self.local_tokens.tokens:
                 # A probe may come before the server's socket was seen: look again, in the
@@ -94,7 +97,7 @@ class Endpoints:
             if isinstance(body, HtmlPage):  # /tasks for a browser
                 await body.send(send, scope, status)
                 return
-            await _respond(send, scope, status, body)
+            await send_json(send, scope["method"], status, body)
 
         return handle
 
@@ -184,22 +187,3 @@ class Endpoints:
 
 class _BadRequest(Exception):
     pass
-
-
-async def _respond(
-    send: Send,
-    scope: Scope,
-    status: int,
-    body: dict[str, Any],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    payload = json.dumps(body, separators=(",", ":"), default=str).encode()
-    head = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-        *(headers or ()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    body_bytes = b"" if scope["method"] == "HEAD" else payload
-    await send({"type": "http.response.body", "body": body_bytes})

@@ -6,9 +6,10 @@ worker process. A preStop ``/drain`` reaches one of them; this module tells the 
 * **Who is a sibling.** Every worker of a server listens on the same TCP port, in the same
   network namespace (`_listening`: uvicorn and gunicorn workers share their parent's socket,
   granian's open one each with ``SO_REUSEPORT``). A group is a folder named after the port
-  and the namespace in a private runtime folder of our user (`_rundir`); each member binds a
-  unix datagram socket there named after its pid (`_group_socket`). A process listening on
-  several ports is a member of each group, under one socket.
+  and the namespace in the private runtime folder of our user (`_runtime_dir`, shared with
+  the local token files); each member binds a unix datagram socket there named after its
+  pid (`_group_socket`). A process listening on several ports is a member of each group,
+  under one socket.
 * **When.** uvicorn and gunicorn hand the socket over before lifespan startup; granian's
   workers, and single-process uvicorn and hypercorn, listen only after it. So the group
   looks at startup and then on a bounded schedule of loop timers, and joins once it finds a
@@ -70,7 +71,7 @@ class ProcessGroup:
     Args:
         loop: the event loop that receives messages (through ``add_reader``).
         folder: the runtime folder; groups are folders inside it.
-        remove_folder: remove *folder* too when the last group in it is gone.
+        remove_folder: remove *folder* too when leaving it empty (no group, no token file).
         on_drain: called with ``(trigger, deadline)`` when a sibling announces a drain with
             an earlier deadline than any heard so far; it must not raise.
         describe: ``await describe(drain_timeout)`` returns this process's status for a

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ._group import ProcessGroup
-from ._rundir import runtime_folder
+from ._runtime_dir import locate
 
 if TYPE_CHECKING:
     from ._run import Run
@@ -35,7 +35,8 @@ def join_group(run: Run) -> ProcessGroup | None:
     config = run.config
     if not config.process_group:
         return None
-    folder, ours = runtime_folder(config.runtime_dir, os.environ)
+    # The same folder as the local token files (`_endpoints`): one `locate` for both.
+    runtime_dir = locate(config.runtime_dir, os.environ)
 
     def on_drain(trigger: str, deadline: float) -> None:
         run.begin_drain(trigger, deadline=deadline)
@@ -51,7 +52,11 @@ def join_group(run: Run) -> ProcessGroup | None:
         )
 
     group = ProcessGroup(
-        run.loop, folder=folder, remove_folder=ours, on_drain=on_drain, describe=describe
+        run.loop,
+        folder=runtime_dir.path,
+        remove_folder=runtime_dir.removable,
+        on_drain=on_drain,
+        describe=describe,
     )
     group.start()
     return group

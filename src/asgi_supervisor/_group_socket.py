@@ -10,6 +10,7 @@ name, which is where answers go.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -17,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from ._rundir import private_folder, remove_if_empty
+from ._runtime_dir import make_private, remove_if_empty
 
 __all__ = ["GroupSocket", "sweep"]
 
@@ -39,18 +40,20 @@ class GroupSocket:
         """Bind ``<pid>.sock`` in the private folder ``base/<group>`` of each of *groups*.
 
         Raises:
-            UnsafeFolderError: a folder is not ours alone (see `private_folder`).
+            RuntimeDirError: a folder is not ours alone (see `make_private`).
             OSError: a read-only file system, or a path too long for a unix socket.
         """
-        private_folder(base)
+        make_private(base)
         sweep(base)
-        # A sibling leaving may remove an empty group folder between our mkdir and our bind;
-        # then we simply make it again.
+        # A sibling (or the local token) leaving may remove a folder it left empty between
+        # our mkdir and our bind, the runtime folder itself included; then we make it again.
         for attempt in range(3):
-            names = [private_folder(base / group) / f"{pid}.sock" for group in groups]
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sock.setblocking(False)
+            names: list[Path] = []
             try:
+                make_private(base)
+                names = [make_private(base / group) / f"{pid}.sock" for group in groups]
                 _unlink(names[0])  # ours by name: left by a killed process with our pid
                 sock.bind(str(names[0]))
                 for name in names[1:]:
@@ -60,7 +63,7 @@ class GroupSocket:
                 sock.close()
                 for name in names:
                     _unlink(name)
-                if isinstance(exc, FileNotFoundError) and attempt < 2:
+                if exc.errno == errno.ENOENT and attempt < 2:
                     continue
                 raise
             return cls(sock, names, pid)

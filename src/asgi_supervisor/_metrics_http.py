@@ -8,14 +8,14 @@ answers 501 and says what to install.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._metrics import FAMILIES, PREFIX, Snapshot, Type, take_snapshot
 from ._metrics_group import group_directory, read_snapshots, write_snapshot
+from ._response import send_body, send_json
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -52,11 +52,11 @@ class MetricsEndpoint:
         method = scope["method"]
         if method not in ("GET", "HEAD"):
             error = {"error": f"method {method} is not allowed here; use GET or HEAD"}
-            await _send_json(send, method, 405, error, [(b"allow", b"GET, HEAD")])
+            await send_json(send, method, 405, error, [(b"allow", b"GET, HEAD")])
             return
         encode = self._encoder()
         if encode is None:
-            await _send_json(send, method, 501, {"error": _MISSING})
+            await send_json(send, method, 501, {"error": _MISSING})
             return
         snapshot = await take_snapshot(self._sup)
         snapshots = [snapshot]
@@ -70,13 +70,7 @@ class MetricsEndpoint:
         accept = b",".join(value for name, value in scope.get("headers", ()) if name == b"accept")
         group = self._directory is not None
         body, content_type = encode(snapshots, group, accept.decode("latin-1"))
-        headers = [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-            (b"cache-control", b"no-store"),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        await send_body(send, method, 200, content_type.encode(), body)
 
     def _encoder(self) -> Encoder | None:
         if self._encode is None:
@@ -122,21 +116,3 @@ def _encode(snapshots: Sequence[Snapshot], group: bool, accept: str) -> tuple[by
             families[PREFIX + "snapshot_age_seconds"].add_metric([*pid], age)
     encoder, content_type = choose_encoder(accept)
     return encoder(Families()), content_type
-
-
-async def _send_json(
-    send: Send,
-    method: str,
-    status: int,
-    body: dict[str, Any],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    payload = json.dumps(body).encode()
-    head = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-        (b"cache-control", b"no-store"),
-        *(headers or ()),
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else payload})

@@ -19,6 +19,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from ._page_style import CSS, STATE_CLASSES
+from ._response import send_body
 from ._timeline import timeline_svg
 
 if TYPE_CHECKING:
@@ -34,11 +35,10 @@ _CSP = (
     f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; img-src data:; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+# Besides the type, length and no-store every endpoint answer has (`_response`).
 _HEADERS = [
-    (b"content-type", b"text/html; charset=utf-8"),
     (b"content-security-policy", _CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
     (b"referrer-policy", b"no-referrer"),
     (b"vary", b"Accept"),
 ]
@@ -54,10 +54,8 @@ class HtmlPage:
 
     async def send(self, send: Send, scope: Scope, status: int = 200) -> None:
         """Send the page (headers only for ``HEAD``)."""
-        headers = [*_HEADERS, (b"content-length", str(len(self.body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        body = b"" if scope["method"] == "HEAD" else self.body
-        await send({"type": "http.response.body", "body": body})
+        html = b"text/html; charset=utf-8"
+        await send_body(send, scope["method"], status, html, self.body, _HEADERS)
 
 
 def tasks_page(supervisor: Supervisor, payload: dict[str, Any]) -> HtmlPage:
