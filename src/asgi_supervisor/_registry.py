@@ -97,7 +97,7 @@ class Registry:
         self.workers: list[TaskRecord] = []
         # Request task -> monotonic start time.
         self.requests: dict[asyncio.Task[Any], float] = {}
-        # Websocket task -> its connection (see `_middleware.WebSocketConnection`).
+        # Websocket task -> its connection (see `_websocket.WebSocketConnection`).
         self.websockets: dict[asyncio.Task[Any], Any] = {}
         self.history: collections.deque[FinishedTask] = collections.deque(maxlen=history_size)
         # Set by the shutdown before it cancels everything: the reason every task it
