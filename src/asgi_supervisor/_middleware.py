@@ -12,6 +12,8 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._asyncio_only import current_task as asyncio_task
+from ._asyncio_only import on_asyncio, refuse_lifespan
 from ._endpoints import Endpoints
 from ._lifespan import run_lifespan
 from ._state import State
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["SupervisorMiddleware", "WebSocketConnection"]
 
 _CLOCK_PERIOD = 0.1
-_current_task = asyncio.current_task
 _monotonic = time.monotonic
 # `asyncio.current_task()` costs 0.4 us on 3.11, mostly in `get_running_loop()`; the loop's
 # entry in this dict is the same answer for 0.03 us. Python versions without the dict (3.14
@@ -110,6 +111,8 @@ class SupervisorMiddleware:
         elif scope["type"] == "websocket":
             await self._websocket(scope, receive, send)
         elif scope["type"] == "lifespan":
+            if not on_asyncio():  # a sentence, not "no running event loop" (trio: issue 12)
+                await refuse_lifespan(receive, send)
             self._loop = asyncio.get_running_loop()
             self._tick()
             try:
@@ -146,9 +149,7 @@ class SupervisorMiddleware:
             task = _tasks_by_loop.get(self._loop)
         if task is None:
             # No lifespan ran in this loop (lifespan off, or a test client in a new loop).
-            task = _current_task()
-            if task is None:
-                raise RuntimeError("SupervisorMiddleware must be called from an asyncio task.")
+            task = asyncio_task()  # off asyncio, a clear NotAsyncioError (trio: issue 12)
         return task
 
     def _request_done(self) -> None:
