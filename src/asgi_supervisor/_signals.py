@@ -12,7 +12,10 @@ Two kinds of server handler exist:
 * a loop handler set with ``loop.add_signal_handler`` (hypercorn ``-w 0``): the C-level
   handler writes to the loop's wakeup fd whatever Python handler is installed, so chaining
   alone would not delay it. We take the loop's handle out (asyncio's own loop only), and run
-  its callback ourselves later. On loops we cannot do this for (uvloop), we only listen.
+  its callback ourselves later. On loops we cannot do this for (uvloop: its handles are not
+  Python objects we can read), the loop hears the signal through its wakeup fd as soon as it
+  arrives, whatever Python handler is installed: we listen, and say at startup that the
+  server will stop listening at once, and that a preStop drain call is the recipe there.
 """
 
 from __future__ import annotations
@@ -52,6 +55,9 @@ class SignalChain:
         self._previous: dict[int, _Handler] = {}
         # Loop callbacks taken over from `loop.add_signal_handler`, per signal.
         self._loop_handles: dict[int, asyncio.Handle] = {}
+        # Signals a loop receives through its wakeup fd that we could not take over: the
+        # server has had them already, so forwarding them would deliver them twice.
+        self.undelayed: list[int] = []
         self.installed = False
 
     def install(self) -> bool:
@@ -64,9 +70,27 @@ class SignalChain:
             if handle is not None:
                 self._loop.remove_signal_handler(sig)
                 self._loop_handles[sig] = handle
-            self._previous[sig] = signal.getsignal(sig)
+            previous = signal.getsignal(sig)
+            if handle is None and _loop_owned(previous):
+                self.undelayed.append(sig)
+            self._previous[sig] = previous
             signal.signal(sig, self._handle)
         self.installed = True
+        if self.undelayed:
+            names = " and ".join(signal.Signals(sig).name for sig in self.undelayed)
+            loop_type = type(self._loop)
+            logger.warning(
+                "%s %s the server at once on this event loop (%s.%s): its signal handler "
+                "cannot be taken over, so the server stops listening as soon as the signal "
+                "arrives, before load balancers notice the failing readiness. Call the drain "
+                "endpoint first (a Kubernetes preStop httpGet to /drain, or "
+                "`asgi-supervisor drain`), or run the server on asyncio's own loop.",
+                names,
+                "reach" if len(self.undelayed) > 1 else "reaches",
+                loop_type.__module__,
+                loop_type.__qualname__,
+                extra={"signals": names},
+            )
         return True
 
     def restore(self) -> None:
@@ -87,6 +111,8 @@ class SignalChain:
 
     def forward(self, sig: int) -> None:
         """Run the handler that was in place before ours for *sig* (loop thread only)."""
+        if sig in self.undelayed:
+            return  # the loop delivered it already, through its wakeup fd
         handle = self._loop_handles.get(sig)
         if handle is not None:
             handle._run()
@@ -118,6 +144,15 @@ class SignalChain:
             self._loop.call_soon_threadsafe(self._on_signal, sig)
         except RuntimeError:  # the loop is closed: nobody is left to drain, so pass it on
             self.forward(sig)
+
+
+def _loop_owned(handler: _Handler) -> bool:
+    # A loop's own stub: a method of the loop itself (uvloop's `Loop.__sighandler`), or
+    # asyncio's no-op (its handle is somewhere we did not find it).
+    owner = getattr(handler, "__self__", None)
+    if isinstance(owner, asyncio.AbstractEventLoop):
+        return True
+    return getattr(handler, "__qualname__", None) == "_sighandler_noop"
 
 
 def _loop_handle(loop: asyncio.AbstractEventLoop, sig: int) -> asyncio.Handle | None:
