@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._cancel import CANCEL_MESSAGE, cancel_and_wait
 from ._registry import Kind
 from ._report import AbandonedTask, Phase, ShutdownReport
+from ._server_facts import check_kill_timeout, listener_taken_over, wait_stopped_accepting
 from ._signals import SignalChain
 from ._state import State
 from ._watchdog import Watchdog
@@ -38,6 +39,8 @@ class Shutdown:
         self.config = supervisor.config
         self.trigger_name: str | None = None
         self.forced = False
+        # Another process took over our listener (issue 12): see step 1 of `_run`.
+        self.handed_over = False
         self._started_at = 0.0
         self._t0 = 0.0
         self.deadline = float("inf")
@@ -59,6 +62,7 @@ class Shutdown:
 
     def install_signals(self) -> None:
         """Chain our signal handlers onto the server's, if the settings ask for it."""
+        check_kill_timeout(self.config)  # a server that kills before our deadline (issue 12)
         if self.config.handle_signals:
             self._signals.install()
 
@@ -131,6 +135,9 @@ class Shutdown:
         name = signal.Signals(sig).name
         if self._task is None:
             self.trigger(f"signal {name}", exiting=True)
+            if listener_taken_over():  # a sibling accepts from now on (gunicorn reload): issue 12
+                self.handed_over = True
+                self._forward_signals(upto=1)  # so stop accepting now, not after closing
             return
         if len(self._signals_received) == 1:
             # The sequence began elsewhere (preStop drain endpoint, API): this is the first
@@ -209,7 +216,11 @@ class Shutdown:
     async def _run(self) -> ShutdownReport:
         sup = self._sup
         # 1. Draining: keep serving while load balancers notice the failing readiness.
-        await self._wait_until(lambda: False, self._t0 + self.config.effective_shutdown_delay)
+        if self.handed_over:  # issue 12: no balancer to wait for; serve until the server
+            #  has stopped accepting, so nothing new reaches us to be refused
+            await wait_stopped_accepting(self.deadline - self.config.cancel_timeout)
+        else:
+            await self._wait_until(lambda: False, self._t0 + self.config.effective_shutdown_delay)
         # 2. Closing: refuse new requests, and say goodbye to websockets ourselves, before the
         #    server's own sweep closes them with its code and no reason.
         sup.lifecycle.advance(State.CLOSING)

@@ -39,8 +39,42 @@ def read_events(path: Path) -> list[tuple[float, str]]:
     return events
 
 
+# How each server is started, by the name tests pass as `server=`: one worker process (or
+# none: the app in the main process) unless the name says otherwise.
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "uvicorn": ("uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}"),
+    "gunicorn": (
+        "gunicorn",
+        "{app}",
+        "--bind",
+        "127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "asgi_supervisor.gunicorn.UvicornWorker",
+    ),
+    "hypercorn": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0"),
+    "hypercorn-uvloop": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0", "-k", "uvloop"),
+    "hypercorn-trio": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0", "-k", "trio"),
+    # Hypercorn's default: a parent holds the socket and runs the app in one child process.
+    "hypercorn-workers": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}"),
+    "granian": (
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--workers",
+        "1",
+        "{app}",
+    ),
+}
+
+
 class ServerProcess:
-    """One uvicorn or hypercorn process serving *app* on a free loopback port."""
+    """One server process (see `_COMMANDS`) serving *app* on a free loopback port."""
 
     def __init__(
         self,
@@ -55,14 +89,12 @@ class ServerProcess:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
         self.log_path = tmp_path / f"server-{self.port}.log"
-        if server == "uvicorn":
-            command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
-            command += ["--port", str(self.port), "--log-level", "info", *args]
-        elif server == "hypercorn":
-            command = [sys.executable, "-m", "hypercorn", app, "-b", f"127.0.0.1:{self.port}"]
-            command += ["-w", "0", *args]
-        else:
-            raise ValueError(f"server={server!r} is not one of 'uvicorn', 'hypercorn'")
+        try:
+            command = [sys.executable, "-m", *_COMMANDS[server]]
+        except KeyError:
+            raise ValueError(f"server={server!r} is not one of {sorted(_COMMANDS)}") from None
+        command = [part.format(app=app, port=self.port) for part in command]
+        command += args
         self.command = command
         self.env = {
             **os.environ,
