@@ -20,12 +20,17 @@ facts the supervisor cannot see from inside the app:
   siblings take every new connection. When the master itself is stopping it has closed its
   copy of the socket first, and the usual drain (readiness fails, keep serving, then stop)
   runs.
+
+It also fixes one thing in uvicorn's worker: gunicorn's quick shutdown (``SIGINT`` or
+``SIGQUIT`` to the master) used to be ignored by the worker until gunicorn killed it; it now
+reaches uvicorn and the supervisor as a ``SIGINT``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import sys
 from typing import Any
@@ -69,6 +74,15 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):  # type: ignore[misc]  # unty
             )
         )
         super().run()
+
+    def _install_sigquit_handler(self) -> None:
+        # gunicorn's quick shutdown (SIGINT or SIGQUIT to the master) sends workers SIGQUIT.
+        # uvicorn_worker routes it to gunicorn's `handle_exit`, which sets a flag nothing
+        # reads: the worker served on until gunicorn SIGKILLed it at graceful_timeout, and
+        # the app's shutdown never ran. Deliver it as the SIGINT that uvicorn, and the
+        # supervisor chained in front of it, understand.
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGQUIT, signal.raise_signal, signal.SIGINT)
 
     async def _serve(self) -> None:
         # uvicorn_worker's own `_serve`, with a server that reports when it stops accepting.

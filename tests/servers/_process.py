@@ -52,6 +52,9 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
         "1",
         "--worker-class",
         "asgi_supervisor.gunicorn.UvicornWorker",
+        # gunicorn 27 opens a control socket at a fixed path in $HOME by default, which
+        # would be shared by every gunicorn running at once.
+        "--no-control-socket",
     ),
     "hypercorn": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0"),
     "hypercorn-uvloop": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0", "-k", "uvloop"),
@@ -109,7 +112,11 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a server that never became live is still ours to end
+            raise
         return self
 
     def __exit__(
@@ -120,8 +127,8 @@ class ServerProcess:
     ) -> None:
         self.stop()
 
-    def start(self, ready_timeout: float = 20.0) -> None:
-        """Start the server and wait until /health/live answers."""
+    def start(self, ready_timeout: float = 20.0, *, wait_live: bool = True) -> None:
+        """Start the server and wait until /health/live answers (unless not *wait_live*)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
@@ -132,6 +139,8 @@ class ServerProcess:
             start_new_session=True,
         )
         log.close()
+        if not wait_live:
+            return
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
