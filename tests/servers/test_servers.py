@@ -181,7 +181,11 @@ async def test_sigterm(name: str, tmp_path: Path) -> None:
         expected.websocket_close,
         expected.sigterm_exit,
     )
-    assert ("the server at once on this event loop" in output) is (name == "hypercorn-uvloop")
+    # granian's worker installs its uvloop signal handlers before or after the lifespan
+    # starts, by a race: its row is "no early trigger" either way, with or without the warning.
+    if name != "granian":
+        warned = "the server at once on this event loop" in output
+        assert warned is (name == "hypercorn-uvloop")
     assert "app shutdown" in events
     assert events.index("worker stopped") < events.index("app shutdown")
 
