@@ -4,10 +4,14 @@ Layout, from the bottom up (each layer imports only those below it):
 
 * the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
-* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_shutdown`` and
-  ``_supervisor``, which ties them together;
-* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_lifespan`` and ``_middleware``;
-* public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
+* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_server_facts`` (what a server
+  integration tells it), ``_watchdog``, ``_shutdown`` and ``_supervisor``, which ties them
+  together;
+* the ASGI layer: ``_endpoints``, ``_tasks_view``, ``_websocket``, ``_asyncio_only``,
+  ``_lifespan`` and ``_middleware``;
+* public modules: ``exceptions``, ``testing``, the command line (``__main__``), and the
+  server integration ``gunicorn`` (a worker class; it imports the public API and
+  ``_server_facts``, and nothing imports it).
 """
 
 from __future__ import annotations
