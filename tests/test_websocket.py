@@ -58,20 +58,29 @@ async def test_close_takes_the_handler_out_of_a_blocking_receive() -> None:
     assert server.incoming.empty()
 
 
-async def test_a_cancellation_that_is_not_ours_still_ends_the_handler() -> None:
+async def failing_send(message: Message) -> None:
+    raise OSError("the client went away")
+
+
+@pytest.mark.parametrize("send_fails", [False, True])
+async def test_a_cancellation_that_is_not_ours_still_ends_the_handler(send_fails: bool) -> None:
     """1. the handler waits in receive(); 2. close() interrupts it, and the handler's task
-    is cancelled by someone else too; 3. the frame is sent, and the task ends cancelled."""
+    is cancelled by someone else too; 3. the frame is sent (or fails to be), and the task
+    ends cancelled all the same."""
     server = LockingServer()
-    connection = WebSocketConnection(server.receive, server.send)
+    connection = WebSocketConnection(server.receive, failing_send if send_fails else server.send)
     handler = asyncio.create_task(receiving(connection))
     await wait_receiving(server)
     closing = asyncio.create_task(connection.close(1012, "bye"))
     await asyncio.sleep(0)  # close() has cancelled the handler, which has not run yet
     handler.cancel()
-    await asyncio.wait_for(closing, 1)
-    assert server.sent == [CLOSE]
+    await asyncio.wait({closing}, timeout=1)
+    assert closing.done()
+    assert server.sent == ([] if send_fails else [CLOSE])
     with pytest.raises(asyncio.CancelledError):
         await handler
+    if send_fails:
+        assert isinstance(closing.exception(), OSError)
 
 
 async def test_a_cancelled_receive_without_a_close_propagates() -> None:
@@ -90,10 +99,6 @@ async def test_a_cancelled_receive_without_a_close_propagates() -> None:
 async def test_a_close_the_client_cannot_receive_still_ends_the_receive() -> None:
     """1. the handler waits in receive(); 2. the server's send fails (the client left);
     3. close() raises that error, and the handler's receive returns our disconnect."""
-
-    async def failing_send(message: Message) -> None:
-        raise OSError("the client went away")
-
     server = LockingServer()
     connection = WebSocketConnection(server.receive, failing_send)
     handler = asyncio.create_task(receiving(connection))

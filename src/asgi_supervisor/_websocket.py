@@ -132,17 +132,16 @@ class WebSocketConnection:
         task.uncancel()
         try:
             await self._send(message)
-        except BaseException as exc:
+        except asyncio.CancelledError:
             if not sent.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    sent.cancel()
-                else:
-                    sent.set_exception(exc)
-            if isinstance(exc, Exception):
-                return self._disconnect()  # the client left: that is a disconnect too
+                sent.cancel()
             raise
-        if not sent.done():
-            sent.set_result(None)
+        except Exception as exc:  # the client left: its receive is a disconnect all the same
+            if not sent.done():
+                sent.set_exception(exc)
+        else:
+            if not sent.done():
+                sent.set_result(None)
         if task.cancelling() > interrupted_at:
             raise asyncio.CancelledError
         return self._disconnect()
