@@ -134,3 +134,21 @@ def test_a_loop_that_keeps_its_signals_gets_a_warning_naming_the_recipe(
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("SIGTERM reaches the server at once on this event loop (uvloop.Loop)")
     assert "preStop httpGet to /drain" in warning
+
+
+@pytest.mark.usefixtures("saved_handlers")
+async def test_a_child_that_gets_no_signals_gets_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGINT ignored and no SIGTERM handler (hypercorn's child process): a warning says
+    signals give no early trigger, and names the drain endpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    chain = SignalChain(asyncio.get_running_loop(), lambda sig: None)
+    with caplog.at_level(logging.WARNING, logger="asgi_supervisor"):
+        chain.install()
+    chain.restore()
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("no server signal handler in this process, and SIGINT is ignored")
+    assert "preStop httpGet to /drain" in warning
+    assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN

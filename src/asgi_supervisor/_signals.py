@@ -63,7 +63,11 @@ class SignalChain:
     def install(self) -> bool:
         """Install our handlers; return False (and change nothing) off the main thread."""
         if threading.current_thread() is not threading.main_thread():
-            logger.info("not on the main thread: signals are not watched; use the drain endpoint")
+            logger.warning(
+                "not on the main thread: signals are not watched, so SIGTERM gives no early "
+                "trigger. Call the drain endpoint first (a Kubernetes preStop httpGet to "
+                "/drain, or `asgi-supervisor drain`), or call supervisor.drain()."
+            )
             return False
         for sig in SIGNALS:
             handle = _loop_handle(self._loop, sig)
@@ -76,6 +80,16 @@ class SignalChain:
             self._previous[sig] = previous
             signal.signal(sig, self._handle)
         self.installed = True
+        if self._previous[signal.SIGINT] == signal.SIG_IGN and self.default_action:
+            # No server handler, and SIGINT ignored: what a server's child process inherits
+            # when its parent alone handles signals (hypercorn's default mode).
+            logger.warning(
+                "no server signal handler in this process, and SIGINT is ignored: the server "
+                "stops this process without a signal (hypercorn's default mode runs the app "
+                "in such a child), so signals give no early trigger. Call the drain endpoint "
+                "first (a Kubernetes preStop httpGet to /drain, or `asgi-supervisor drain`), "
+                "or run hypercorn with -w 0."
+            )
         if self.undelayed:
             names = " and ".join(signal.Signals(sig).name for sig in self.undelayed)
             loop_type = type(self._loop)

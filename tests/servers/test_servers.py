@@ -186,6 +186,8 @@ async def test_sigterm(name: str, tmp_path: Path) -> None:
     if name != "granian":
         warned = "the server at once on this event loop" in output
         assert warned is (name == "hypercorn-uvloop")
+    warned = "no server signal handler in this process, and SIGINT is ignored" in output
+    assert warned is (name == "hypercorn-workers")
     assert "app shutdown" in events
     assert events.index("worker stopped") < events.index("app shutdown")
 
