@@ -101,16 +101,23 @@ async def stopped(server: ServerProcess) -> tuple[int, list[str]]:
     return status, [event for _, event in server.events()]
 
 
-async def first_readiness_answer(server: ServerProcess, within: float = 1.5) -> int | None:
-    """Poll readiness until it is no longer 200: 503, or None when it no longer answers."""
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=0.5) as client:
+async def readiness_after_signal(server: ServerProcess, sent: float) -> int | None:
+    """What readiness answers on a new connection 0.3 s after the signal (sent at *sent*):
+    503 while the server still serves (an early trigger); None once it no longer answers.
+
+    An answer within the first 0.3 s proves nothing: a connection the server accepted just
+    before its listener closed may still be answered.
+    """
+    deadline = sent + 3.0
+    async with httpx.AsyncClient(
+        timeout=0.5, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as client:
         while time.monotonic() < deadline:
             try:
                 status = (await client.get(f"{server.base_url}/health/ready")).status_code
             except httpx.TransportError:
                 return None
-            if status != 200:
+            if status != 200 and time.monotonic() - sent >= 0.3:
                 return status
             await asyncio.sleep(0.01)
     return 200
@@ -131,8 +138,8 @@ async def measure_sigterm(
     async with websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws:
         await ws.send("ping")
         assert await ws.recv() == "ping"
-        server.signal(signal.SIGTERM)
-        readiness = await first_readiness_answer(server)
+        sent = server.signal(signal.SIGTERM)
+        readiness = await readiness_after_signal(server, sent)
         close = await websocket_close(ws)
     status, events = await stopped(server)
     return readiness == 503, close, status, events
