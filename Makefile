@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
+# Where `make run` serves the demo: make run HOST=0.0.0.0 PORT=9000
+HOST ?= 127.0.0.1
+PORT ?= 8000
 # The newer Pythons run the in-process suite (every test not marked `server`) and mypy, each
 # in its own .venv-X.Y; the full suite, real servers included, runs on the .venv above.
 OTHER_PYTHONS := 3.12 3.13
@@ -22,12 +26,19 @@ $(STAMP): pyproject.toml
 	.venv-$*/bin/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-# Debian tools the load-balancer tests need (HAProxy, wrk); installed only when missing.
+# Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman, Prometheus); installed only when missing.
 system-deps:
 	@./.ci/system-deps
 
-run: $(STAMP)
-	$(BIN)/python -m uvicorn app.main:app --host 127.0.0.1 --port 8000
+# The demo needs only the [demo] extra, not the test tools.
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
+
+run: $(DEMO_STAMP)
+	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
 test: $(STAMP) system-deps lint typecheck pytest other-pythons
 

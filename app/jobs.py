@@ -1,4 +1,4 @@
-"""A durable job queue in SQLite with at-least-once delivery.
+"""The demo's durable job queue: what every backend promises, and how one is opened by URL.
 
 A job is *claimed* with a lease (who holds it, until when), marked *done* only when its work
 finished, and *released* when its worker is cancelled. A worker that dies without releasing
@@ -6,48 +6,29 @@ finished, and *released* when its worker is cancelled. A worker that dies withou
 So no job is ever lost, and a job may run twice: every completion is recorded, so duplicates
 can be counted.
 
-Each call opens its own connection: SQLite connections are cheap, and this lets the async
-side run every call in a worker thread (`asyncio.to_thread`) without sharing connections
-between threads. Wall-clock time is used for leases because several processes share them.
+Two backends keep this promise, chosen by the URL's scheme:
+
+- ``sqlite:///demo-queue.sqlite3`` (`app.queue_sqlite`): one file, embedded, no server; the
+  replicas that share it must run on one host. ``sqlite:////data/q.sqlite3`` is absolute.
+- ``postgresql://user@host:5432/db`` (`app.queue_postgres`): replicas on any number of hosts
+  claim with ``FOR UPDATE SKIP LOCKED``; leases use the database server's clock.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-__all__ = ["Job", "JobQueue"]
+__all__ = ["Job", "JobQueue", "check_url", "encode_payload", "open_queue", "sqlite_path"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    seconds REAL NOT NULL,
-    payload TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'queued',
-    claimed_by TEXT,
-    lease_expires_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    done_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, lease_expires_at);
-CREATE TABLE IF NOT EXISTS completions (
-    job_id INTEGER NOT NULL,
-    worker_id TEXT NOT NULL,
-    at REAL NOT NULL
-);
-"""
+SQLITE_PREFIX = "sqlite:///"
+POSTGRES_PREFIXES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Job:
-    """One job as stored."""
+    """One job as stored; ``lease_expires_at`` is a Unix time (seconds)."""
 
     id: int
     seconds: float
@@ -70,129 +51,106 @@ class Job:
         }
 
 
-class JobQueue:
-    """The queue stored in the SQLite file at *path* (created if missing)."""
+class JobQueue(Protocol):
+    """The operations the workers and routes use; both backends implement all of them.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = str(path)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+    Each call is one transaction. Cancelling a caller while a call runs may leave the call
+    to finish on its own (a thread or the database completes it): the workers shield the
+    writes that must land (claim, complete, release) and wait for them.
+    """
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # Autocommit mode; writes take the lock up front with BEGIN IMMEDIATE, so two
-        # processes claiming at once serialise instead of failing on lock upgrade.
-        db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
+    async def enqueue(self, seconds: float, payload: Any = None) -> int:
+        """Add a job; return its id. Raises ValueError for a payload JSON cannot carry."""
+        ...
 
-    def enqueue(self, seconds: float, payload: Any = None) -> int:
-        """Add a job; return its id."""
-        with self._connect() as db:
-            cursor = db.execute(
-                "INSERT INTO jobs (seconds, payload, created_at) VALUES (?, ?, ?)",
-                (seconds, json.dumps(payload), time.time()),
-            )
-            job_id = cursor.lastrowid
-        assert job_id is not None
-        return job_id
+    async def claim(self, worker_id: str, lease_period: float) -> Job | None:
+        """Claim the oldest claimable job (queued, or claimed with an expired lease) for
+        *lease_period* seconds, counting an attempt; None when there is none."""
+        ...
 
-    def claim(self, worker_id: str, lease_period: float) -> Job | None:
-        """Claim the oldest claimable job for *worker_id*: queued, or claimed with a lease
-        that has expired. Returns None when there is none."""
-        now = time.time()
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                row = db.execute(
-                    "SELECT id FROM jobs WHERE status = 'queued' "
-                    "OR (status = 'claimed' AND lease_expires_at < ?) ORDER BY id LIMIT 1",
-                    (now,),
-                ).fetchone()
-                if row is None:
-                    db.execute("COMMIT")
-                    return None
-                db.execute(
-                    "UPDATE jobs SET status = 'claimed', claimed_by = ?, lease_expires_at = ?, "
-                    "attempts = attempts + 1 WHERE id = ?",
-                    (worker_id, now + lease_period, row["id"]),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            return self._get(db, row["id"])
+    async def renew(self, job_id: int, worker_id: str, lease_period: float) -> bool:
+        """Extend the lease by *lease_period* from now; False if *worker_id* lost the job."""
+        ...
 
-    def renew(self, job_id: int, worker_id: str, lease_period: float) -> bool:
-        """Extend the lease; False if *worker_id* no longer holds the job."""
-        with self._connect() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET lease_expires_at = ? "
-                "WHERE id = ? AND claimed_by = ? AND status = 'claimed'",
-                (time.time() + lease_period, job_id, worker_id),
-            )
-            return cursor.rowcount == 1
-
-    def complete(self, job_id: int, worker_id: str) -> None:
+    async def complete(self, job_id: int, worker_id: str) -> None:
         """Mark the job done and record this completion (a second one is a duplicate)."""
-        now = time.time()
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            db.execute(
-                "UPDATE jobs SET status = 'done', claimed_by = NULL, lease_expires_at = NULL, "
-                "done_at = ? WHERE id = ?",
-                (now, job_id),
-            )
-            db.execute(
-                "INSERT INTO completions (job_id, worker_id, at) VALUES (?, ?, ?)",
-                (job_id, worker_id, now),
-            )
-            db.execute("COMMIT")
+        ...
 
-    def release(self, job_id: int, worker_id: str) -> bool:
+    async def release(self, job_id: int, worker_id: str) -> bool:
         """Give the job back to the queue; False if *worker_id* did not hold it."""
-        with self._connect() as db:
-            cursor = db.execute(
-                "UPDATE jobs SET status = 'queued', claimed_by = NULL, lease_expires_at = NULL "
-                "WHERE id = ? AND claimed_by = ? AND status = 'claimed'",
-                (job_id, worker_id),
-            )
-            return cursor.rowcount == 1
+        ...
 
-    def get(self, job_id: int) -> Job | None:
+    async def get(self, job_id: int) -> Job | None:
         """The job with *job_id*, or None."""
-        with self._connect() as db:
-            return self._get(db, job_id)
+        ...
 
-    def counts(self) -> dict[str, int]:
-        """How many jobs are in each status."""
-        with self._connect() as db:
-            rows = db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
-            counts = {"queued": 0, "claimed": 0, "done": 0}
-            counts.update({row["status"]: row["n"] for row in rows})
-            return counts
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are queued, claimed and done."""
+        ...
 
-    def completions(self) -> dict[int, int]:
+    async def completions(self) -> dict[int, int]:
         """How many times each completed job was completed (above 1: a duplicate)."""
-        with self._connect() as db:
-            rows = db.execute("SELECT job_id, COUNT(*) AS n FROM completions GROUP BY job_id")
-            return {row["job_id"]: row["n"] for row in rows}
+        ...
 
-    @staticmethod
-    def _get(db: sqlite3.Connection, job_id: int) -> Job | None:
-        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            return None
-        return Job(
-            id=row["id"],
-            seconds=row["seconds"],
-            payload=json.loads(row["payload"]),
-            status=row["status"],
-            claimed_by=row["claimed_by"],
-            lease_expires_at=row["lease_expires_at"],
-            attempts=row["attempts"],
+    async def close(self) -> None:
+        """Release the backend's connections; the queue is unusable afterwards."""
+        ...
+
+
+def encode_payload(payload: Any) -> str:
+    """The payload as the JSON text both backends store.
+
+    Raises:
+        ValueError: NaN or an infinity (JSON has neither), or a lone surrogate (no UTF-8
+            encoding exists, so the job could never be served back).
+    """
+    text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
+    text.encode("utf-8")  # raises UnicodeEncodeError, a ValueError, on a lone surrogate
+    return text
+
+
+def sqlite_path(url: str) -> str:
+    """The file path in a ``sqlite:///`` URL (a fourth slash makes it absolute).
+
+    Raises:
+        ValueError: not a ``sqlite:///`` URL, or no path after it.
+    """
+    if not url.startswith(SQLITE_PREFIX) or url == SQLITE_PREFIX:
+        raise ValueError(
+            f"{url!r} is not a SQLite URL; write sqlite:///relative/file.sqlite3 "
+            "or sqlite:////absolute/file.sqlite3."
         )
+    return url.removeprefix(SQLITE_PREFIX)
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError naming *url* unless a backend accepts its scheme."""
+    if url.startswith(POSTGRES_PREFIXES):
+        return
+    if url.startswith("sqlite:"):
+        sqlite_path(url)
+        return
+    raise ValueError(
+        f"APP_DATABASE_URL={url!r} names no known backend; use sqlite:///file.sqlite3 "
+        "or postgresql://user@host:5432/database."
+    )
+
+
+async def open_queue(url: str, *, max_connections: int = 10) -> JobQueue:
+    """Open (and create if needed) the queue at *url*; close it with ``await queue.close()``.
+
+    *max_connections* bounds PostgreSQL's pool; SQLite opens a connection per call.
+
+    Raises:
+        ValueError: the URL names no known backend.
+        psycopg_pool.PoolTimeout: PostgreSQL did not accept a connection in time.
+    """
+    check_url(url)
+    if url.startswith(POSTGRES_PREFIXES):
+        # Imported here so that a SQLite-only run never loads the PostgreSQL driver.
+        from .queue_postgres import PostgresQueue
+
+        return await PostgresQueue.open(url, max_connections=max_connections)
+    from .queue_sqlite import SqliteQueue
+
+    return await SqliteQueue.open(sqlite_path(url))

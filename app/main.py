@@ -11,13 +11,16 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.middleware import Middleware
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 
-from .jobs import JobQueue
+from .jobs import open_queue
+from .limits import BodyLimitMiddleware
 from .routes import build_router
 from .settings import Settings
+from .validation import validation_error
 from .workers import Broadcast, JobWorkers
 
 __all__ = ["app", "create_app"]
@@ -38,14 +41,22 @@ def create_app(settings: Settings | None = None, supervisor: Supervisor | None =
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Workers start after this and are stopped before the code after `yield` runs.
-        workers.queue = JobQueue(settings.queue_path)
-        yield
-        workers.queue = None
+        queue = await open_queue(settings.database_url, max_connections=settings.workers + 8)
+        workers.queue = queue
+        try:
+            yield
+        finally:
+            workers.queue = None
+            await queue.close()
 
     app = FastAPI(
         title="asgi-supervisor demo",
         lifespan=lifespan,
-        middleware=[Middleware(SupervisorMiddleware, supervisor=supervisor)],
+        middleware=[
+            Middleware(SupervisorMiddleware, supervisor=supervisor),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers={RequestValidationError: validation_error},
     )
     app.include_router(build_router(supervisor, workers, broadcast))
     app.state.supervisor = supervisor

@@ -8,26 +8,17 @@ import os
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, HTTPException, Path, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
 
 from asgi_supervisor import Supervisor
 
+from .validation import MAX_JOB_ID, JobIn
 from .workers import Broadcast, JobWorkers
 
 __all__ = ["build_router"]
 
 logger = logging.getLogger("app")
-
-
-class JobIn(BaseModel):
-    """A job to enqueue: how long its simulated work takes, and any JSON payload."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    seconds: float = Field(ge=0, le=60, description="Simulated work, 0 to 60 seconds.")
-    payload: Any = None
 
 
 def build_router(supervisor: Supervisor, workers: JobWorkers, broadcast: Broadcast) -> APIRouter:
@@ -40,8 +31,7 @@ def build_router(supervisor: Supervisor, workers: JobWorkers, broadcast: Broadca
 
     @router.post("/jobs", status_code=201)
     async def enqueue(job: JobIn, notify: bool = False) -> dict[str, Any]:
-        queue = workers._queue()
-        job_id = await asyncio.to_thread(queue.enqueue, job.seconds, job.payload)
+        job_id = await workers.require_queue().enqueue(job.seconds, job.payload)
         workers.new_job.set()
         if notify:
             supervisor.spawn(_notify, job_id, name=f"notify-job-{job_id}")
@@ -49,11 +39,11 @@ def build_router(supervisor: Supervisor, workers: JobWorkers, broadcast: Broadca
 
     @router.get("/jobs")
     async def summary() -> dict[str, int]:
-        return await asyncio.to_thread(workers._queue().counts)
+        return await workers.require_queue().counts()
 
     @router.get("/jobs/{job_id}")
-    async def job(job_id: int) -> dict[str, Any]:
-        found = await asyncio.to_thread(workers._queue().get, job_id)
+    async def job(job_id: Annotated[int, Path(ge=1, le=MAX_JOB_ID)]) -> dict[str, Any]:
+        found = await workers.require_queue().get(job_id)
         if found is None:
             raise HTTPException(status_code=404, detail=f"No job with id {job_id}.")
         return found.to_dict()

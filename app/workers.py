@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import socket
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from asgi_supervisor import Supervisor
 
@@ -21,6 +23,8 @@ from .settings import Settings
 __all__ = ["Broadcast", "JobWorkers"]
 
 logger = logging.getLogger("app")
+
+T = TypeVar("T")
 
 
 class Broadcast:
@@ -46,7 +50,9 @@ class JobWorkers:
         self.queue: JobQueue | None = None
         self.new_job = asyncio.Event()
         self.ticks = 0
-        identity = f"{socket.gethostname()}-{os.getpid()}"
+        # Unique per process even where host name and pid repeat (containers on the host's
+        # network all share its name, and each is PID 1): a lease belongs to one worker.
+        identity = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         for n in range(1, settings.workers + 1):
             supervisor.add_worker(
                 self.consume, f"{identity}-{n}", name=f"job-worker-{n}", critical=True
@@ -63,11 +69,10 @@ class JobWorkers:
             try:
                 await self._run(job, worker_id)
             except asyncio.CancelledError:
-                queue = self._queue()
-                released = await asyncio.to_thread(queue.release, job.id, worker_id)
+                released = await _landing(self.require_queue().release(job.id, worker_id))
                 logger.info("job %d released by %s (cancelled): %s", job.id, worker_id, released)
                 raise
-            await asyncio.to_thread(self._queue().complete, job.id, worker_id)
+            await _landing(self.require_queue().complete(job.id, worker_id))
 
     async def tick(self) -> None:
         """Count a tick and broadcast it every ``tick_period`` seconds."""
@@ -76,23 +81,29 @@ class JobWorkers:
             self.ticks += 1
             self.broadcast.publish(f"tick {self.ticks}")
 
-    def _queue(self) -> JobQueue:
+    def require_queue(self) -> JobQueue:
+        """The open queue.
+
+        Raises:
+            RuntimeError: the app's lifespan has not opened it (or has closed it).
+        """
         if self.queue is None:
             raise RuntimeError("The job queue is not open; the app's lifespan opens it.")
         return self.queue
 
     async def _claim(self, worker_id: str) -> Job | None:
-        claim: asyncio.Future[Job | None] = asyncio.ensure_future(
-            asyncio.to_thread(self._queue().claim, worker_id, self.settings.lease_period)
+        claim = asyncio.ensure_future(
+            self.require_queue().claim(worker_id, self.settings.lease_period)
         )
         try:
             return await asyncio.shield(claim)
         except asyncio.CancelledError:
-            # Scenario: cancelled while the thread was claiming. The claim still lands;
+            # Scenario: cancelled while the claim was in flight. The claim still lands;
             # give the job back, or it would wait for its lease to expire.
-            job = await claim
+            await asyncio.wait({claim})  # unlike `await claim`, a cancel here spares the claim
+            job = claim.result()
             if job is not None:
-                await asyncio.to_thread(self._queue().release, job.id, worker_id)
+                await _landing(self.require_queue().release(job.id, worker_id))
             raise
 
     async def _wait_for_work(self) -> None:
@@ -119,6 +130,20 @@ class JobWorkers:
             await asyncio.sleep(min(step, remaining))
             remaining -= step
             if remaining > 0:
-                await asyncio.to_thread(
-                    self._queue().renew, job.id, worker_id, self.settings.lease_period
-                )
+                await self.require_queue().renew(job.id, worker_id, self.settings.lease_period)
+
+
+async def _landing(write: Awaitable[T]) -> T:
+    """Await a queue write that must land even when the caller is cancelled meanwhile.
+
+    Scenario: the worker is cancelled while its completion is in flight. Without the shield
+    the write would be interrupted half-way; with it, the write finishes and we wait for it
+    (the backend bounds it) before the cancellation goes on. A second cancellation during
+    that wait (the supervisor re-cancels once) stops the waiting, never the write.
+    """
+    task = asyncio.ensure_future(write)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait({task})  # unlike `await task`, a cancel here spares the write
+        raise

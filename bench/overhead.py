@@ -2,13 +2,25 @@
 
 Calls the ASGI app directly with a fixed scope and dummy receive/send, so only Python work
 is measured: no sockets, no server. Target: SupervisorMiddleware adds at most 0.5 us.
+
+Then the cost of loop-lag detection: the same supervised app, the loop turning between
+requests (so the heartbeat runs), without detection and with it at two thresholds. The clock
+is the process's CPU time, which counts the watcher thread too.
+Metrics are computed when scraped, so enabling them should add nothing per request: the
+"metrics on" variant runs with a process group's snapshot publisher going and is scraped
+before each sample; the cost of a scrape itself is measured apart, per scrape.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,8 +31,10 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor._metrics import take_snapshot
+from asgi_supervisor._metrics_group import ENV, write_snapshot
 from asgi_supervisor.testing import LifespanManager
-from bench._harness import Summary, clock, interleave_async, print_table
+from bench._harness import Summary, clock, interleave_async, paired_delta, print_table
 
 App = Callable[[Any, Any, Any], Awaitable[None]]
 SCOPE = {
@@ -115,20 +129,136 @@ def websocket_round_trip(app: App, messages: int) -> Callable[[], Awaitable[floa
     return run
 
 
+def per_request_watched(
+    app: App, calls: int, loop_lag_threshold: float | None
+) -> Callable[[], Awaitable[float]]:
+    """Per-request cost with loop-lag detection at *loop_lag_threshold* (None: off) running
+    only during the sample, the loop turning after each request."""
+    monitor = Supervisor(loop_lag_threshold=loop_lag_threshold).loop_lag
+
+    async def run() -> float:
+        monitor.start(asyncio.get_running_loop())
+        started = clock()
+        for _ in range(calls):
+            await app(dict(SCOPE), _receive, _send)
+            await asyncio.sleep(0)  # a turn of the loop: heartbeats run here
+        elapsed = clock() - started
+        monitor.stop()
+        return elapsed / calls * 1e6
+
+    return run
+
+
+def scraped(app: App, calls: int) -> Callable[[], Awaitable[float]]:
+    """`per_request`, after one untimed scrape of ``/metrics``."""
+    timed = per_request(app, calls)
+
+    async def run() -> float:
+        await scrape(app, 1)()
+        return await timed()
+
+    return run
+
+
+async def measure_loop_lag(calls: int, repeats: int) -> dict[str, Summary]:
+    """Interleaved per-request timings (us) without and with loop-lag detection."""
+    supervisor = Supervisor(handle_signals=False, watchdog=False, loop_lag_threshold=None)
+    supervised = SupervisorMiddleware(starlette(), supervisor=supervisor)
+    variants = {
+        "loop-lag detection off": per_request_watched(supervised, calls, None),
+        "loop-lag 0.5 s (default)": per_request_watched(supervised, calls, 0.5),
+        "loop-lag 0.01 s (the minimum)": per_request_watched(supervised, calls, 0.01),
+    }
+    async with LifespanManager(supervised):
+        for run in variants.values():
+            await run()  # warm up
+        return await interleave_async(variants, repeats)
+
+
+def scrape(app: App, calls: int) -> Callable[[], Awaitable[float]]:
+    """Microseconds per ``GET /metrics``."""
+    scope = {**SCOPE, "path": "/metrics", "raw_path": b"/metrics"}
+
+    async def run() -> float:
+        started = clock()
+        for _ in range(calls):
+            await app(dict(scope), _receive, _send)
+        return (clock() - started) / calls * 1e6
+
+    return run
+
+
+@contextlib.contextmanager
+def process_group(directory: str) -> Iterator[None]:
+    """Metrics in process-group mode, for what is created and started inside."""
+    previous = os.environ.get(ENV)
+    os.environ[ENV] = directory
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ[ENV]
+        else:
+            os.environ[ENV] = previous
+
+
 async def measure(calls: int, repeats: int) -> dict[str, Summary]:
-    """Interleaved per-request and websocket timings (us), with a started supervisor."""
+    """Interleaved per-request and websocket timings (us), with started supervisors."""
     supervisor = Supervisor(handle_signals=False, watchdog=False)
     supervised = SupervisorMiddleware(starlette(), supervisor=supervisor)
     plain = starlette()
-    variants = {
-        "plain Starlette": per_request(plain, calls),
-        "+ SupervisorMiddleware": per_request(supervised, calls),
-        "+ no-op pure ASGI middleware": per_request(NoOp(starlette()), calls),
-        "+ no-op BaseHTTPMiddleware": per_request(BaseNoOp(starlette()), max(1, calls // 10)),
-        "websocket: plain": websocket_round_trip(plain, calls),
-        "websocket: + SupervisorMiddleware": websocket_round_trip(supervised, calls),
-    }
-    async with LifespanManager(supervised):
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(LifespanManager(supervised))
+        directory = stack.enter_context(tempfile.TemporaryDirectory())
+        with process_group(directory):
+            metered_supervisor = Supervisor(handle_signals=False, watchdog=False)
+            metered = SupervisorMiddleware(starlette(), supervisor=metered_supervisor)
+            await stack.enter_async_context(LifespanManager(metered))
+        variants = {
+            "plain Starlette": per_request(plain, calls),
+            "+ SupervisorMiddleware": per_request(supervised, calls),
+            "+ SupervisorMiddleware, metrics on": scraped(metered, calls),
+            "+ no-op pure ASGI middleware": per_request(NoOp(starlette()), calls),
+            "+ no-op BaseHTTPMiddleware": per_request(BaseNoOp(starlette()), max(1, calls // 10)),
+            "websocket: plain": websocket_round_trip(plain, calls),
+            "websocket: + SupervisorMiddleware": websocket_round_trip(supervised, calls),
+        }
+        for run in variants.values():
+            await run()  # warm up
+        return await interleave_async(variants, repeats)
+
+
+async def end_idle(process: asyncio.subprocess.Process) -> None:
+    """End an idle peer: it reads its stdin to the end, and then exits."""
+    assert process.stdin is not None
+    process.stdin.close()
+    await asyncio.wait_for(process.wait(), 10)
+
+
+async def measure_scrape(calls: int, repeats: int, peers: int = 3) -> dict[str, Summary]:
+    """Microseconds per scrape: one process, and one of a group with *peers* other workers."""
+    single_supervisor = Supervisor(handle_signals=False, watchdog=False)
+    single = SupervisorMiddleware(starlette(), supervisor=single_supervisor)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(LifespanManager(single))
+        directory = stack.enter_context(tempfile.TemporaryDirectory())
+        with process_group(directory):
+            group_supervisor = Supervisor(handle_signals=False, watchdog=False)
+            group = SupervisorMiddleware(starlette(), supervisor=group_supervisor)
+            await stack.enter_async_context(LifespanManager(group))
+        # The peers' snapshots are copies of this process's, under the pids of idle
+        # processes of ours (a reader drops the files of processes that are gone).
+        snapshot = await take_snapshot(group_supervisor)
+        for _ in range(peers):
+            idle = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", "import sys; sys.stdin.read()", stdin=asyncio.subprocess.PIPE
+            )
+            stack.push_async_callback(end_idle, idle)
+            write_snapshot(Path(directory), dataclasses.replace(snapshot, pid=idle.pid))
+        variants = {
+            "scrape /metrics, one process": scrape(single, calls),
+            f"scrape /metrics, group of {peers + 1}": scrape(group, calls),
+        }
         for run in variants.values():
             await run()  # warm up
         return await interleave_async(variants, repeats)
@@ -137,18 +267,35 @@ async def measure(calls: int, repeats: int) -> dict[str, Summary]:
 def main(argv: Sequence[str] = ()) -> int:
     calls, repeats = (200, 1) if "--quick" in argv else (10_000, 31)
     results = asyncio.run(measure(calls, repeats))
-    http = [results[name] for name in list(results)[:4]]
+    lag = asyncio.run(measure_loop_lag(calls, repeats))
+    http = [results[name] for name in list(results)[:5]]
     print_table(
         "Per-request cost, in-process (us per request)", "us", http, results["plain Starlette"]
     )
     ws = [results["websocket: plain"], results["websocket: + SupervisorMiddleware"]]
     print_table("Websocket message round trip, in-process (us)", "us", ws, ws[0])
+    scrapes = asyncio.run(measure_scrape(max(1, calls // 100), repeats))
+    rows = list(scrapes.values())
+    print_table("Scraping /metrics, in-process (us per scrape)", "us", rows, rows[0])
     added = results["+ SupervisorMiddleware"].median - results["plain Starlette"].median
     floor = results["+ no-op pure ASGI middleware"].median - results["plain Starlette"].median
+    metrics = paired_delta(
+        results["+ SupervisorMiddleware, metrics on"], results["+ SupervisorMiddleware"]
+    )
     print(
         f"\n  SupervisorMiddleware adds {added:+.3f} us per request (no-op floor {floor:+.3f} us);"
     )
     print(f"  target <= 0.5 us: {'met' if added <= 0.5 else 'MISSED'}")
+    print(f"  metrics on (scraped, group publisher running): {metrics:+.3f} us per request")
+    rows = list(lag.values())
+    print_table(
+        "Loop-lag detection, the loop turning after each request (us per request)",
+        "us",
+        rows,
+        rows[0],
+    )
+    default = paired_delta(rows[1], rows[0])
+    print(f"\n  loop-lag detection at 0.5 s adds {default:+.3f} us per request")
     return 0
 
 

@@ -1,7 +1,6 @@
 """Latency of `/tasks` with 10 000 tracked tasks, with and without stacks.
 
-The middleware is called in-process with a GET from a loopback client. Target: 50 ms
-without stacks.
+The middleware is called in-process with an authorized GET. Target: 50 ms without stacks.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
 from bench._harness import Summary, interleave_async, print_table
 
+TOKEN = "bench-token"
+
 
 async def parked_in_user_code() -> None:
     await asyncio.sleep(3600)
@@ -26,12 +27,13 @@ async def parked_in_user_code() -> None:
 def get(app: SupervisorMiddleware, query: bytes) -> Callable[[], Awaitable[float]]:
     async def run() -> float:
         body: list[bytes] = []
+        statuses: list[int] = []
         scope = {
             "type": "http",
             "method": "GET",
             "path": "/tasks",
             "query_string": query,
-            "headers": [],
+            "headers": [(b"authorization", f"Bearer {TOKEN}".encode())],
             "client": ("127.0.0.1", 1234),
         }
 
@@ -39,13 +41,15 @@ def get(app: SupervisorMiddleware, query: bytes) -> Callable[[], Awaitable[float
             return {"type": "http.request", "body": b""}
 
         async def send(message: Any) -> None:
+            if "status" in message:
+                statuses.append(message["status"])
             body.append(message.get("body", b""))
 
         started = time.perf_counter()
         await app(scope, receive, send)
         elapsed = time.perf_counter() - started
-        if not body[-1]:
-            raise RuntimeError("/tasks answered no body")
+        if statuses != [200] or not body[-1]:
+            raise RuntimeError(f"/tasks answered {statuses} with {body[-1][:200]!r}")
         return elapsed * 1e3
 
     return run
@@ -54,7 +58,12 @@ def get(app: SupervisorMiddleware, query: bytes) -> Callable[[], Awaitable[float
 async def measure(n: int, repeats: int) -> dict[str, Summary]:
     """Interleaved latencies (ms) of /tasks variants with *n* spawned tasks."""
     supervisor = Supervisor(
-        handle_signals=False, watchdog=False, grace_period=600, cancel_timeout=300
+        handle_signals=False,
+        watchdog=False,
+        grace_period=600,
+        cancel_timeout=300,
+        admin_token=TOKEN,
+        local_token=False,
     )
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -63,6 +64,17 @@ async def block_loop(request: Request) -> Response:
     # The fault under test: sync code that blocks the event loop.
     time.sleep(seconds)
     return PlainTextResponse("unblocked")
+
+
+def hold_the_loop(seconds: float) -> None:
+    """Sync code that keeps the event loop from turning: what loop-lag detection must name."""
+    time.sleep(seconds)
+
+
+def line_of(fn: Callable[..., object], text: str) -> int:
+    """The line number of the first line of *fn*'s source that contains *text*."""
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, line in enumerate(lines) if text in line)
 
 
 async def echo_socket(websocket: WebSocket) -> None:
@@ -134,7 +146,8 @@ def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorM
     if "cleanup_raises" in faults:
         supervisor.add_worker(cleanup_raises, name="cleanup-raises")
     if "crash_loop" in faults:
-        supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=3)
+        critical = "critical_shutdown" in faults
+        supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=3, critical=critical)
     if "slow_cleanup" in faults:
         supervisor.add_worker(slow_cleanup_worker, name="slow-cleanup")
     routes = [

@@ -6,6 +6,7 @@ No timing is asserted here: figures belong to `make bench`, on a quiet machine.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 from bench import overhead, spawn, stop_tasks, tasks_endpoint
 from bench._harness import Summary, paired_delta, ratio
@@ -22,8 +23,27 @@ def test_harness_ratios() -> None:
 def test_overhead_runs() -> None:
     """Every per-request variant produces positive timings."""
     results = asyncio.run(overhead.measure(calls=20, repeats=1))
-    assert len(results) == 6
+    assert len(results) == 7
     assert all(summary.min > 0 for summary in results.values())
+
+
+def test_overhead_scrape_runs() -> None:
+    """Scraping /metrics is timed for one process and for a process group."""
+    results = asyncio.run(overhead.measure_scrape(calls=2, repeats=1))
+    assert set(results) == {"scrape /metrics, one process", "scrape /metrics, group of 4"}
+    assert all(summary.min > 0 for summary in results.values())
+
+
+def test_overhead_loop_lag_runs() -> None:
+    """The loop-lag variants produce positive timings and leave no watcher thread behind."""
+    results = asyncio.run(overhead.measure_loop_lag(calls=20, repeats=1))
+    assert list(results) == [
+        "loop-lag detection off",
+        "loop-lag 0.5 s (default)",
+        "loop-lag 0.01 s (the minimum)",
+    ]
+    assert all(summary.min > 0 for summary in results.values())
+    assert "asgi-supervisor-loop-lag" not in {thread.name for thread in threading.enumerate()}
 
 
 def test_stop_tasks_runs() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
-from asgi_supervisor._cancel import CANCEL_MESSAGE, cancel_and_wait
+from asgi_supervisor._cancel import CANCEL_MESSAGE, cancel_and_wait, recancel_margin
 
 
 async def slow_cleanup(cleaned: asyncio.Event) -> None:
@@ -22,12 +23,51 @@ async def test_cleanup_that_awaits_finishes_within_the_deadline() -> None:
     cleaned = asyncio.Event()
     task = asyncio.create_task(slow_cleanup(cleaned))
     await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    outcome = await cancel_and_wait([task], deadline=loop.time() + 2.0)
+    outcome = await cancel_and_wait([task], deadline=time.monotonic() + 2.0)
     assert cleaned.is_set()
     assert task in outcome.done
     assert not outcome.abandoned
-    assert outcome.recancelled_count == 0
+    assert not outcome.cut_short
+
+
+async def test_cleanup_needing_most_of_the_budget_is_not_cut_short() -> None:
+    """A `finally` that needs 60 % of the budget finishes: the second cancel comes later."""
+    budget = 1.0
+    cleaned = asyncio.Event()
+
+    async def long_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(0.6 * budget)
+            cleaned.set()
+
+    task = asyncio.create_task(long_cleanup())
+    await asyncio.sleep(0)
+    outcome = await cancel_and_wait([task], deadline=time.monotonic() + budget)
+    assert cleaned.is_set()
+    assert (outcome.cut_short, outcome.abandoned) == (frozenset(), frozenset())
+    assert budget - recancel_margin(budget) >= 0.75 * budget
+
+
+async def test_cleanup_longer_than_the_safe_share_is_reported_cut_short() -> None:
+    """A cleanup still running at the second cancel is interrupted, and reported as cut."""
+    budget = 0.5
+    cleaned = asyncio.Event()
+
+    async def endless_cleanup() -> None:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            await asyncio.sleep(3600)
+            cleaned.set()
+
+    task = asyncio.create_task(endless_cleanup())
+    await asyncio.sleep(0)
+    outcome = await cancel_and_wait([task], deadline=time.monotonic() + budget)
+    assert not cleaned.is_set()
+    assert outcome.cut_short == frozenset({task})
+    assert not outcome.abandoned
 
 
 async def test_task_that_swallows_cancel_is_recancelled_then_abandoned_on_time() -> None:
@@ -45,13 +85,12 @@ async def test_task_that_swallows_cancel_is_recancelled_then_abandoned_on_time()
 
     task = asyncio.create_task(stubborn())
     await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    started = time.monotonic()
     outcome = await cancel_and_wait([task], deadline=started + 0.4)
-    elapsed = loop.time() - started
+    elapsed = time.monotonic() - started
     try:
         assert outcome.abandoned == frozenset({task})
-        assert outcome.recancelled_count == 1
+        assert not outcome.cut_short  # it never ended: abandoned, not cut
         assert swallowed == 2
         assert 0.35 <= elapsed < 1.0
     finally:
@@ -70,9 +109,9 @@ async def test_one_swallow_is_caught_by_the_second_cancel() -> None:
 
     task = asyncio.create_task(swallows_once())
     await asyncio.sleep(0)
-    outcome = await cancel_and_wait([task], deadline=asyncio.get_running_loop().time() + 0.4)
+    outcome = await cancel_and_wait([task], deadline=time.monotonic() + 0.4)
     assert task.cancelled()
-    assert outcome.recancelled_count == 1
+    assert outcome.cut_short == frozenset({task})
     assert not outcome.abandoned
 
 
@@ -88,7 +127,7 @@ async def test_cleanup_that_raises_does_not_stop_the_others() -> None:
     bad = asyncio.create_task(raises_in_cleanup())
     good = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(3)]
     await asyncio.sleep(0)
-    outcome = await cancel_and_wait([bad, *good], deadline=asyncio.get_running_loop().time() + 1)
+    outcome = await cancel_and_wait([bad, *good], deadline=time.monotonic() + 1)
     assert outcome.done == frozenset({bad, *good})
     assert isinstance(bad.exception(), RuntimeError)
     assert all(task.cancelled() for task in good)
@@ -99,7 +138,7 @@ async def test_never_cancels_the_calling_task() -> None:
     me = asyncio.current_task()
     assert me is not None
     other = asyncio.create_task(asyncio.sleep(3600))
-    outcome = await cancel_and_wait([me, other], deadline=asyncio.get_running_loop().time() + 1)
+    outcome = await cancel_and_wait([me, other], deadline=time.monotonic() + 1)
     assert me.cancelling() == 0
     assert other.cancelled()
     assert me not in outcome.done
@@ -118,7 +157,7 @@ async def test_cancel_message_names_the_supervisor() -> None:
 
     task = asyncio.create_task(parked())
     await asyncio.sleep(0)
-    await cancel_and_wait([task], deadline=asyncio.get_running_loop().time() + 1)
+    await cancel_and_wait([task], deadline=time.monotonic() + 1)
     assert seen == [CANCEL_MESSAGE]
 
 
@@ -126,7 +165,7 @@ async def test_ten_thousand_tasks_are_all_stopped() -> None:
     """10 000 parked tasks are all cancelled and awaited, none left pending."""
     tasks = [asyncio.create_task(asyncio.sleep(3600)) for _ in range(10_000)]
     await asyncio.sleep(0)
-    outcome = await cancel_and_wait(tasks, deadline=asyncio.get_running_loop().time() + 30)
+    outcome = await cancel_and_wait(tasks, deadline=time.monotonic() + 30)
     assert len(outcome.done) == 10_000
     assert all(task.cancelled() for task in tasks)
 
@@ -135,8 +174,7 @@ async def test_deadline_already_past_abandons_without_waiting() -> None:
     """With no time left, tasks are cancelled once and reported at once."""
     task = asyncio.create_task(asyncio.sleep(3600))
     await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    outcome = await cancel_and_wait([task], deadline=loop.time() - 1)
+    outcome = await cancel_and_wait([task], deadline=time.monotonic() - 1)
     assert outcome.abandoned == frozenset({task})
     await asyncio.wait({task})  # the cancellation requested still lands
     assert task.cancelled()
@@ -147,8 +185,7 @@ async def test_the_shutdown_resists_being_cancelled_until_its_deadline() -> None
     cleaned = asyncio.Event()
     task = asyncio.create_task(slow_cleanup(cleaned))
     await asyncio.sleep(0)
-    loop = asyncio.get_running_loop()
-    stopper = asyncio.create_task(cancel_and_wait([task], deadline=loop.time() + 2))
+    stopper = asyncio.create_task(cancel_and_wait([task], deadline=time.monotonic() + 2))
     await asyncio.sleep(0.05)
     stopper.cancel()
     outcome = await stopper

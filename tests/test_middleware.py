@@ -104,8 +104,9 @@ async def test_closing_rejects_new_requests_but_answers_health() -> None:
     assert report.requests_cancelled_count == 0
 
 
-async def test_request_still_running_at_its_budget_is_cancelled() -> None:
-    """A request that outlives deadline - cancel_timeout is cancelled in the stopping phase."""
+async def test_request_still_running_at_its_budget_is_cancelled_with_a_503() -> None:
+    """A request that outlives deadline - cancel_timeout is cancelled in the stopping phase;
+    its client gets 503 + Retry-After + Connection: close, not a 500, and it counts once."""
     supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
     gate = Gate()
     app = gated_app(supervisor, gate, [])
@@ -114,9 +115,12 @@ async def test_request_still_running_at_its_budget_is_cancelled() -> None:
         await gate.entered.wait()
         report = await supervisor.drain()
         assert report.requests_cancelled_count == 1
+        assert report.requests_drained_count == 0
         assert 0.5 <= report.duration < 1.0
-        await asyncio.wait({held})
-        assert held.cancelled() or held.exception() is not None
+        response = await held
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.headers["connection"] == "close"
 
 
 class FakeWebSocketClient:
@@ -206,6 +210,7 @@ async def test_websocket_handler_that_ignores_the_close_is_cancelled() -> None:
         report = await supervisor.drain()
         assert (await ws.from_app.get())["type"] == "websocket.close"
     assert cancelled.is_set()
-    assert report.tasks_cancelled_count == 1
+    assert report.websockets_cancelled_count == 1
+    assert report.tasks_cancelled_count == 0  # a websocket is not a task
     assert report.websockets_closed == {1012: 1}
     assert 0.5 <= report.duration < 1.0

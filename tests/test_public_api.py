@@ -12,6 +12,7 @@ def test_all_is_pinned() -> None:
         "AbandonedTask",
         "Config",
         "Kind",
+        "LoopLagStats",
         "NotRunningError",
         "Phase",
         "Restart",

@@ -8,10 +8,7 @@ from asgi_supervisor._registry import Ending, Kind, Registry, TaskRecord
 
 
 async def _record(registry: Registry, coro_task: asyncio.Task[None], kind: Kind) -> TaskRecord:
-    record = TaskRecord(registry.next_id(), "job", kind, coro_task)
-    registry.add(record)
-    coro_task.add_done_callback(registry.task_done)
-    return record
+    return registry.track(coro_task, registry.new_record("job", kind))
 
 
 async def test_endings_are_classified_and_kept_in_order() -> None:
@@ -58,12 +55,33 @@ async def test_counts_separate_workers_from_spawned_tasks() -> None:
     registry = Registry(history_size=0)
     worker = asyncio.create_task(asyncio.sleep(3600))
     spawned = asyncio.create_task(asyncio.sleep(3600))
-    registry.workers.append(await _record(registry, worker, Kind.WORKER))
+    await _record(registry, worker, Kind.WORKER)
     await _record(registry, spawned, Kind.TASK)
     assert registry.counts() == {"requests": 0, "websockets": 0, "tasks": 1, "workers": 1}
     for task in (worker, spawned):
         task.cancel()
     await asyncio.wait({worker, spawned})
+    await asyncio.sleep(0)
     assert len(registry.history) == 0
-    registry.reset()
-    assert registry.counts() == {"requests": 0, "websockets": 0, "tasks": 0, "workers": 0}
+    assert registry.counts(requests=2) == {
+        "requests": 2,
+        "websockets": 0,
+        "tasks": 0,
+        "workers": 0,
+    }
+
+
+async def test_endings_are_tallied_from_the_first_trigger_on() -> None:
+    """Only endings after `begin_tally` count for the report; before it, history only."""
+    registry = Registry(history_size=10)
+    early = asyncio.create_task(asyncio.sleep(0))
+    await _record(registry, early, Kind.WORKER)
+    await asyncio.wait({early})
+    await asyncio.sleep(0)
+    registry.begin_tally()
+    late = asyncio.create_task(asyncio.sleep(0))
+    await _record(registry, late, Kind.WORKER)
+    await asyncio.wait({late})
+    await asyncio.sleep(0)
+    assert registry.endings == {Ending.COMPLETED: 1, Ending.FAILED: 0, Ending.CANCELLED: 0}
+    assert len(registry.history) == 2

@@ -112,7 +112,7 @@ async def test_drain_report_and_idempotent_triggers(caplog: pytest.LogCaptureFix
         "finished": 0,
         "cancelled": 1,
         "failed": 0,
-        "recancelled": 0,
+        "cut_short": 0,
         "abandoned": 0,
     }
     assert caplog.text.count("shutdown report") == 1
@@ -121,7 +121,7 @@ async def test_drain_report_and_idempotent_triggers(caplog: pytest.LogCaptureFix
 async def test_drain_before_startup_is_an_error() -> None:
     """Draining a supervisor whose lifespan never started says what to do."""
     supervisor = quiet_supervisor()
-    with pytest.raises(NotRunningError, match="its lifespan has not started"):
+    with pytest.raises(NotRunningError, match="its lifespan is not running"):
         await supervisor.drain()
 
 

@@ -52,3 +52,35 @@ def test_disarmed_never_fires() -> None:
     result = run(sleep=0.6, disarm=True)
     assert (result.returncode, result.stdout) == (0, "finished by itself\n")
     assert "watchdog" not in result.stderr
+
+
+PARKED = """
+import asyncio, time
+from asgi_supervisor._watchdog import Watchdog
+
+async def hung_app_shutdown():
+    await asyncio.Event().wait()  # a lifespan shutdown that never returns
+
+async def main():
+    watchdog = Watchdog(asyncio.get_running_loop())
+    task = asyncio.create_task(hung_app_shutdown(), name="app lifespan")
+    watchdog.arm(time.monotonic() + 0.3)
+    await asyncio.sleep(20)
+
+asyncio.run(main())
+"""
+
+
+def test_names_the_coroutine_a_parked_task_waits_in() -> None:
+    """The dump shows each task's await chain: a hung lifespan shutdown parked at an
+    `await` is named, which no thread stack shows."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PARKED)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 70
+    assert "Task 'app lifespan':" in result.stderr
+    assert "in hung_app_shutdown" in result.stderr

@@ -140,8 +140,8 @@ async def test_critical_failure_can_shut_down() -> None:
     supervisor.add_worker(fails, restart="never", critical=True)
     async with LifespanManager(bare_app(supervisor)):
         await asyncio.wait_for(supervisor.stopping.wait(), 5)
-        assert supervisor.shutdown is not None
-        assert supervisor.shutdown.trigger_name == "critical worker failed"
+        report = await supervisor.drain()
+        assert report.trigger == "critical worker failed"
 
 
 async def test_restart_always_restarts_a_worker_that_returns() -> None:

@@ -3,8 +3,8 @@
 The supervisor is built on asyncio tasks, events and signal handling. Under trio (hypercorn
 ``-k trio``, anyio's trio backend) every asyncio call fails with ``RuntimeError: no running
 event loop``, which names neither the library nor the fix, and readiness would say
-"starting" forever. So the middleware checks once per lifespan, and once per request only
-where it would otherwise fail that way.
+"starting" forever. So the middleware checks once, when the lifespan starts. (Requests
+outside a lifespan are passed to the app untouched, on any loop.)
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._types import Receive, Send
 
-__all__ = ["NotAsyncioError", "current_task", "on_asyncio", "refuse_lifespan"]
+__all__ = ["NotAsyncioError", "on_asyncio", "refuse_lifespan"]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -60,24 +60,6 @@ async def refuse_lifespan(receive: Receive, send: Send) -> None:
     if (await receive())["type"] == "lifespan.startup":
         await send({"type": "lifespan.startup.failed", "message": message})
     raise NotAsyncioError(message)
-
-
-def current_task() -> asyncio.Task[Any]:
-    """``asyncio.current_task()``, or a clear error when the loop is not asyncio's.
-
-    Raises:
-        NotAsyncioError: not on an asyncio loop (the server answers 500); logged once.
-        RuntimeError: on an asyncio loop, but outside any task.
-    """
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:
-        message = explain()
-        _log_once(message)
-        raise NotAsyncioError(message) from None
-    if task is None:
-        raise RuntimeError("SupervisorMiddleware must be called from an asyncio task.")
-    return task
 
 
 def _log_once(message: str) -> None:

@@ -3,128 +3,157 @@
 The protocol, in the order the stopping phase runs it:
 
 1. ``cancel()`` every task at once: a request, delivered at each task's next ``await``.
-2. Wait for them with `asyncio.wait`, never `wait_for` or `gather`: those wait for a
-   cancelled task to *finish*, forever if it swallows the cancellation.
-3. After half the budget, cancel what is still running once more: it may have caught the
-   first `CancelledError` and carried on. Not earlier and not repeatedly, because cleanup
-   that awaits (closing a connection, releasing a lease) would be cut short each time.
+2. Wait for them with a counter and one future, never `wait_for` or `gather`: those wait for
+   a cancelled task to *finish*, forever if it swallows the cancellation.
+3. Late, when only a safety margin of the budget is left, cancel what is still running once
+   more: it may have caught the first `CancelledError` and carried on. Not earlier and not
+   repeatedly: cleanup that awaits (closing a connection, releasing a lease) would be cut
+   short each time. A task that needed this second request is reported as *cut short*.
 4. At the deadline, give up on the rest and report them with where they are stuck.
+
+The policy for resisting cancellation, shared by every wait of the shutdown (`wait_resisting`):
+the task running the shutdown absorbs a cancellation (``uncancel``) and keeps waiting until its
+own deadline, because a shutdown stopped half-way is worse than one that ends on time.
+``asyncio.run`` cancels every task left when a server returns early, the shutdown included.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CANCEL_MESSAGE", "Outcome", "cancel_and_wait"]
+__all__ = ["CANCEL_MESSAGE", "Outcome", "cancel_and_wait", "recancel_margin", "wait_resisting"]
 
 CANCEL_MESSAGE = "cancelled by asgi-supervisor: shutdown deadline"
 
 
+def recancel_margin(budget: float) -> float:
+    """The part of a cancel *budget* kept after the second cancel: a fifth, at most 1 s.
+
+    A task that swallowed the first cancel needs only a moment to unwind from the second, so
+    cleanup that awaits gets the other four fifths (all but 1 s of a long budget).
+    """
+    return min(budget / 5, 1.0)
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of the tasks given to `cancel_and_wait`."""
+    """What became of the tasks given to `cancel_and_wait`.
+
+    ``cut_short`` are the tasks that were still running at the second cancel and ended
+    after it: their cleanup (or whatever they did instead of stopping) was interrupted.
+    """
 
     done: frozenset[asyncio.Task[Any]]
     abandoned: frozenset[asyncio.Task[Any]]
-    recancelled_count: int
+    cut_short: frozenset[asyncio.Task[Any]]
 
 
 async def cancel_and_wait(
-    tasks: Collection[asyncio.Task[Any]], *, deadline: float, message: str = CANCEL_MESSAGE
+    tasks: Collection[asyncio.Task[Any]],
+    *,
+    deadline: float,
+    message: str = CANCEL_MESSAGE,
+    notified: Callable[[Callable[[asyncio.Task[Any]], None] | None], None] | None = None,
+    notified_tasks: Collection[asyncio.Task[Any]] = (),
 ) -> Outcome:
-    """Cancel *tasks*, await them until *deadline* (loop time), and report what is left.
+    """Cancel *tasks*, await them until *deadline* (``time.monotonic()``), report the rest.
 
     The caller's own task is never cancelled even if it is in *tasks*: cancelling the task
     that runs the shutdown would abort the shutdown itself.
 
-    Cancellation: the wait resists it. This runs the shutdown, which must not stop half-way
-    when ``asyncio.run`` cancels every task after a forced server exit; it is bounded by
-    *deadline* anyway.
+    Cancellation: the wait resists it, up to *deadline* (see the module docstring).
 
     Args:
-        tasks: the tasks to stop; tasks already done are fine.
-        deadline: the loop time (``loop.time()``) after which nothing more is awaited.
-        message: passed to ``Task.cancel`` so that a stuck task's traceback says who cancelled.
+        tasks: the tasks to stop, in the order to cancel them; tasks already done are fine.
+        deadline: the ``time.monotonic()`` value after which nothing more is awaited.
+        message: passed to ``Task.cancel``, so a stuck task's traceback says who cancelled.
+        notified: registers a callback called when any of *notified_tasks* ends (the
+            registry's own done callback), so those tasks need no second callback; called
+            with None afterwards to unregister.
+        notified_tasks: the tasks *notified* reports on.
     """
-    loop = asyncio.get_running_loop()
     current = asyncio.current_task()
-    ordered = [t for t in tasks if t is not current and not t.done()]
+    pending = {t for t in tasks if t is not current and not t.done()}
     done = {t for t in tasks if t.done()}
-    # Cancel in the caller's order: tasks wake in that order, so workers registered last
-    # begin their cleanup first.
-    for task in ordered:
-        task.cancel(message)
-    pending = set(ordered)
-    recancelled = 0
-    if pending:
-        budget = deadline - loop.time()
-        if budget > 0:
-            finished, pending = await _wait(pending, loop.time() + budget / 2)
-            done |= finished
+    if not pending:
+        return Outcome(frozenset(done), frozenset(), frozenset())
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+    counter = _Countdown(pending, waiter)
+    if notified is not None:
+        notified(counter.one_done)
+    try:
+        for task in pending:
+            if notified is None or task not in notified_tasks:
+                task.add_done_callback(counter.one_done)
+        # Cancel in the caller's order: tasks wake in that order, so workers registered last
+        # begin their cleanup first.
+        for task in tasks:
+            if task in pending:
+                task.cancel(message)
+        budget = deadline - time.monotonic()
+        await wait_resisting(counter.waiter, deadline - recancel_margin(budget))
         # Scenario: a task catches CancelledError, logs it, and loops back into `await
         # queue.get()`. The first request is spent; only a second one can stop it.
-        for task in pending:
+        second = {t for t in pending if not t.done()}
+        for task in second:
             task.cancel(message)
-        recancelled = len(pending)
-        budget = deadline - loop.time()
-        if pending and budget > 0:
-            finished, pending = await _wait(pending, deadline)
-            done |= finished
+        if second:
+            await wait_resisting(counter.waiter, deadline)
+    finally:
+        if notified is not None:
+            notified(None)
+    finished = {t for t in pending if t.done()}
     return Outcome(
-        done=frozenset(done), abandoned=frozenset(pending), recancelled_count=recancelled
+        done=frozenset(done | finished),
+        abandoned=frozenset(pending - finished),
+        cut_short=frozenset(t for t in second if t.done()),
     )
 
 
-async def _wait(
-    pending: set[asyncio.Task[Any]], until: float
-) -> tuple[set[asyncio.Task[Any]], set[asyncio.Task[Any]]]:
-    """Wait until every task in *pending* is done or the loop time is *until*.
+class _Countdown:
+    """Resolves its waiter when every watched task has ended: one counter, one future.
 
-    Like `asyncio.wait`, without its per-task bookkeeping: one counter, one future, and no
-    pass to remove the callbacks afterwards (a late callback only decrements a counter
-    nobody reads). With 10 000 tasks this is a third of the cost of stopping them.
+    Like `asyncio.wait` without its per-task bookkeeping and its pass to remove callbacks
+    afterwards (a late callback only decrements a counter nobody reads any more).
     """
-    loop = asyncio.get_running_loop()
-    if not pending:
-        return set(), pending
-    waiter = loop.create_future()
-    remaining = len(pending)
 
-    def one_done(task: asyncio.Task[Any]) -> None:
-        nonlocal remaining
-        remaining -= 1
-        if remaining == 0 and not waiter.done():
-            waiter.set_result(None)
+    __slots__ = ("_remaining", "_watched", "waiter")
 
-    def timed_out() -> None:
-        if not waiter.done():
-            waiter.set_result(None)
+    def __init__(self, watched: set[asyncio.Task[Any]], waiter: asyncio.Future[None]) -> None:
+        self._watched = watched
+        self._remaining = len(watched)
+        self.waiter = waiter
 
-    for task in pending:
-        task.add_done_callback(one_done)
-    timer = loop.call_at(until, timed_out)
-    try:
-        while not waiter.done():
-            try:
-                await waiter
-            except asyncio.CancelledError:
-                # Resist: see `cancel_and_wait`. The waiter itself may have been cancelled.
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                if waiter.cancelled():
-                    waiter = loop.create_future()
-                    if remaining == 0:
-                        waiter.set_result(None)
-                    elif loop.time() >= until:
-                        break
-                    else:
-                        timer.cancel()
-                        timer = loop.call_at(until, timed_out)
-    finally:
-        timer.cancel()
-    done = {task for task in pending if task.done()}
-    return done, pending - done
+    def one_done(self, task: asyncio.Task[Any]) -> None:
+        if task not in self._watched:
+            return
+        self._remaining -= 1
+        if self._remaining == 0 and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+async def wait_resisting(future: asyncio.Future[Any], until: float) -> None:
+    """Wait for *future* until the ``time.monotonic()`` value *until*, resisting cancellation.
+
+    Returns when the future is done or the time has come, whichever is first; never raises
+    `CancelledError` for a cancellation of the caller (see the module docstring), and never
+    cancels *future*.
+    """
+    while not future.done():
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return
+        try:
+            # shield: a cancellation of this wait must not cancel the shared future.
+            await asyncio.wait_for(asyncio.shield(future), remaining)
+        except TimeoutError:
+            return
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()

@@ -47,8 +47,9 @@ class Checks:
         self._results: tuple[CheckResult, ...] = ()
         self._checked_at = -float("inf")
         self._running: asyncio.Task[tuple[CheckResult, ...]] | None = None
-        # Checks that ignored cancellation at their timeout: kept referenced, never awaited.
-        self._stuck: set[asyncio.Task[Any]] = set()
+        # Runs that ignored cancellation at their timeout, by check name: kept referenced,
+        # never awaited, and never started again while one still runs (one leak at most).
+        self._stuck: dict[str, tuple[asyncio.Task[Any], float]] = {}
 
     def add(
         self, name: str, fn: Callable[[], Awaitable[Any]], timeout: float, critical: bool
@@ -93,14 +94,21 @@ class Checks:
 
     async def _run(self, check: _Check) -> CheckResult:
         started = time.monotonic()
+        stuck = self._stuck.get(check.name)
+        if stuck is not None:
+            why = f"still running {started - stuck[1]:.1f} s after its timeout was cancelled"
+            logger.warning("check %r failed: %s", check.name, why, extra={"check": check.name})
+            return CheckResult(
+                name=check.name, ok=False, critical=check.critical, error=why, duration=0.0
+            )
         task = asyncio.ensure_future(check.fn())
         # `wait`, not `wait_for`: a check that swallows cancellation must not hang the probe.
         done, _ = await asyncio.wait({task}, timeout=check.timeout)
         error: str | None
         if not done:
             task.cancel()
-            self._stuck.add(task)
-            task.add_done_callback(self._forget)
+            self._stuck[check.name] = (task, started)
+            task.add_done_callback(lambda task: self._forget(check.name, task))
             error = f"timed out after {check.timeout:g} s"
         elif task.cancelled():
             error = "cancelled"
@@ -118,7 +126,7 @@ class Checks:
             duration=time.monotonic() - started,
         )
 
-    def _forget(self, task: asyncio.Task[Any]) -> None:
-        self._stuck.discard(task)
+    def _forget(self, name: str, task: asyncio.Task[Any]) -> None:
+        self._stuck.pop(name, None)
         if not task.cancelled():
             task.exception()  # retrieved, so asyncio does not log it as never retrieved

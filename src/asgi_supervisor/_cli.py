@@ -8,14 +8,21 @@ Standard library only, so it works in slim images without curl (a Kubernetes pre
 1     not drained, or not ready
 2     usage error (argparse)
 3     the server is unreachable (refused, timed out, bad URL)
-4     the server refused us (401/403): pass --token or set the variable
+4     the server refused us (401/403); the message says what to do
 5     the server answered something unexpected
 ====  =====================================================================
+
+The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN``, else, for a
+loopback URL only, the local token file the server wrote for the URL's port (see
+`asgi_supervisor._local_token`): run on the server's host as its user, the command needs no
+configuration. The local token is never sent to any other host.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import ipaddress
 import json
 import os
 import sys
@@ -24,6 +31,8 @@ import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from typing import Any, TextIO
+
+from ._local_token import find_token
 
 __all__ = ["main"]
 
@@ -78,32 +87,32 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _request(
-    args: argparse.Namespace, path: str, query: dict[str, Any] | None = None
+    args: argparse.Namespace,
+    path: str,
+    query: dict[str, Any] | None = None,
+    *,
+    method: str = "GET",
 ) -> tuple[int, Any]:
     base = args.url.rstrip("/")
-    if not base.startswith(("http://", "https://")):
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in ("http", "https"):
         raise _Failure(USAGE, f"URL {args.url!r} must start with http:// or https://")
     url = base + path
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
-    token = args.token or os.environ.get(TOKEN_VARIABLE)
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, body = error.code, error.read()
-    except (urllib.error.URLError, TimeoutError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise _Failure(UNREACHABLE, f"cannot reach {url}: {reason}") from None
+    token, source = _explicit_token(args)
+    local = token is None and _is_loopback(parts.hostname)
+    if local:
+        token, source = _local_token(parts)
+    status, body = _send(url, method, token, args.timeout)
+    if status == 401 and local:
+        # The server writes its token file when it first sees its own socket, which a
+        # request can be the first to show it (see `LocalTokens.refresh`): read it again.
+        retry, source = _local_token(parts)
+        if retry is not None and retry != token:
+            status, body = _send(url, method, retry, args.timeout)
     if status in (401, 403):
-        raise _Failure(
-            REFUSED,
-            f"{url} answered {status}: pass --token or set {TOKEN_VARIABLE} "
-            "(without a token the admin endpoints answer loopback clients only)",
-        )
+        raise _Failure(REFUSED, _refused(url, status, body, source))
     try:
         return status, json.loads(body)
     except ValueError:
@@ -112,8 +121,104 @@ def _request(
         ) from None
 
 
+def _send(url: str, method: str, token: str | None, timeout: float) -> tuple[int, bytes]:
+    data = b"" if method == "POST" else None
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Accept": "application/json"}
+    )
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except (urllib.error.URLError, TimeoutError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise _Failure(UNREACHABLE, f"cannot reach {url}: {reason}") from None
+    except (ValueError, http.client.InvalidURL) as error:
+        # http.client refuses control characters in the URL or in a header value.
+        raise _Failure(USAGE, f"cannot send a request to {url!r}: {error}") from None
+    except http.client.HTTPException as error:
+        raise _Failure(
+            UNEXPECTED, f"{url} answered something that is not HTTP: {error!r}"
+        ) from None
+
+
+def _explicit_token(args: argparse.Namespace) -> tuple[str | None, str]:
+    if args.token is not None:
+        raw, source = args.token, "--token"
+    elif os.environ.get(TOKEN_VARIABLE) is not None:
+        raw, source = os.environ[TOKEN_VARIABLE], TOKEN_VARIABLE
+    else:
+        return None, ""
+    # As the server does: a trailing newline from a mounted secret is not part of it.
+    token = raw.strip()
+    if not token:
+        raise _Failure(USAGE, f"the token from {source} is empty; pass the server's admin token")
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise _Failure(
+            USAGE,
+            f"the token from {source} contains {bad!r}, which cannot be sent in an HTTP "
+            "header; pass the token itself (visible ASCII characters, no spaces)",
+        )
+    return token, source
+
+
+def _local_token(parts: urllib.parse.SplitResult) -> tuple[str | None, str]:
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise _Failure(USAGE, f"the URL's port is not a number: {parts.netloc!r}") from None
+    found = find_token(port, os.environ)
+    if found.token is not None:
+        return found.token, f"the local token file {found.path}"
+    where = ", ".join(str(path) for path in found.searched)
+    problems = "".join(f"; {problem}" for problem in found.problems)
+    return None, f"no local token file for port {port} (looked in {where}{problems})"
+
+
+def _refused(url: str, status: int, body: bytes, source: str) -> str:
+    try:
+        error = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        error = None
+    said = f" ({error})" if isinstance(error, str) else ""
+    if source.startswith("no local token"):
+        advice = (
+            f"found {source}: run this command on the server's host as the user the server "
+            f"runs as, or pass --token / set {TOKEN_VARIABLE} to the server's admin_token"
+        )
+    elif source:
+        advice = (
+            f"the token from {source} was refused: pass --token or set {TOKEN_VARIABLE} to "
+            "the server's admin_token"
+        )
+    else:
+        advice = (
+            f"pass --token or set {TOKEN_VARIABLE} to the server's admin_token (the local "
+            "token file is used only for loopback URLs such as http://127.0.0.1:PORT)"
+        )
+    return f"{url} answered {status}{said}: {advice}"
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def _drain(args: argparse.Namespace, out: TextIO) -> int:
-    status, body = _request(args, "/drain")
+    status, body = _request(args, "/drain", method="POST")
     if status != 200 or not isinstance(body, dict):
         raise _Failure(UNEXPECTED, f"drain answered {status}: {body}")
     report = body.get("report") or {}
@@ -123,7 +228,21 @@ def _drain(args: argparse.Namespace, out: TextIO) -> int:
         f"requests_drained={requests.get('drained', 0)} rejected={requests.get('rejected', 0)}",
         file=out,
     )
-    return OK if body.get("drained") else NOT_READY
+    everyone = _print_processes(body, out)  # process group: a line per worker process
+    return OK if body.get("drained") and everyone else NOT_READY
+
+
+def _print_processes(body: dict[str, Any], out: TextIO) -> bool:
+    """Print each worker process's outcome (see ``_group.py``); True if all drained."""
+    processes = [p for p in body.get("processes") or () if isinstance(p, dict)]
+    for process in processes:
+        error = process.get("error")
+        print(
+            f"  pid={process.get('pid')} state={process.get('state')} "
+            f"drained={process.get('drained')}" + (f" ({error})" if error else ""),
+            file=out,
+        )
+    return all(process.get("drained") for process in processes)
 
 
 def _health(args: argparse.Namespace, out: TextIO) -> int:

@@ -15,6 +15,8 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # Kubernetes sets this in every container; endpoints take a few seconds to forget a pod.
 _KUBERNETES_SHUTDOWN_DELAY = 5.0
+# Loop-lag detection runs a callback every threshold/2 s: below this it would cost real CPU.
+_MIN_LOOP_LAG_THRESHOLD = 0.01
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,8 +28,13 @@ class Config:
         config = Config.from_env(grace_period=20.0)   # ASGI_SUPERVISOR_* variables, overridden
         supervisor = Supervisor(config=config)
 
+    ``process_group`` makes the worker processes of one server (``--workers N``) drain
+    together; their sockets live in ``runtime_dir`` (default ``$XDG_RUNTIME_DIR/asgi-supervisor``,
+    else ``/tmp/asgi-supervisor-<uid>``).
+
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
-    (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere.
+    (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``
+    turns loop-lag detection off.
 
     Raises:
         ValueError: a setting is out of range; the message names it and says what to use.
@@ -42,11 +49,15 @@ class Config:
     retry_after: int = 5
     handle_signals: bool = True
     admin_token: str | None = None
+    local_token: bool = True
     path_prefix: str = ""
     watchdog: bool = True
     watchdog_delay: float = 0.5
     check_cache_period: float = 1.0
     history_size: int = 100
+    loop_lag_threshold: float | None = 0.5
+    process_group: bool = True
+    runtime_dir: str | None = None
 
     def __post_init__(self) -> None:
         _positive("grace_period", self.grace_period)
@@ -88,11 +99,23 @@ class Config:
         _integer("retry_after", self.retry_after)
         if self.retry_after < 0:
             raise ValueError(f"retry_after={self.retry_after!r} must be 0 or more seconds.")
+        if self.loop_lag_threshold is not None:
+            _number("loop_lag_threshold", self.loop_lag_threshold)
+            if not self.loop_lag_threshold >= _MIN_LOOP_LAG_THRESHOLD:
+                raise ValueError(
+                    f"loop_lag_threshold={self.loop_lag_threshold!r} is below "
+                    f"{_MIN_LOOP_LAG_THRESHOLD} s; use a larger number of seconds, or None to "
+                    "turn loop-lag detection off."
+                )
         _integer("history_size", self.history_size)
         if self.history_size < 0:
             raise ValueError(f"history_size={self.history_size!r} must be 0 or more.")
-        if self.admin_token is not None and not self.admin_token.strip():
-            raise ValueError("admin_token is empty; pass None to allow loopback clients only.")
+        if self.admin_token is not None:
+            # A secret mounted from a file usually ends in a newline: that must not lock
+            # every caller out, so surrounding whitespace is not part of the token.
+            object.__setattr__(self, "admin_token", _admin_token(self.admin_token))
+        if self.runtime_dir is not None and not self.runtime_dir.strip():
+            raise ValueError("runtime_dir is empty; pass None to use the default folder.")
         prefix = self.path_prefix
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ValueError(
@@ -129,6 +152,12 @@ class Config:
 def _parse(name: str, annotation: str, raw: str) -> object:
     variable = _ENV_PREFIX + name.upper()
     text = raw.strip()
+    if name == "admin_token" and not text:
+        # Most likely a secret that came out empty: refuse rather than run without it.
+        raise ValueError(
+            f"{variable} is set but empty; set it to the token, or unset it (or set it to "
+            "'none') to allow only callers that hold the local token file."
+        )
     if "None" in annotation and text.lower() in ("", "none"):
         return None
     try:
@@ -152,6 +181,26 @@ def _parse(name: str, annotation: str, raw: str) -> object:
 
 
 _EXAMPLES = {"bool": "'true' or 'false'", "float": "'25.0'", "int": "'5'"}
+
+
+def _admin_token(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"admin_token must be a str or None, not {type(value).__name__}.")
+    token = value.strip()
+    if not token:
+        raise ValueError(
+            "admin_token is empty (or only whitespace); set it to a secret such as the output "
+            "of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it "
+            "unset to allow only callers that hold the local token file."
+        )
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ValueError(
+            f"admin_token contains {bad!r}, which cannot be sent in an HTTP Authorization "
+            "header as a bearer token; use visible ASCII characters only (letters, digits "
+            "and punctuation, no spaces), such as the output of secrets.token_urlsafe()."
+        )
+    return token
 
 
 def _positive(name: str, value: float) -> None:

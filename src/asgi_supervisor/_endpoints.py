@@ -1,20 +1,26 @@
 """The HTTP endpoints the middleware answers itself: health, tasks and drain.
 
 Health endpoints are public and say only names and states. `/tasks` and `/drain` are admin
-endpoints: with no token configured they answer loopback clients only; with one they want
-``Authorization: Bearer <token>``, compared in constant time.
+endpoints: they want ``Authorization: Bearer <token>`` with the local token or the configured
+``admin_token``, and refuse browsers (see `_admin_auth`). `/drain` changes state, so it
+answers ``POST`` only.
 """
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
+import asyncio
 import json
+import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ._admin_auth import AdminAuth
+from ._group_hooks import process_outcomes
+from ._local_token import LocalTokens
+from ._metrics_http import MetricsEndpoint
 from ._state import State
 from ._tasks_view import TasksQuery, tasks_payload
+from .exceptions import NotRunningError
 
 if TYPE_CHECKING:
     from ._supervisor import Supervisor
@@ -27,20 +33,32 @@ _READ = ("GET", "HEAD")
 
 
 class Endpoints:
-    """The endpoint handlers of one supervisor, keyed by full path in `routes`."""
+    """The endpoint handlers of one supervisor, keyed by full path in `routes`.
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    `local_tokens` must be started in the lifespan's loop and closed at its end (the
+    middleware does it), so the local token file exists while the server listens.
+    """
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        *,
+        request_ages: Callable[[], list[tuple[asyncio.Task[Any], float]]],
+    ) -> None:
         self._sup = supervisor
-        prefix = supervisor.config.path_prefix
-        token = supervisor.config.admin_token
-        self._token = f"Bearer {token}".encode() if token is not None else None
+        self._request_ages = request_ages
+        config = supervisor.config
+        prefix = config.path_prefix
+        self.local_tokens = LocalTokens(environ=os.environ, enabled=config.local_token)
+        self._auth = AdminAuth(config.admin_token, self.local_tokens)
         self.routes: dict[str, Handler] = {
             f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
             f"{prefix}/health/ready": self._guard(_READ, admin=False, fn=self._ready),
             f"{prefix}/health/startup": self._guard(_READ, admin=False, fn=self._startup),
             f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
             f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
-            f"{prefix}/drain": self._guard(("GET", "HEAD", "POST"), admin=True, fn=self._drain),
+            f"{prefix}/drain": self._guard(("POST",), admin=True, fn=self._drain),
+            f"{prefix}/metrics": MetricsEndpoint(supervisor),  # public, like /health
         }
 
     def _guard(
@@ -50,18 +68,23 @@ class Endpoints:
         admin: bool,
         fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any]]]],
     ) -> Handler:
-        allow = ", ".join(methods).encode()
+        allowed = ", ".join(methods)
+        allow = allowed.encode()
 
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["method"] not in methods:
-                error = {"error": f"method {scope['method']} is not allowed here"}
+                error = {"error": f"method {scope['method']} is not allowed here; use {allowed}"}
                 await _respond(send, scope, 405, error, [(b"allow", allow)])
                 return
             if admin:
-                refusal = self._authorize(scope)
+                refusal = await self._auth.refusal(scope)
                 if refusal is not None:
                     await _respond(send, scope, *refusal)
                     return
+            elif not self.local_tokens.tokens:
+                # A probe may come before the server's socket was seen: look again, in the
+                # background, as a probe must not wait for it.
+                self.local_tokens.refresh_soon()
             try:
                 status, body = await fn(scope)
             except _BadRequest as exc:
@@ -70,27 +93,13 @@ class Endpoints:
 
         return handle
 
-    def _authorize(
-        self, scope: Scope
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]] | None:
-        if self._token is None:
-            if _is_loopback(scope.get("client")):
-                return None
-            return (
-                403,
-                {"error": "admin endpoints answer loopback clients only without a token"},
-                [],
-            )
-        for name, value in scope.get("headers", ()):
-            if name == b"authorization" and hmac.compare_digest(value, self._token):
-                return None
-        challenge = [(b"www-authenticate", b'Bearer realm="asgi-supervisor"')]
-        return 401, {"error": "a valid bearer token is required"}, challenge
-
     # -- health -----------------------------------------------------------------------------
 
     async def _live(self, scope: Scope) -> tuple[int, dict[str, Any]]:
-        # Answering at all proves the loop runs; liveness never follows draining.
+        # Answering at all proves the loop runs; liveness never follows draining, except once
+        # the shutdown ended and nothing will end the process: then it must be restarted.
+        if self._sup.is_lingering:
+            return 503, {"status": "stopped", "state": self._sup.state.value}
         return 200, {"status": "live", "state": self._sup.state.value}
 
     async def _ready(self, scope: Scope) -> tuple[int, dict[str, Any]]:
@@ -101,7 +110,7 @@ class Endpoints:
         return 200, {"status": "ready", "state": state}
 
     async def _startup(self, scope: Scope) -> tuple[int, dict[str, Any]]:
-        started = self._sup.lifecycle.entered(State.READY) is not None
+        started = self._sup.has_started
         state = self._sup.state.value
         if started:
             return 200, {"status": "started", "state": state}
@@ -115,13 +124,13 @@ class Endpoints:
         remaining = sup.deadline_remaining()
         body = {
             "state": sup.state.value,
-            "live": True,
+            "live": not sup.is_lingering,
             "ready": not reasons,
-            "started": sup.lifecycle.entered(State.READY) is not None,
+            "started": sup.has_started,
             "reasons": reasons,
             "checks": checks,
             "workers": workers,
-            "counts": sup.registry.counts(),
+            "counts": sup.counts(),
             "deadline_remaining": None if remaining is None else round(remaining, 3),
         }
         return (503 if reasons else 200), body
@@ -144,37 +153,29 @@ class Endpoints:
             query = TasksQuery.parse(scope.get("query_string", b""))
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        return 200, tasks_payload(self._sup, query)
+        return 200, tasks_payload(self._sup, query, self._request_ages())
 
     async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         sup = self._sup
-        if sup.shutdown is None:
-            return 503, {"error": "the lifespan has not started: nothing to drain yet"}
-        sup.begin_drain("drain endpoint")
-        # This request is not tracked, so the drain never waits for itself.
+        try:
+            sup.begin_drain("drain endpoint")
+        except NotRunningError:
+            return 503, {"error": "the lifespan is not running: nothing to drain"}
+        # This request is not counted, so the drain never waits for itself.
         await sup.wait_drained()
-        registry = sup.registry
-        shutdown = sup.shutdown
-        assert shutdown is not None
-        drained = not registry.requests and not registry.websockets
-        return 200, {"state": sup.state.value, "drained": drained, "report": shutdown.progress()}
+        counts = sup.counts()
+        drained = not counts["requests"] and not counts["websockets"]
+        body: dict[str, Any] = {
+            "state": sup.state.value,
+            "drained": drained,
+            "report": sup.drain_progress(),
+        }
+        body["processes"] = await process_outcomes(sup)  # process group: every worker process
+        return 200, body
 
 
 class _BadRequest(Exception):
     pass
-
-
-def _is_loopback(client: object) -> bool:
-    if client is None:
-        return True  # a unix socket: only local processes can connect
-    try:
-        host = client[0]  # type: ignore[index]
-        address = ipaddress.ip_address(host)
-    except (TypeError, ValueError, IndexError, KeyError):
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 async def _respond(

@@ -1,40 +1,35 @@
 """`SupervisorMiddleware`: gates requests and websockets by state, and answers the endpoints.
 
-The per-request path is the hot path of every app that uses this library: it does one dict
-lookup for the endpoints, reads two precomputed flags, and records the request's task in a
-dict. Everything else (`Connection: close`, rejections) happens only while shutting down.
+The per-request path is the hot path of every app that uses this library: one dict lookup
+for the endpoints, one flag, and a count of in-flight requests, with no task lookup and no
+allocation. The request tasks are found by walking the loop's tasks for this middleware's
+frames when the shutdown must cancel them or `/tasks` lists them (see `_stacks.tasks_running`).
+Everything else (`Connection: close`, rejections) happens only while shutting down.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import TYPE_CHECKING, Any
 
-from ._asyncio_only import current_task as asyncio_task
 from ._asyncio_only import on_asyncio, refuse_lifespan
 from ._endpoints import Endpoints
-from ._lifespan import run_lifespan
-from ._state import State
+from ._lifespan import LifespanBridge
+from ._metrics_group import SnapshotPublisher
+from ._stacks import tasks_running
+from ._state import Lifecycle, State
 from ._websocket import WebSocketConnection
 
 if TYPE_CHECKING:
+    from ._requests import RequestCount
+    from ._run import Run
     from ._supervisor import Supervisor
     from ._types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["SupervisorMiddleware", "WebSocketConnection"]
 
-_CLOCK_PERIOD = 0.1
-_monotonic = time.monotonic
-# `asyncio.current_task()` costs 0.4 us on 3.11, mostly in `get_running_loop()`; the loop's
-# entry in this dict is the same answer for 0.03 us. Python versions without the dict (3.14
-# keeps the current task in the thread state) fall back to the public function.
-_tasks_by_loop: dict[object, asyncio.Task[Any]] | None = getattr(
-    asyncio.tasks, "_current_tasks", None
-)
-if not isinstance(_tasks_by_loop, dict):
-    _tasks_by_loop = None
+_IDLE = Lifecycle()
 
 
 class SupervisorMiddleware:
@@ -48,39 +43,41 @@ class SupervisorMiddleware:
         )
 
     It composes the supervisor with the app's own lifespan (workers start after the app's
-    startup and stop before its shutdown), tracks every request and websocket, answers the
-    health, tasks and drain endpoints under ``path_prefix``, and refuses new work once the
-    supervisor is closing: 503 with ``Retry-After`` for HTTP, a refused handshake for
-    websockets. Cancellation of tracked requests happens in the stopping phase only.
+    startup and stop before its shutdown), counts every request and tracks every websocket,
+    answers the health, tasks and drain endpoints under ``path_prefix``, and refuses new work
+    once the supervisor is closing: 503 with ``Retry-After`` for HTTP, a refused handshake for
+    websockets. Outside a lifespan it runs (before startup, after shutdown, in an instance
+    that does not run the lifespan, such as one around a mounted sub-app) requests are served
+    exactly as without it.
+
+    Cancellation: a request cancelled by the shutdown's deadline before its response began
+    is answered 503 with ``Retry-After`` and ``Connection: close``; one whose response had
+    begun is ended, and the report counts both as cancelled.
 
     Args:
         app: the ASGI app to wrap.
-        supervisor: the supervisor whose state and registry this middleware feeds.
+        supervisor: the supervisor whose lifespan this middleware runs.
     """
 
     def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
         self.app = app
         self.supervisor = supervisor
-        self._routes = Endpoints(supervisor).routes
-        # Held directly: both live as long as the supervisor (reset in place).
-        self._lifecycle = supervisor.lifecycle
-        self._requests = supervisor.registry.requests
-        self._loop: asyncio.AbstractEventLoop | None = None
-        # A request's start time only feeds its age in /tasks. Reading this attribute is
-        # measurably cheaper than calling the clock on every request; a timer refreshes it
-        # to 0.1 s while the lifespan runs. Outside a lifespan it is 0.0 and the clock is
-        # read instead.
-        self.now = 0.0
-        self._ticker: asyncio.TimerHandle | None = None
-        config = supervisor.config
+        # The endpoints own the local admin token, which lives as long as the lifespan.
+        self._endpoints = Endpoints(supervisor, request_ages=self.request_ages)
+        self._routes = self._endpoints.routes
+        # What requests need of the lifespan this instance runs; None outside one.
+        self._run: Run | None = None
+        self._requests: RequestCount | None = None
+        self._lifecycle: Lifecycle = _IDLE  # read only while `_requests` is set
         # Built once per state: a rejection is the same bytes every time.
         self._rejections: dict[State, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
+        retry_after = str(supervisor.config.retry_after).encode()
         for state in State:
             body = json.dumps({"error": "service is shutting down", "state": state.value}).encode()
             headers = [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(config.retry_after).encode()),
+                (b"retry-after", retry_after),
                 (b"connection", b"close"),
             ]
             self._rejections[state] = (body, headers)
@@ -91,99 +88,126 @@ class SupervisorMiddleware:
             if route is not None:
                 await route(scope, receive, send)
                 return
-            if self._lifecycle.draining:
-                await self._http_while_draining(scope, receive, send)
-                return
-            # Inlined `_current_task()`: this is the path every request takes.
-            task = _tasks_by_loop.get(self._loop) if _tasks_by_loop is not None else None
-            if task is None:
-                task = self._current_task()
             requests = self._requests
-            requests[task] = self.now or _monotonic()
+            if requests is None:
+                await self.app(scope, receive, send)
+                return
+            lifecycle = self._lifecycle
+            if lifecycle.draining:
+                if not lifecycle.accepting:
+                    await self._reject(send, requests, lifecycle.state)
+                    return
+                send = _ConnectionClose(send)
+            # `started` marks this frame as a counted request (see `_COUNTED`) and gives its
+            # age to /tasks; it is read from the frame, never here.
+            started = requests.now  # noqa: F841
+            cut = False
+            requests.in_flight += 1
             try:
                 await self.app(scope, receive, send)
+            except asyncio.CancelledError:
+                if not requests.deadline_cancel:
+                    raise
+                # Ours: the shutdown cancelled this request at the deadline.
+                cut = True
+                await _answer_cut(send, self._rejections[State.STOPPING])
             finally:
-                del requests[task]
-                # Scenario: the request started while ready, and draining began meanwhile;
-                # the drain is waiting for it.
-                if self._lifecycle.draining:
-                    self._request_done()
+                requests.in_flight -= 1
+                if lifecycle.draining:
+                    requests.ended_while_draining(cut)
         elif scope["type"] == "websocket":
-            await self._websocket(scope, receive, send)
+            run = self._run
+            if run is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._websocket(run, scope, receive, send)
         elif scope["type"] == "lifespan":
             if not on_asyncio():  # a sentence, not "no running event loop" (trio: issue 12)
                 await refuse_lifespan(receive, send)
-            self._loop = asyncio.get_running_loop()
-            self._tick()
+            bridge = LifespanBridge(
+                self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
+            )
+            self._endpoints.local_tokens.start()  # write the local token file
+            # Metrics of a process group: publish this worker's snapshot.
+            publisher = SnapshotPublisher.start(self.supervisor)
             try:
-                await run_lifespan(self.app, self.supervisor, scope, receive, send)
+                await bridge(scope)
             finally:
-                if self._ticker is not None:
-                    self._ticker.cancel()
-                    self._ticker = None
-                self.now = 0.0
+                await publisher.aclose()
+                await self._endpoints.local_tokens.aclose()  # the last user removes it
         else:
             await self.app(scope, receive, send)
 
-    async def _http_while_draining(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._lifecycle.accepting:
-            await self._reject(send)
-            return
-        requests = self._requests
-        task = self._current_task()
-        requests[task] = _monotonic()
-        try:
-            await self.app(scope, receive, _ConnectionClose(send))
-        finally:
-            del requests[task]
-            self._request_done()
+    # -- the lifespan this instance runs ----------------------------------------------------
 
-    def _tick(self) -> None:
-        self.now = _monotonic()
-        assert self._loop is not None
-        self._ticker = self._loop.call_later(_CLOCK_PERIOD, self._tick)
+    def _begin(self) -> Run:
+        loop = asyncio.get_running_loop()
 
-    def _current_task(self) -> asyncio.Task[Any]:
-        task = None
-        if _tasks_by_loop is not None:
-            task = _tasks_by_loop.get(self._loop)
-        if task is None:
-            # No lifespan ran in this loop (lifespan off, or a test client in a new loop).
-            task = asyncio_task()  # off asyncio, a clear NotAsyncioError (trio: issue 12)
-        return task
+        def find_requests() -> list[asyncio.Task[Any]]:
+            found = tasks_running(asyncio.all_tasks(loop), _CALL_CODE, self, _COUNTED)
+            return [task for task, _ in found]
 
-    def _request_done(self) -> None:
-        shutdown = self.supervisor.shutdown
-        if shutdown is not None:
-            shutdown.request_done()
+        run = self.supervisor.begin_startup(find_requests)
+        self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
+        return run
 
-    async def _reject(self, send: Send) -> None:
-        shutdown = self.supervisor.shutdown
-        if shutdown is not None:
-            shutdown.requests_rejected_count += 1
-        body, headers = self._rejections[self.supervisor.state]
+    def _end(self) -> None:
+        self._run = self._requests = None
+        self._lifecycle = _IDLE
+
+    def request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:
+        """In-flight requests of the running lifespan on its loop, with their start times."""
+        run = self._run
+        if run is None or not run.requests.in_flight:
+            return []
+        found = tasks_running(asyncio.all_tasks(run.loop), _CALL_CODE, self, _COUNTED)
+        return [(task, frame.f_locals[_COUNTED]) for task, frame in found]
+
+    # -- shutting down ----------------------------------------------------------------------
+
+    async def _reject(self, send: Send, requests: RequestCount, state: State) -> None:
+        requests.rejected_count += 1
+        body, headers = self._rejections[state]
         await send({"type": "http.response.start", "status": 503, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
-        supervisor = self.supervisor
-        lifecycle = supervisor.lifecycle
+    async def _websocket(self, run: Run, scope: Scope, receive: Receive, send: Send) -> None:
+        lifecycle = run.lifecycle
         if not lifecycle.accepting:
             # Closing before accepting refuses the handshake (servers answer 403).
             message = await receive()
             if message["type"] == "websocket.connect":
                 await send({"type": "websocket.close", "code": 1013})
             return
+        task = asyncio.current_task()
+        assert task is not None
         connection = WebSocketConnection(receive, send)
-        websockets = supervisor.registry.websockets
-        task = self._current_task()
-        websockets[task] = connection
+        run.registry.add_websocket(task, connection)
         try:
             await self.app(scope, connection.receive, connection.send)
         finally:
-            del websockets[task]
-            if lifecycle.draining and supervisor.shutdown is not None:
-                supervisor.shutdown.websocket_done()
+            run.registry.remove_websocket(task)
+            if lifecycle.draining:
+                run.shutdown.websocket_done()
+
+
+# A task runs a counted request when its await chain holds a frame of this code with the
+# local `_COUNTED` bound; `request_ages` and the shutdown find requests that way.
+_CALL_CODE = SupervisorMiddleware.__call__.__code__
+_COUNTED = "started"
+
+
+async def _answer_cut(send: Send, rejection: tuple[bytes, list[tuple[bytes, bytes]]]) -> None:
+    # The task was cancelled by us and ends here, quietly: no traceback from the server.
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    body, headers = rejection
+    try:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except Exception:  # the response had begun: the server ends the connection
+        return
 
 
 class _ConnectionClose:

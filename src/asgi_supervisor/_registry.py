@@ -1,8 +1,10 @@
-"""The registry of tracked work: workers, spawned tasks, websockets and in-flight requests.
+"""The registry of tracked work of one lifespan: workers, spawned tasks and websockets.
 
-Workers and spawned tasks get a `TaskRecord` each. Requests and websockets are kept in plain
-dicts keyed by their task, because they come and go on the per-request path where every
-allocation counts; `/tasks` builds their entries only when asked.
+It is the one owner of its tables: other modules add and remove entries through its methods
+and only read the rest. Workers and spawned tasks get a `TaskRecord` each, and how each one
+ended is recorded in a bounded history and, from the first shutdown trigger on, in the
+`Endings` tally the report is built from. In-flight HTTP requests are not here: they come and
+go on the per-request path, where the middleware only counts them (see `_requests`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import enum
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 __all__ = ["Ending", "FinishedTask", "Kind", "Registry", "TaskRecord"]
@@ -38,19 +41,22 @@ class Ending(enum.Enum):
 
 
 class TaskRecord:
-    """The live record of one worker or spawned task (mutable; snapshot it to publish)."""
+    """The live record of one worker or spawned task (mutable; snapshot it to publish).
+
+    Its worker state (``running``, ``restarting``, ``failed``, ``stopped``, ``completed``) is
+    written by the worker's own loop in `_workers`, the only code that knows it.
+    """
 
     __slots__ = ("id", "kind", "last_error", "name", "restarts", "started", "state", "task")
 
-    def __init__(self, id: int, name: str, kind: Kind, task: asyncio.Task[Any] | None) -> None:
+    def __init__(self, id: int, name: str, kind: Kind) -> None:
         self.id = id
         self.name = name
         self.kind = kind
-        self.task = task
+        self.task: asyncio.Task[Any] | None = None
         self.started = time.monotonic()
         self.restarts = 0
         self.last_error: str | None = None
-        # Workers say more than "running": restarting, given up.
         self.state = "running"
 
     def __repr__(self) -> str:
@@ -86,84 +92,167 @@ class FinishedTask(NamedTuple):
 
 
 class Registry:
-    """Every tracked task of one supervisor, plus the history of those that ended."""
+    """Every tracked task of one lifespan, plus the history of those that ended.
 
-    __slots__ = ("_ids", "cancel_reason", "history", "records", "requests", "websockets", "workers")
+    Example::
+
+        record = registry.track(task, "send-email", Kind.TASK)   # done callback included
+        registry.counts()                                        # {"tasks": 1, ...}
+    """
+
+    __slots__ = (
+        "_cancel_message",
+        "_ended",
+        "_ids",
+        "_records",
+        "_tally",
+        "_wall_offset",
+        "_watcher",
+        "_websockets",
+        "workers",
+    )
 
     def __init__(self, history_size: int) -> None:
         self._ids = itertools.count(1)
         # Insertion-ordered, so shutdown can walk workers in reverse order of registration.
-        self.records: dict[asyncio.Task[Any], TaskRecord] = {}
+        self._records: dict[asyncio.Task[Any], TaskRecord] = {}
         self.workers: list[TaskRecord] = []
-        # Request task -> monotonic start time.
-        self.requests: dict[asyncio.Task[Any], float] = {}
-        # Websocket task -> its connection (see `_websocket.WebSocketConnection`).
-        self.websockets: dict[asyncio.Task[Any], Any] = {}
-        self.history: collections.deque[FinishedTask] = collections.deque(maxlen=history_size)
-        # Set by the shutdown before it cancels everything: the reason every task it
-        # cancels ended, without asking each one (which raises an exception per task).
-        self.cancel_reason: str | None = None
+        self._websockets: dict[asyncio.Task[Any], Any] = {}
+        # Raw (record, ending, detail, monotonic end) tuples: ten thousand tasks end at once in
+        # a shutdown, and a plain tuple is the cheapest thing to keep; `history` dresses them.
+        self._ended: collections.deque[tuple[TaskRecord, int, str | None, float]] = (
+            collections.deque(maxlen=history_size)
+        )
+        self._wall_offset = time.time() - time.monotonic()
+        # None until the first trigger: then how many workers and tasks ended, by ending. A
+        # list indexed like `_ENDINGS` rather than a dict keyed by the enum: enum hashing is
+        # slow, and this runs once per task in a shutdown.
+        self._tally: list[int] | None = None
+        # Set while the shutdown stops everything (see `stopping_all`).
+        self._watcher: Callable[[asyncio.Task[Any]], None] | None = None
+        self._cancel_message: str | None = None
 
-    def reset(self) -> None:
-        """Forget everything of the last lifespan, in place: the middleware holds these dicts."""
-        self.records.clear()
-        self.workers.clear()
-        self.requests.clear()
-        self.websockets.clear()
-        self.history.clear()
-        self.cancel_reason = None
+    # -- adding and removing ------------------------------------------------------------------
 
-    def next_id(self) -> int:
-        """A fresh id, unique within this registry."""
-        return next(self._ids)
+    def new_record(self, name: str, kind: Kind) -> TaskRecord:
+        """A record for a task about to be created; pass both to `track`.
 
-    def add(self, record: TaskRecord) -> None:
-        """Track *record* (its task must be set)."""
-        assert record.task is not None
-        self.records[record.task] = record
-
-    def finish(
-        self, record: TaskRecord, ending: Ending, detail: str | None, remember: bool = True
-    ) -> None:
-        """Stop tracking *record* and, if *remember*, keep how it ended in the history."""
-        if record.task is not None:
-            self.records.pop(record.task, None)
-        if remember and self.history.maxlen:
-            self.history.append(
-                FinishedTask(
-                    record.id,
-                    record.name,
-                    record.kind,
-                    ending,
-                    detail,
-                    time.monotonic() - record.started,
-                    time.time(),
-                )
-            )
-
-    def task_done(self, task: asyncio.Task[Any], remember: bool = True) -> None:
-        """Done callback of every tracked task: record how it ended, log a spawned failure.
-
-        *remember* False skips the history entry (a failure is still logged): the shutdown
-        ends thousands of tasks at once, and the bounded history keeps only the last ones.
+        Created first because an eager task factory runs the task's first step inside
+        ``create_task``, and a worker's loop needs its record from that first step on.
         """
-        record = self.records.get(task)
+        return TaskRecord(next(self._ids), name, kind)
+
+    def track(self, task: asyncio.Task[Any], record: TaskRecord) -> TaskRecord:
+        """Track *task* under *record*; how it ends is recorded when it is done."""
+        record.task = task
+        self._records[task] = record
+        if record.kind is Kind.WORKER:
+            self.workers.append(record)
+        task.add_done_callback(self._task_done)
+        return record
+
+    def add_websocket(self, task: asyncio.Task[Any], connection: Any) -> None:
+        """Track the handler task of a live websocket and its connection."""
+        self._websockets[task] = connection
+
+    def remove_websocket(self, task: asyncio.Task[Any]) -> None:
+        """Stop tracking a websocket whose handler returned."""
+        self._websockets.pop(task, None)
+
+    def begin_tally(self) -> None:
+        """From now on count how every tracked task ends, for the shutdown report."""
+        if self._tally is None:
+            self._tally = [0, 0, 0]
+
+    def stopping_all(
+        self, message: str, watcher: Callable[[asyncio.Task[Any]], None] | None
+    ) -> None:
+        """The shutdown is cancelling every task with *message*; tell *watcher* of each end.
+
+        Both exist for speed when ten thousand tasks stop at once: the reason a task was
+        cancelled is known without raising its exception, and the shutdown's wait needs no
+        done callback of its own on the tasks tracked here.
+        """
+        self._cancel_message = message
+        self._watcher = watcher
+
+    # -- reading ----------------------------------------------------------------------------
+
+    @property
+    def endings(self) -> dict[Ending, int]:
+        """How many workers and tasks ended each way since the first trigger (none before)."""
+        if self._tally is None:
+            return {}
+        return dict(zip(_ENDINGS, self._tally, strict=True))
+
+    @property
+    def history(self) -> list[FinishedTask]:
+        """The last ``history_size`` workers and tasks that ended, oldest first."""
+        return [
+            FinishedTask(
+                r.id,
+                r.name,
+                r.kind,
+                _ENDINGS[ending],
+                detail,
+                end - r.started,
+                end + self._wall_offset,
+            )
+            for r, ending, detail, end in self._ended
+        ]
+
+    @property
+    def records(self) -> dict[asyncio.Task[Any], TaskRecord]:
+        """Live workers and spawned tasks by task (a read-only view by convention)."""
+        return self._records
+
+    @property
+    def websockets(self) -> dict[asyncio.Task[Any], Any]:
+        """Live websocket handler tasks and their connections."""
+        return self._websockets
+
+    def spawned(self) -> list[asyncio.Task[Any]]:
+        """Live spawned tasks, in the order they were spawned."""
+        return [task for task, r in self._records.items() if r.kind is Kind.TASK]
+
+    def live_workers(self) -> list[asyncio.Task[Any]]:
+        """Live worker tasks, in reverse order of registration (the order to stop them in)."""
+        return [r.task for r in reversed(self.workers) if r.task in self._records]
+
+    def counts(self, requests: int = 0) -> dict[str, int]:
+        """How many of each kind are live; *requests* comes from the request counter."""
+        live_workers = sum(1 for r in self.workers if r.task in self._records)
+        return {
+            "requests": requests,
+            "websockets": len(self._websockets),
+            "tasks": len(self._records) - live_workers,
+            "workers": live_workers,
+        }
+
+    # -- endings ----------------------------------------------------------------------------
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        record = self._records.pop(task, None)
         if record is None:
             return
         if task.cancelled():
             if record.kind is Kind.WORKER:
                 record.state = "stopped"
-            reason = self.cancel_reason or _cancel_reason(task)
-            self.finish(record, Ending.CANCELLED, reason, remember)
-            return
+            self._finish(record, _CANCELLED, self._cancel_message or _cancel_reason(task))
+        else:
+            self._returned_or_failed(task, record)
+        if self._watcher is not None:
+            self._watcher(task)
+
+    def _returned_or_failed(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
         exc = task.exception()
         if exc is None:
             detail = record.state if record.kind is Kind.WORKER else None
-            self.finish(record, Ending.COMPLETED, detail, remember)
+            self._finish(record, _COMPLETED, detail)
             return
         record.last_error = f"{type(exc).__name__}: {exc}"
         if record.kind is Kind.WORKER:
-            # Crashes are logged by the worker's own loop; this is a failed start.
+            # Crashes are logged by the worker's own loop; this is its final failure.
             record.state = "failed"
         else:
             logger.error(
@@ -173,17 +262,17 @@ class Registry:
                 exc_info=exc,
                 extra={"task": record.name, "task_id": record.id},
             )
-        self.finish(record, Ending.FAILED, record.last_error, remember)
+        self._finish(record, _FAILED, record.last_error)
 
-    def counts(self) -> dict[str, int]:
-        """How many of each kind are live."""
-        workers = sum(1 for r in self.workers if r.state != "stopped")
-        return {
-            "requests": len(self.requests),
-            "websockets": len(self.websockets),
-            "tasks": len(self.records) - sum(1 for r in self.workers if r.task in self.records),
-            "workers": workers,
-        }
+    def _finish(self, record: TaskRecord, ending: int, detail: str | None) -> None:
+        if self._tally is not None:
+            self._tally[ending] += 1
+        self._ended.append((record, ending, detail, time.monotonic()))
+
+
+# Endings as indexes into the tally and the raw history (see `Registry.__init__`).
+_COMPLETED, _FAILED, _CANCELLED = 0, 1, 2
+_ENDINGS = (Ending.COMPLETED, Ending.FAILED, Ending.CANCELLED)
 
 
 def _cancel_reason(task: asyncio.Task[Any]) -> str | None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._logs import describe_report
 from ._stacks import format_stack, where
 
-__all__ = ["AbandonedTask", "Phase", "ShutdownReport"]
+__all__ = ["AbandonedTask", "Phase", "ShutdownReport", "log_report"]
+
+logger = logging.getLogger("asgi_supervisor")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,16 +78,17 @@ class ShutdownReport:
     requests_rejected_count: int
     requests_cancelled_count: int
     websockets_closed: dict[int, int] = field(default_factory=dict)
+    websockets_cancelled_count: int = 0
     tasks_finished_count: int = 0
     tasks_cancelled_count: int = 0
     tasks_failed_count: int = 0
-    tasks_recancelled_count: int = 0
+    cut_short: tuple[str, ...] = ()
     abandoned: tuple[AbandonedTask, ...] = ()
 
     @property
     def clean(self) -> bool:
-        """True when nothing was abandoned and no cleanup raised."""
-        return not self.abandoned and not self.tasks_failed_count
+        """True when no task was abandoned, had its cleanup cut short, or failed."""
+        return not self.abandoned and not self.cut_short and not self.tasks_failed_count
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict, as `/drain` returns and the log line carries."""
@@ -102,12 +107,41 @@ class ShutdownReport:
             "websockets_closed": {
                 str(code): n for code, n in sorted(self.websockets_closed.items())
             },
+            "websockets_cancelled": self.websockets_cancelled_count,
             "tasks": {
                 "finished": self.tasks_finished_count,
                 "cancelled": self.tasks_cancelled_count,
                 "failed": self.tasks_failed_count,
-                "recancelled": self.tasks_recancelled_count,
+                "cut_short": len(self.cut_short),
                 "abandoned": len(self.abandoned),
             },
+            "cut_short": list(self.cut_short),
             "abandoned": [task.to_dict() for task in self.abandoned],
         }
+
+
+def log_report(report: ShutdownReport) -> None:
+    """Log *report* once: each abandoned task, then the summary (full dict in ``extra``)."""
+    for task in report.abandoned:
+        logger.error(
+            "abandoned %s %r at the deadline, stuck at %s",
+            task.kind,
+            task.name,
+            task.where,
+            extra={"task": task.name, "where": task.where},
+        )
+    if report.cut_short:
+        logger.warning(
+            "cleanup cut short by the second cancel: %s",
+            ", ".join(report.cut_short),
+            extra={"tasks": list(report.cut_short)},
+        )
+    if report.requests_cancelled_count:
+        logger.warning(
+            "%d request(s) cancelled at the deadline (answered 503 where no response had begun)",
+            report.requests_cancelled_count,
+        )
+    level = logging.INFO if report.clean else logging.ERROR
+    summary = report.to_dict()
+    # One readable line; the whole dict stays in `report` for JSON logs.
+    logger.log(level, "shutdown report: %s", describe_report(summary), extra={"report": summary})

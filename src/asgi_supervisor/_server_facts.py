@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ __all__ = [
     "check_kill_timeout",
     "listener_taken_over",
     "register",
+    "replaces_exited_workers",
     "wait_stopped_accepting",
 ]
 
@@ -46,6 +48,9 @@ class ServerFacts:
             signal goes to the server at once, so this process stops accepting.
         stopped_accepting: set once the server has closed its listener and its idle
             connections, so that only requests already in flight can still arrive.
+        replaces_exited_workers: the server starts a fresh worker when this one exits
+            without being told to (gunicorn's master does), so after a drain that no signal
+            followed this process must not end itself: its fresh replacement would be ready.
     """
 
     server: str
@@ -53,6 +58,7 @@ class ServerFacts:
     kill_timeout_setting: str = ""
     listener_taken_over: Callable[[], bool] | None = None
     stopped_accepting: asyncio.Event | None = None
+    replaces_exited_workers: bool = False
 
 
 _facts: ServerFacts | None = None
@@ -87,6 +93,11 @@ def check_kill_timeout(config: Config) -> None:
     )
 
 
+def replaces_exited_workers() -> bool:
+    """True when the server would replace this process with a fresh one if it exited."""
+    return _facts is not None and _facts.replaces_exited_workers
+
+
 def listener_taken_over() -> bool:
     """True when another process keeps accepting on our listening socket; never raises."""
     if _facts is None or _facts.listener_taken_over is None:
@@ -99,14 +110,18 @@ def listener_taken_over() -> bool:
 
 
 async def wait_stopped_accepting(deadline: float) -> None:
-    """Wait until the server has stopped accepting, at most until *deadline* (loop time).
+    """Wait until the server has stopped accepting, at most until *deadline*.
+
+    Args:
+        deadline: a ``time.monotonic()`` value.
 
     Returns at once when no integration can tell (the caller's own steps still bound it).
     """
     if _facts is None or _facts.stopped_accepting is None:
         return
+    loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout_at(deadline):
+        async with asyncio.timeout_at(loop.time() + deadline - time.monotonic()):
             await _facts.stopped_accepting.wait()
     except TimeoutError:
         logger.warning("the server did not stop accepting by the drain's deadline")

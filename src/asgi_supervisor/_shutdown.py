@@ -1,7 +1,9 @@
-"""The shutdown sequence: draining, closing, stopping, stopped, under one deadline.
+"""The shutdown sequence: draining, closing, stopping, stopped, under one `Deadline`.
 
 Read `Shutdown._run` top to bottom: each step is a method, with why it comes where it does.
-Every wait is bounded by the deadline and cut short by a forcing second signal.
+Every wait is bounded by the deadline and cut short by a forcing second signal. The sequence
+reads and moves only what it is given (the lifespan's lifecycle, registry, request count and
+stopping event); it never reaches back into the supervisor.
 """
 
 from __future__ import annotations
@@ -12,51 +14,76 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ._cancel import CANCEL_MESSAGE, cancel_and_wait
-from ._registry import Kind
-from ._report import AbandonedTask, Phase, ShutdownReport
-from ._server_facts import check_kill_timeout, listener_taken_over, wait_stopped_accepting
+from ._cancel import CANCEL_MESSAGE, cancel_and_wait, wait_resisting
+from ._config import Config
+from ._deadline import Deadline
+from ._registry import Ending, Kind, Registry
+from ._report import AbandonedTask, ShutdownReport, log_report
+from ._requests import RequestCount
+from ._server_facts import (
+    check_kill_timeout,
+    listener_taken_over,
+    replaces_exited_workers,
+    wait_stopped_accepting,
+)
 from ._signals import SignalChain
-from ._state import State
+from ._state import Lifecycle, State
 from ._watchdog import Watchdog
-
-if TYPE_CHECKING:
-    from ._supervisor import Supervisor
 
 __all__ = ["Shutdown"]
 
 logger = logging.getLogger("asgi_supervisor")
 
+_Finder = Callable[[], list[asyncio.Task[Any]]]
+
 
 class Shutdown:
-    """One lifespan's shutdown: its triggers, its deadline, and the task that runs it."""
+    """One lifespan's shutdown: its triggers, its deadline, its signals and its report."""
 
-    def __init__(self, supervisor: Supervisor, loop: asyncio.AbstractEventLoop) -> None:
-        self._sup = supervisor
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        lifecycle: Lifecycle,
+        registry: Registry,
+        requests: RequestCount,
+        stopping: asyncio.Event,
+        find_requests: _Finder,
+    ) -> None:
+        self.config = config
         self._loop = loop
-        self.config = supervisor.config
+        self._lifecycle = lifecycle
+        self._registry = registry
+        self._requests = requests
+        self._stopping = stopping
+        self._find_requests = find_requests
+        self.deadline: Deadline | None = None
         self.trigger_name: str | None = None
-        self.forced = False
+        self.started_at = 0.0
+        self.report: ShutdownReport | None = None
+        # True once the process is meant to exit (a signal, lifespan shutdown, or our own
+        # request to the server): then the watchdog guards the deadline.
+        self.exiting = False
+        # True when the sequence ended and nothing will end the process: liveness fails.
+        self.lingering = False
         # Another process took over our listener (issue 12): see step 1 of `_run`.
         self.handed_over = False
-        self._started_at = 0.0
-        self._t0 = 0.0
-        self.deadline = float("inf")
+        # Process group hook: True when this is one worker of several, which its server
+        # would replace with a fresh, ready one if it exited by itself (see `_after_stopped`).
+        self.is_replaceable: Callable[[], bool] = lambda: False
         self._task: asyncio.Task[ShutdownReport] | None = None
-        # Set whenever a condition a wait may be watching changes (a request ended, force).
-        self._wakeup = asyncio.Event()
+        self._wakeup: asyncio.Future[None] = loop.create_future()
         self._drained = asyncio.Event()
         self._signals = SignalChain(loop, self._on_signal, self._arm_watchdog_now)
         self._signals_received: list[int] = []
         self._signals_forwarded = 0
         self._watchdog = Watchdog(loop)
+        self._closes: list[asyncio.Task[None]] = []
+        self._websockets_closed: collections.Counter[int] = collections.Counter()
         self._abandoned: frozenset[asyncio.Task[Any]] = frozenset()
-        self.requests_drained_count = 0
-        self.requests_rejected_count = 0
-        self._requests_cancelled_count = 0
-        self.websockets_closed: collections.Counter[int] = collections.Counter()
 
     # -- triggers ---------------------------------------------------------------------------
 
@@ -66,138 +93,84 @@ class Shutdown:
         if self.config.handle_signals:
             self._signals.install()
 
-    def restore_signals(self) -> None:
-        """Hand on any signal still held, give the handlers back, and disarm the watchdog.
+    def finish(self) -> None:
+        """The app's own lifespan shutdown has completed: hand on held signals, clean up.
 
-        Called when the app's own lifespan shutdown has completed.
+        The watchdog stays armed while an abandoned task still runs. Scenario: a task
+        swallowed every cancellation; after the server returns, asyncio.run cancels every
+        task left and waits for each with no limit (on SIGINT, or as PID 1 where the
+        re-raised SIGTERM is dropped), so it would hang the exit forever.
         """
         self._forward_signals()
         self._signals.restore()
-        # Scenario: a task swallowed every cancellation and was abandoned. After the server
-        # returns, asyncio.run cancels every task left and waits for each with no limit
-        # (on SIGINT, or as PID 1 where the re-raised SIGTERM is dropped), so it would hang
-        # the exit forever. The watchdog stays armed for exactly that case.
         if all(task.done() for task in self._abandoned):
             self._watchdog.disarm()
 
-    def trigger(self, name: str, *, exiting: bool = False) -> None:
-        """Start the sequence once; later triggers join it. *exiting* arms the watchdog."""
-        if self._task is None:
+    def trigger(self, name: str, *, exiting: bool = False, deadline: float | None = None) -> None:
+        """Start the sequence once; later triggers join it.
+
+        Args:
+            name: what began it, for the log and the report.
+            exiting: the process is meant to exit (a signal, lifespan shutdown): arm the
+                watchdog.
+            deadline: a ``time.monotonic()`` end set elsewhere (a sibling worker that began
+                first); the earlier end wins.
+        """
+        config = self.config
+        if self.deadline is None:
+            now = time.monotonic()
+            start = now if deadline is None else min(now, deadline - config.grace_period)
+            self.deadline = Deadline(
+                grace_period=config.grace_period,
+                shutdown_delay=config.effective_shutdown_delay,
+                cancel_timeout=config.cancel_timeout,
+                start=start,
+            )
+            if deadline is not None:
+                self.deadline.tighten(deadline)
             self.trigger_name = name
-            self._started_at = time.time()
-            self._t0 = self._loop.time()
-            self.deadline = self._t0 + self.config.grace_period
-            self._sup.lifecycle.advance(State.DRAINING)
-            self._sup.stopping.set()
-            logger.warning(
+            self.started_at = time.time()
+            self._lifecycle.advance(State.DRAINING)
+            self._stopping.set()
+            self._registry.begin_tally()
+            self._requests.on_change = self._wake
+            logger.info(
                 "draining: %s; deadline in %.1f s",
                 name,
-                self.config.grace_period,
+                self.deadline.remaining(),
                 extra={"state": "draining", "trigger": name},
             )
             self._task = self._loop.create_task(self._run(), name="asgi-supervisor shutdown")
-        if exiting and self.config.watchdog:
-            # Scenario: /drain was called long ago and this SIGTERM comes after the deadline;
-            # the app's own shutdown still deserves cancel_timeout before the hard stop.
-            remaining = max(self.deadline - self._loop.time(), self.config.cancel_timeout)
-            self._watchdog.arm(time.monotonic() + remaining + self.config.watchdog_delay)
+        elif deadline is not None and self.deadline.tighten(deadline):
+            self._wake()
+        if exiting:
+            self.exiting = True
+            if config.watchdog:
+                # Scenario: /drain was called long ago and this SIGTERM comes after the
+                # deadline; the app's own shutdown still deserves cancel_timeout.
+                end = max(self.deadline.end, time.monotonic() + config.cancel_timeout)
+                self._watchdog.arm(end + config.watchdog_delay)
 
     def force(self) -> None:
         """Skip the remaining waits and keep at most ``cancel_timeout`` for cancellation."""
-        if self.forced:
+        assert self.deadline is not None
+        if self.deadline.forced:
             return
-        self.forced = True
-        self.deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
+        self.deadline.force()
         if self._watchdog.armed:
-            remaining = self.deadline - self._loop.time()
-            self._watchdog.arm(time.monotonic() + remaining + self.config.watchdog_delay)
-        logger.warning(
-            "forced: skipping the remaining waits", extra={"state": self._sup.state.value}
-        )
-        self._wakeup.set()
+            self._watchdog.arm(self.deadline.end + self.config.watchdog_delay)
+        logger.warning("forced: skipping the remaining waits", extra={"state": "forced"})
+        self._wake()
 
-    def _arm_watchdog_now(self, sig: int) -> None:
-        # In the signal handler, before the loop hears of the signal (it may never: a handler
-        # blocking it in sync code is the case the watchdog exists for). A first signal gets
-        # the grace period, a later one cancel_timeout, as `trigger` and `force` will.
-        if not self.config.watchdog:
-            return
-        if self._task is None:
-            budget = self.config.grace_period
-        elif self._signals_received:
-            budget = self.config.cancel_timeout
-        else:
-            budget = max(self.deadline - self._loop.time(), self.config.cancel_timeout)
-        self._watchdog.arm(time.monotonic() + budget + self.config.watchdog_delay)
-
-    def _on_signal(self, sig: int) -> None:
-        self._signals_received.append(sig)
-        name = signal.Signals(sig).name
-        if self._task is None:
-            self.trigger(f"signal {name}", exiting=True)
-            if listener_taken_over():  # a sibling accepts from now on (gunicorn reload): issue 12
-                self.handed_over = True
-                self._forward_signals(upto=1)  # so stop accepting now, not after closing
-            return
-        if len(self._signals_received) == 1:
-            # The sequence began elsewhere (preStop drain endpoint, API): this is the first
-            # signal. Once drained it goes to the server at once; before, it waits its turn.
-            self.trigger(f"signal {name}", exiting=True)
-            if self._drained.is_set():
-                self._forward_signals()
-            return
-        self.trigger(f"signal {name}", exiting=True)
-        self.force()
-        # The first signal goes to the server now, so it stops accepting and waits for its
-        # connections, which the stopping phase is about to end. The forcing one is held
-        # until the app's own shutdown has run (see step 6 of `_run`): uvicorn, on a second
-        # SIGINT, skips lifespan shutdown and dies before any cleanup could run.
-        self._forward_signals(upto=1)
-
-    def _forward_signals(self, upto: int | None = None) -> None:
-        if self._signals.default_action and self._sup.lifecycle.state is not State.STOPPED:
-            return  # forwarding would end the process at once: wait until stopped
-        limit = len(self._signals_received) if upto is None else upto
-        while self._signals_forwarded < min(limit, len(self._signals_received)):
-            sig = self._signals_received[self._signals_forwarded]
-            self._signals_forwarded += 1
-            logger.info("passing %s on to the server", signal.Signals(sig).name)
-            self._signals.forward(sig)
-
-    # -- what the middleware calls ----------------------------------------------------------
-
-    def request_done(self) -> None:
-        """An in-flight request finished while draining."""
-        self.requests_drained_count += 1
-        self._wakeup.set()
+    # -- what others ask --------------------------------------------------------------------
 
     def websocket_done(self) -> None:
-        """A websocket handler returned while draining."""
-        self._wakeup.set()
+        """A websocket handler returned while draining: the drain may be over."""
+        self._wake()
 
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or None before the first trigger."""
-        if self._task is None:
-            return None
-        return max(0.0, self.deadline - self._loop.time())
-
-    def progress(self) -> dict[str, object]:
-        """The report so far, as `/drain` answers it before the sequence has ended."""
-        if self._sup.last_report is not None:
-            return self._sup.last_report.to_dict()
-        return {
-            "trigger": self.trigger_name,
-            "forced": self.forced,
-            "started_at": self._started_at,
-            "elapsed": round(self._loop.time() - self._t0, 6),
-            "phases": [phase.to_dict() for phase in self._phases()],
-            "requests": {
-                "drained": self.requests_drained_count,
-                "rejected": self.requests_rejected_count,
-                "in_flight": len(self._sup.registry.requests),
-            },
-            "websockets_closed": {str(c): n for c, n in sorted(self.websockets_closed.items())},
-        }
+        return None if self.deadline is None else self.deadline.remaining()
 
     async def wait_drained(self) -> None:
         """Wait until requests and websockets are drained (or their budget is spent)."""
@@ -211,28 +184,49 @@ class Shutdown:
         assert self._task is not None
         return await asyncio.shield(self._task)
 
+    def progress(self) -> dict[str, object]:
+        """The report so far, as `/drain` answers it before the sequence has ended."""
+        if self.report is not None:
+            return self.report.to_dict()
+        assert self.deadline is not None
+        requests = self._requests
+        return {
+            "trigger": self.trigger_name,
+            "forced": self.deadline.forced,
+            "started_at": self.started_at,
+            "elapsed": round(time.monotonic() - self.deadline.start, 6),
+            "phases": [phase.to_dict() for phase in self._lifecycle.shutdown_phases()],
+            "requests": {
+                "drained": requests.drained_count,
+                "rejected": requests.rejected_count,
+                "in_flight": requests.in_flight,
+            },
+            "websockets_closed": {str(c): n for c, n in sorted(self._websockets_closed.items())},
+        }
+
     # -- the sequence -----------------------------------------------------------------------
 
     async def _run(self) -> ShutdownReport:
-        sup = self._sup
+        deadline = self.deadline
+        assert deadline is not None
         # 1. Draining: keep serving while load balancers notice the failing readiness.
         if self.handed_over:  # issue 12: no balancer to wait for; serve until the server
             #  has stopped accepting, so nothing new reaches us to be refused
-            await wait_stopped_accepting(self.deadline - self.config.cancel_timeout)
+            await wait_stopped_accepting(deadline.drain_end)
         else:
-            await self._wait_until(lambda: False, self._t0 + self.config.effective_shutdown_delay)
+            await self._wait_until(lambda: False, lambda: deadline.delay_end)
         # 2. Closing: refuse new requests, and say goodbye to websockets ourselves, before the
         #    server's own sweep closes them with its code and no reason.
-        sup.lifecycle.advance(State.CLOSING)
+        self._lifecycle.advance(State.CLOSING)
         logger.info("closing: refusing new requests", extra={"state": "closing"})
-        await self._close_websockets()
+        self._close_websockets()
         # 3. In-flight requests and websocket handlers get until the cancel budget. The
         #    server keeps listening meanwhile, so a late client gets a 503 with Retry-After
         #    rather than a refused connection.
-        registry = sup.registry
+        requests, registry = self._requests, self._registry
         await self._wait_until(
-            lambda: not registry.requests and not registry.websockets,
-            self.deadline - self.config.cancel_timeout,
+            lambda: requests.in_flight == 0 and not registry.websockets,
+            lambda: deadline.drain_end,
         )
         self._drained.set()
         # 4. Now the server may stop listening and wait for its connections, which the
@@ -240,132 +234,175 @@ class Shutdown:
         self._forward_signals(upto=1)
         # 5. Stopping: cancel what is left, requests first, then spawned tasks, then workers
         #    in reverse order of registration (later workers may depend on earlier ones).
-        sup.lifecycle.advance(State.STOPPING)
-        outcome_report = await self._stop_tasks()
-        # 6. Stopped: the app's own lifespan shutdown may now run. A forcing signal still held
-        #    goes to the server when that shutdown completes (uvicorn would skip it on a
-        #    second SIGINT), or at the deadline if the server never gets that far.
-        sup.lifecycle.advance(State.STOPPED)
-        sup.last_report = outcome_report
-        if self._signals.default_action:
-            self._forward_signals()
-        elif self._signals_forwarded < len(self._signals_received):
-            self._loop.call_at(max(self.deadline, self._loop.time()), self._forward_signals)
-        self._log_report(outcome_report)
-        return outcome_report
+        self._lifecycle.advance(State.STOPPING)
+        logger.info("stopping: cancelling what is left", extra={"state": "stopping"})
+        report = await self._stop_tasks(deadline)
+        # 6. Stopped: the app's own lifespan shutdown may now run.
+        self._lifecycle.advance(State.STOPPED)
+        self.report = report
+        log_report(report)
+        self._after_stopped(deadline)
+        return report
 
-    async def _wait_until(self, done: Callable[[], bool], until: float) -> None:
-        while not done() and not self.forced:
-            remaining = min(until, self.deadline) - self._loop.time()
-            if remaining <= 0:
+    async def _wait_until(self, done: Callable[[], bool], mark: Callable[[], float]) -> None:
+        # `mark` is read again after every wake-up: a forcing signal or a sibling's earlier
+        # deadline moves it.
+        while not done():
+            until = mark()
+            if time.monotonic() >= until:
                 return
-            self._wakeup.clear()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._wakeup.wait()
-            except TimeoutError:
-                return
-            except asyncio.CancelledError:
-                _resist_cancellation()
+            if self._wakeup.done():
+                self._wakeup = self._loop.create_future()
+            await wait_resisting(self._wakeup, until)
 
-    async def _close_websockets(self) -> None:
-        connections = list(self._sup.registry.websockets.values())
-        if not connections:
-            return
+    def _wake(self) -> None:
+        if not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _close_websockets(self) -> None:
+        # Not awaited here: a slow close must not delay the others nor the drain. Each one
+        # is counted when its frame is out; those still pending are cancelled in step 5.
         code, reason = self.config.websocket_close_code, self.config.websocket_close_reason
-        closes = [self._loop.create_task(conn.close(code, reason)) for conn in connections]
-        budget = max(0.0, self.deadline - self.config.cancel_timeout - self._loop.time())
-        done, pending = await asyncio.wait(closes, timeout=min(budget, 1.0) or None)
-        for task in pending:
-            task.cancel()
-        self.websockets_closed[code] += sum(
-            1 for task in done if not task.cancelled() and task.exception() is None
-        )
+        for connection in list(self._registry.websockets.values()):
+            close = self._loop.create_task(connection.close(code, reason))
+            close.add_done_callback(self._websocket_closed)
+            self._closes.append(close)
 
-    async def _stop_tasks(self) -> ShutdownReport:
-        registry = self._sup.registry
-        requests = list(registry.requests)
+    def _websocket_closed(self, close: asyncio.Task[None]) -> None:
+        if not close.cancelled() and close.exception() is None:
+            self._websockets_closed[self.config.websocket_close_code] += 1
+        self._wake()
+
+    async def _stop_tasks(self, deadline: Deadline) -> ShutdownReport:
+        registry = self._registry
+        requests = self._find_requests() if self._requests.in_flight else []
+        closes = [close for close in self._closes if not close.done()]
+        tracked = set(registry.records)
+        spawned = registry.spawned()
         websockets = list(registry.websockets)
-        workers = {r.task for r in registry.workers if r.task is not None}
-        spawned = [task for task in registry.records if task not in workers]
-        ordered_workers = [
-            r.task for r in reversed(registry.workers) if r.task is not None and not r.task.done()
+        tasks = [
+            *requests,
+            *websockets,
+            *closes,
+            *reversed(spawned),
+            *registry.live_workers(),
         ]
-        tasks = [*requests, *websockets, *reversed(spawned), *ordered_workers]
-        self._requests_cancelled_count = sum(1 for t in requests if not t.done())
-        registry.cancel_reason = CANCEL_MESSAGE
-        # Each tracked task's done callback would cost one more loop callback per task, half
-        # again the cost of stopping 10 000 tasks; the bookkeeping is done below in one pass.
-        tracked = [task for task in tasks if task in registry.records]
-        for task in tracked:
-            task.remove_done_callback(registry.task_done)
-        stop_deadline = min(self.deadline, self._loop.time() + self.config.cancel_timeout)
-        outcome = await cancel_and_wait(tasks, deadline=stop_deadline)
+        if requests:
+            self._requests.deadline_cancel = True
+        outcome = await cancel_and_wait(
+            tasks,
+            deadline=deadline.end,
+            notified=lambda watcher: registry.stopping_all(CANCEL_MESSAGE, watcher),
+            notified_tasks=tracked,
+        )
         self._abandoned = outcome.abandoned
-        # The bounded history keeps the last entries only: make just those.
-        done = list(outcome.done)
-        first_kept = len(done) - (registry.history.maxlen or 0)
-        for index, task in enumerate(done):
-            registry.task_done(task, remember=index >= first_kept)
-        for task in outcome.abandoned:
-            if task in registry.records:
-                task.add_done_callback(registry.task_done)
-        finished = cancelled = failed = 0
-        for task in outcome.done:
-            if task.cancelled():
-                cancelled += 1
-            elif task.exception() is not None:
-                failed += 1
-            else:
-                finished += 1
         abandoned = []
         for task in outcome.abandoned:
-            record = registry.records.get(task)  # still there: abandoned tasks never ended
+            record = registry.records.get(task)
             if record is not None:
                 abandoned.append(AbandonedTask.of(task, record.id, record.name, record.kind.value))
-            else:
+            elif task not in closes:
                 kind = Kind.REQUEST if task in requests else Kind.WEBSOCKET
                 abandoned.append(AbandonedTask.of(task, id(task), task.get_name(), kind.value))
-        now = self._loop.time()
+        endings = registry.endings
         return ShutdownReport(
             trigger=self.trigger_name or "unknown",
-            forced=self.forced,
-            started_at=self._started_at,
-            duration=now - self._t0,
-            phases=self._phases(),
-            requests_drained_count=self.requests_drained_count,
-            requests_rejected_count=self.requests_rejected_count,
-            requests_cancelled_count=self._requests_cancelled_count,
-            websockets_closed=dict(self.websockets_closed),
-            tasks_finished_count=finished,
-            tasks_cancelled_count=cancelled,
-            tasks_failed_count=failed,
-            tasks_recancelled_count=outcome.recancelled_count,
+            forced=deadline.forced,
+            started_at=self.started_at,
+            duration=time.monotonic() - deadline.start,
+            phases=self._lifecycle.shutdown_phases(),
+            requests_drained_count=self._requests.drained_count,
+            requests_rejected_count=self._requests.rejected_count,
+            requests_cancelled_count=self._requests.cancelled_count,
+            websockets_closed=dict(self._websockets_closed),
+            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.done),
+            tasks_finished_count=endings.get(Ending.COMPLETED, 0),
+            tasks_cancelled_count=endings.get(Ending.CANCELLED, 0),
+            tasks_failed_count=endings.get(Ending.FAILED, 0),
+            cut_short=tuple(sorted(task.get_name() for task in outcome.cut_short & tracked)),
             abandoned=tuple(abandoned),
         )
 
-    def _phases(self) -> tuple[Phase, ...]:
-        # Loop time and monotonic time share a clock on asyncio, not always on uvloop.
-        trigger = self._t0 + time.monotonic() - self._loop.time()
-        return self._sup.lifecycle.shutdown_phases(since=trigger)
-
-    def _log_report(self, report: ShutdownReport) -> None:
-        level = logging.INFO if report.clean else logging.ERROR
-        summary = report.to_dict()
-        for task in report.abandoned:
-            logger.error(
-                "abandoned %s %r at the deadline, stuck at %s",
-                task.kind,
-                task.name,
-                task.where,
-                extra={"task": task.name, "where": task.where},
+    def _after_stopped(self, deadline: Deadline) -> None:
+        if self._signals.default_action:
+            self._forward_signals()  # no server handler: the process ends with the signal
+        elif self._signals_forwarded < len(self._signals_received):
+            # A forcing signal still held goes to the server when the app's own shutdown
+            # completed (`finish`; uvicorn would skip it on a second SIGINT), or at the
+            # deadline if the server never gets that far.
+            delay = deadline.remaining() if deadline.remaining() > 0 else 0.0
+            self._loop.call_later(delay, self._forward_signals)
+        if self.exiting:
+            return
+        # Nothing said this process should end (a preStop /drain, drain(), a critical worker
+        # that gave up): ask the server to stop as if it got SIGTERM, or fail liveness so
+        # that the orchestrator restarts the process. Never linger serving 503.
+        replaceable = self.is_replaceable() or replaces_exited_workers()  # gunicorn: issue 12
+        if self._signals.can_stop_server and not replaceable:
+            logger.info(
+                "stopped without a signal: asking the server to exit",
+                extra={"state": "stopped"},
             )
-        logger.log(level, "shutdown report: %s", summary, extra={"report": summary})
+            self.exiting = True
+            if self.config.watchdog:
+                end = time.monotonic() + self.config.cancel_timeout
+                self._watchdog.arm(end + self.config.watchdog_delay)
+            self._signals.forward(signal.SIGTERM)
+        else:
+            self.lingering = True
+            logger.warning(
+                "stopped, and no signal will end this process: /health/live now fails so "
+                "that it is restarted",
+                extra={"state": "stopped"},
+            )
 
+    # -- signals ----------------------------------------------------------------------------
 
-def _resist_cancellation() -> None:
-    # The shutdown task must not die half-way: asyncio.run cancels every task when the
-    # server returns early (a forced exit), yet our steps are all bounded by the deadline.
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
+    def _arm_watchdog_now(self, sig: int) -> None:
+        # In the signal handler, before the loop hears of the signal (it may never: a handler
+        # blocking it in sync code is the case the watchdog exists for). A first signal gets
+        # the grace period, a later one cancel_timeout, as `trigger` and `force` will.
+        config = self.config
+        if not config.watchdog:
+            return
+        now = time.monotonic()
+        if self.deadline is None:
+            end = now + config.grace_period
+        elif self._signals_received:
+            end = min(self.deadline.end, now + config.cancel_timeout)
+        else:
+            end = max(self.deadline.end, now + config.cancel_timeout)
+        self._watchdog.arm(end + config.watchdog_delay)
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals_received.append(sig)
+        name = signal.Signals(sig).name
+        first_trigger = self.deadline is None
+        self.trigger(f"signal {name}", exiting=True)
+        if first_trigger:
+            if listener_taken_over():  # a sibling accepts from now on (gunicorn reload): issue 12
+                self.handed_over = True
+                self._forward_signals(upto=1)  # so stop accepting now, not after closing
+            return
+        if len(self._signals_received) == 1:
+            # The sequence began elsewhere (preStop drain endpoint, API): this is the first
+            # signal. Once drained it goes to the server at once; before, it waits its turn.
+            if self._drained.is_set():
+                self._forward_signals()
+            return
+        self.force()
+        # The first signal goes to the server now, so it stops accepting and waits for its
+        # connections, which the stopping phase is about to end. The forcing one is held
+        # until the app's own shutdown has run (see `_after_stopped`): uvicorn, on a second
+        # SIGINT, skips lifespan shutdown and dies before any cleanup could run.
+        self._forward_signals(upto=1)
+
+    def _forward_signals(self, upto: int | None = None) -> None:
+        if self._signals.default_action and self._lifecycle.state is not State.STOPPED:
+            return  # forwarding would end the process at once: wait until stopped
+        limit = len(self._signals_received) if upto is None else upto
+        while self._signals_forwarded < min(limit, len(self._signals_received)):
+            sig = self._signals_received[self._signals_forwarded]
+            self._signals_forwarded += 1
+            logger.info("passing %s on to the server", signal.Signals(sig).name)
+            self._signals.forward(sig)

@@ -21,6 +21,7 @@ Two kinds of server handler exist:
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import threading
@@ -56,8 +57,10 @@ class SignalChain:
         # Loop callbacks taken over from `loop.add_signal_handler`, per signal.
         self._loop_handles: dict[int, asyncio.Handle] = {}
         # Signals a loop receives through its wakeup fd that we could not take over: the
-        # server has had them already, so forwarding them would deliver them twice.
+        # server has had them already, so forwarding them would deliver them twice. Counts
+        # those received and not yet forwarded, per signal.
         self.undelayed: list[int] = []
+        self._delivered: collections.Counter[int] = collections.Counter()
         self.installed = False
 
     def install(self) -> bool:
@@ -126,7 +129,12 @@ class SignalChain:
     def forward(self, sig: int) -> None:
         """Run the handler that was in place before ours for *sig* (loop thread only)."""
         if sig in self.undelayed:
-            return  # the loop delivered it already, through its wakeup fd
+            if self._delivered[sig]:
+                self._delivered[sig] -= 1
+                return  # the loop delivered it already, through its wakeup fd
+            # A stop we ask for ourselves: only a real signal reaches the loop's handler.
+            signal.raise_signal(sig)
+            return
         handle = self._loop_handles.get(sig)
         if handle is not None:
             handle._run()
@@ -148,10 +156,20 @@ class SignalChain:
             for sig in (signal.SIGTERM,)
         )
 
+    @property
+    def can_stop_server(self) -> bool:
+        """True when our handler is installed with a server's handler behind it for SIGTERM.
+
+        Then `forward` (SIGTERM) asks the server to shut down as it would on the signal.
+        """
+        return self.installed and not self.default_action
+
     def _handle(self, sig: int, frame: types.FrameType | None) -> None:
         # Runs in the main thread between two bytecodes, possibly inside the loop: hand the
         # signal to the loop, which is safe from any context. The loop may be blocked in sync
         # code, though, so the watchdog is armed from here.
+        if sig in self.undelayed:
+            self._delivered[sig] += 1
         if self._on_signal_now is not None:
             self._on_signal_now(sig)
         try:

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import os
 import sysconfig
 import traceback
 import types
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["format_stack", "where", "where_and_chain"]
+__all__ = [
+    "describe_frame",
+    "format_stack",
+    "is_user_code",
+    "tasks_running",
+    "where",
+    "where_and_chain",
+]
 
 _LIBRARY_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
@@ -28,6 +37,16 @@ _PLUMBING = (
     f"{os.sep}uvicorn{os.sep}",
     f"{os.sep}hypercorn{os.sep}",
 )
+
+
+async def _probe() -> Any:
+    yield None
+
+
+_agen = _probe()
+_ASEND = type(_agen.asend(None))
+_ATHROW = type(_agen.athrow(GeneratorExit))
+del _agen
 
 
 def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
@@ -43,6 +62,14 @@ def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
             frame, awaitable = awaitable.ag_frame, awaitable.ag_await
         elif kind is types.GeneratorType:
             frame, awaitable = awaitable.gi_frame, awaitable.gi_yieldfrom
+        elif kind is _ASEND or kind is _ATHROW:
+            # `async for` awaits the generator's `__anext__()` object, which exposes no link
+            # to its generator; the garbage collector's referents are the public way there.
+            awaitable = next(
+                (r for r in gc.get_referents(awaitable) if type(r) is types.AsyncGeneratorType),
+                None,
+            )
+            continue
         else:
             frame = getattr(awaitable, "cr_frame", None)
             awaitable = getattr(awaitable, "cr_await", None)
@@ -55,7 +82,8 @@ def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _is_user_code(filename: str) -> bool:
+def is_user_code(filename: str) -> bool:
+    """True unless *filename* belongs to asyncio (the stdlib), this library or ASGI plumbing."""
     # Cached per file: with 10 000 tasks, /tasks asks about the same few files 50 000 times.
     path = os.path.abspath(filename)
     if path.startswith(_LIBRARY_DIR):
@@ -66,7 +94,8 @@ def _is_user_code(filename: str) -> bool:
     return not any(part in path for part in _PLUMBING)
 
 
-def _describe(frame: types.FrameType) -> str:
+def describe_frame(frame: types.FrameType) -> str:
+    """``file:line in function`` of *frame*."""
     return f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
 
 
@@ -78,9 +107,9 @@ def where(task: asyncio.Task[Any]) -> str | None:
     """
     frames = _frames(task)
     for frame in reversed(frames):
-        if _is_user_code(frame.f_code.co_filename):
-            return _describe(frame)
-    return _describe(frames[-1]) if frames else None
+        if is_user_code(frame.f_code.co_filename):
+            return describe_frame(frame)
+    return describe_frame(frames[-1]) if frames else None
 
 
 def where_and_chain(task: asyncio.Task[Any]) -> tuple[str | None, list[str]]:
@@ -89,9 +118,9 @@ def where_and_chain(task: asyncio.Task[Any]) -> tuple[str | None, list[str]]:
     frames = _frames(task)
     chain = [frame.f_code.co_qualname for frame in frames]
     for frame in reversed(frames):
-        if _is_user_code(frame.f_code.co_filename):
-            return _describe(frame), chain
-    return (_describe(frames[-1]) if frames else None), chain
+        if is_user_code(frame.f_code.co_filename):
+            return describe_frame(frame), chain
+    return (describe_frame(frames[-1]) if frames else None), chain
 
 
 def format_stack(task: asyncio.Task[Any]) -> list[str]:
@@ -100,3 +129,25 @@ def format_stack(task: asyncio.Task[Any]) -> list[str]:
         ((frame, frame.f_lineno) for frame in _frames(task)), lookup_lines=True
     )
     return [line.rstrip("\n") for line in summary.format()]
+
+
+def tasks_running(
+    tasks: Iterable[asyncio.Task[Any]], code: types.CodeType, owner: object, bound: str
+) -> list[tuple[asyncio.Task[Any], types.FrameType]]:
+    """The tasks among *tasks* whose await chain passes through *code* with ``self`` *owner*
+    and the local *bound* assigned.
+
+    How in-flight requests are found without recording each one: their chain runs through
+    the middleware's ``__call__`` past the point where it counts them (*bound*). Returns each
+    task with that frame (its locals say more).
+    """
+    found = []
+    for task in tasks:
+        for frame in _frames(task):
+            if frame.f_code is not code:
+                continue
+            names = frame.f_locals
+            if names.get("self") is owner and bound in names:
+                found.append((task, frame))
+                break
+    return found

@@ -48,17 +48,14 @@ _ORDER = {
 class Lifecycle:
     """The current `State` and when each phase began, moving only forwards.
 
-    Only the supervisor moves it; the middleware reads the flags it precomputes so that the
-    per-request path is two attribute loads, not an enum comparison chain.
+    Only the shutdown sequence and the supervisor's startup move it; the middleware reads
+    the flags it precomputes, so the per-request path is an attribute load, not an enum
+    comparison chain. One per lifespan.
     """
 
     __slots__ = ("accepting", "draining", "phases", "state")
 
     def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        """Back to ``starting``, in place: the middleware keeps a reference to this object."""
         self.state = State.STARTING
         # True while new requests are served (starting, ready, draining).
         self.accepting = True
@@ -83,9 +80,12 @@ class Lifecycle:
         self.accepting = False
         self.draining = True
 
-    def shutdown_phases(self, since: float) -> tuple[Phase, ...]:
-        """The phases from draining on, timed from *since* (monotonic), up to now."""
+    def shutdown_phases(self) -> tuple[Phase, ...]:
+        """The phases from draining on, timed from the trigger (monotonic), up to now."""
         seen = [(s, at) for s, at in self.phases if s not in (State.STARTING, State.READY)]
+        if not seen:
+            return ()
+        since = seen[0][1]
         seen.append((State.STOPPED, time.monotonic()))
         return tuple(
             Phase(name=state.value, start=max(0.0, at - since), duration=max(0.0, end - at))

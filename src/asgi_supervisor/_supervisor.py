@@ -1,4 +1,4 @@
-"""The supervisor: registers work, runs workers, and owns the state machine."""
+"""The supervisor: the public facade that registers work and answers for each lifespan's run."""
 
 from __future__ import annotations
 
@@ -10,11 +10,14 @@ from typing import Any, TypeVar, overload
 
 from ._checks import CheckResult, Checks
 from ._config import Config
-from ._registry import Kind, Registry, TaskRecord
+from ._group import ProcessGroup
+from ._logs import show_logs_through_server
+from ._looplag import LoopLagMonitor
+from ._registry import Kind, Registry
 from ._report import ShutdownReport
-from ._shutdown import Shutdown
-from ._state import Lifecycle, State
-from ._workers import Restart, WorkerSpec, parse_restart, start_worker, startup_failure
+from ._run import Run
+from ._state import State
+from ._workers import Restart, WorkerSpec, parse_restart
 from .exceptions import NotRunningError, SupervisorClosedError
 
 __all__ = ["Supervisor"]
@@ -51,10 +54,13 @@ class Supervisor:
         websocket_close_code, websocket_close_reason: the close frame sent to websockets.
         retry_after: the ``Retry-After`` seconds on 503 answers while closing.
         handle_signals: chain SIGTERM/SIGINT handlers onto the server's own.
-        admin_token: bearer token for /tasks and /drain; without one, only loopback clients.
+        admin_token: bearer token for /tasks and /drain from other hosts; without one, only
+            callers holding the local token file (see README, "Admin access").
         path_prefix: where the endpoints live, like ``"/_ops"``.
         watchdog: end the process if it is still alive after the deadline plus
             ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).
+        loop_lag_threshold: log the code holding the event loop when it stalls for longer
+            than this many seconds (None: off); counts are in ``supervisor.loop_lag.stats()``.
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
 
@@ -80,20 +86,11 @@ class Supervisor:
         self._on_critical_failure = on_critical_failure
         self._specs: list[WorkerSpec] = []
         self._checks = Checks(self.config.check_cache_period)
-        # These live as long as the supervisor and are reset in place for a new lifespan:
-        # the middleware holds them directly, to keep the per-request path short.
-        self.registry = Registry(self.config.history_size)
-        self.lifecycle = Lifecycle()
-        self._reset()
-
-    def _reset(self) -> None:
-        self.registry.reset()
-        self.lifecycle.reset()
-        self._stopping = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._failures: dict[str, str] = {}
-        self.shutdown: Shutdown | None = None
-        self.last_report: ShutdownReport | None = None
+        # The current lifespan's run, or the last one's until the next startup.
+        self._run: Run | None = None
+        self._stopping = Stopping(self)
+        # Loop-lag detection; its counts span every lifespan of this supervisor.
+        self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Supervisor:
@@ -107,7 +104,7 @@ class Supervisor:
         return cls(config=config, on_critical_failure=on_critical_failure)
 
     def __repr__(self) -> str:
-        counts = self.registry.counts()
+        counts = self.counts()
         return (
             f"<Supervisor {self.state.value} workers={counts['workers']} tasks={counts['tasks']} "
             f"requests={counts['requests']} websockets={counts['websockets']}>"
@@ -117,22 +114,59 @@ class Supervisor:
 
     @property
     def state(self) -> State:
-        """The current `State`."""
-        return self.lifecycle.state
+        """The current `State` (of the last lifespan, until the next one starts)."""
+        return State.STARTING if self._run is None else self._run.lifecycle.state
 
     @property
-    def stopping(self) -> asyncio.Event:
-        """Set when draining begins: cooperative tasks should finish when they see it."""
+    def stopping(self) -> Stopping:
+        """Set when draining begins: cooperative tasks should finish when they see it.
+
+        Event-like (``is_set()``, ``await wait()``) and the same object for the supervisor's
+        whole life, while each lifespan gets a fresh event behind it.
+        """
         return self._stopping
 
     @property
     def is_draining(self) -> bool:
         """True from the first trigger on."""
-        return self.lifecycle.draining
+        return self._run is not None and self._run.lifecycle.draining
+
+    @property
+    def registry(self) -> Registry:
+        """The tracked work of the current (or last) lifespan; empty before any."""
+        if self._run is None:
+            return Registry(self.config.history_size)
+        return self._run.registry
+
+    @property
+    def last_report(self) -> ShutdownReport | None:
+        """The report of the last shutdown that ended, or None."""
+        return None if self._run is None else self._run.shutdown.report
+
+    @property
+    def has_started(self) -> bool:
+        """True once the current (or last) lifespan's startup completed."""
+        return self._run is not None and self._run.lifecycle.entered(State.READY) is not None
+
+    @property
+    def is_lingering(self) -> bool:
+        """True when the shutdown ended and nothing will end the process: liveness fails."""
+        return self._run is not None and self._run.shutdown.lingering
+
+    @property
+    def group(self) -> ProcessGroup | None:
+        """The current lifespan's process group (see ``_group.py``), or None."""
+        return None if self._run is None else self._run.group
+
+    def counts(self) -> dict[str, int]:
+        """Live requests, websockets, tasks and workers."""
+        if self._run is None:
+            return {"requests": 0, "websockets": 0, "tasks": 0, "workers": 0}
+        return self._run.registry.counts(self._run.requests.in_flight)
 
     def failures(self) -> dict[str, str]:
         """Why the supervisor is unhealthy: critical workers that gave up, by name."""
-        return dict(self._failures)
+        return {} if self._run is None else dict(self._run.failures)
 
     async def check_results(self) -> tuple[CheckResult, ...]:
         """Run (or reuse the cached results of) the readiness checks; never raises."""
@@ -209,7 +243,7 @@ class Supervisor:
             ValueError: *restart* names no policy, or a number is out of range.
             SupervisorClosedError: the supervisor has started; register before startup.
         """
-        if self.lifecycle.state is not State.STARTING or self._loop is not None:
+        if self._run is not None:
             raise SupervisorClosedError(
                 f"Cannot add a worker to {self!r}: workers are registered before startup; use "
                 "spawn() for work that begins later."
@@ -268,9 +302,15 @@ class Supervisor:
             SupervisorClosedError: the supervisor is closing: new work would be cut short.
             TypeError: *fn* is neither a coroutine nor an async function.
         """
-        if not self.lifecycle.accepting:
+        run = self._run
+        if run is None or not run.lifecycle.accepting or run.loop.is_closed():
             if inspect.iscoroutine(fn):
                 fn.close()  # never awaited by anyone: close it to silence the warning
+            if run is None or run.loop.is_closed():
+                raise NotRunningError(
+                    f"Cannot spawn: {self!r} has no lifespan running; spawn from a request, "
+                    "a worker, or after startup."
+                )
             raise SupervisorClosedError(
                 f"Cannot spawn: {self!r} is {self.state.value}; start the work before "
                 "shutdown, or check supervisor.stopping first."
@@ -287,120 +327,155 @@ class Supervisor:
                 raise TypeError(f"spawn() needs an async function; {fn!r} returned {coro!r}.")
         else:
             raise TypeError(f"spawn() needs a coroutine or an async function, not {fn!r}.")
-        registry = self.registry
-        record = TaskRecord(registry.next_id(), name or coro.__qualname__, Kind.TASK, None)
-        # The lifespan's loop when there is one: get_running_loop() costs 0.3 us on 3.11.
-        loop = self._loop or asyncio.get_running_loop()
-        task = loop.create_task(coro, name=name)
-        record.task = task
-        registry.records[task] = record
-        task.add_done_callback(registry.task_done)
+        registry = run.registry
+        task_name = name or coro.__qualname__
+        record = registry.new_record(task_name, Kind.TASK)
+        task = run.loop.create_task(coro, name=task_name)
+        registry.track(task, record)
         return task
 
-    # -- lifespan ---------------------------------------------------------------------------
+    # -- lifespan (called by the middleware) ---------------------------------------------------
 
-    def begin_startup(self) -> None:
-        """Called by the middleware when the server sends ``lifespan.startup``."""
-        if self._loop is not None:
-            if self.lifecycle.state not in (State.STOPPED, State.FAILED):
-                raise RuntimeError(f"{self!r} is already running a lifespan.")
-            self._reset()
-        self._loop = asyncio.get_running_loop()
-
-    async def start(self) -> None:
-        """Start the workers after the app's own startup; then the state is ``ready``.
+    def begin_startup(self, find_requests: Callable[[], list[asyncio.Task[Any]]]) -> Run:
+        """Begin a lifespan: a fresh `Run` on the running loop (the last one is dropped).
 
         Raises:
-            StartupError: a worker raised before its first suspension (before its first
-                ``await`` that really waits).
+            RuntimeError: a lifespan of this supervisor is already running.
         """
-        loop = asyncio.get_running_loop()
-        self._loop = loop
-        self.shutdown = Shutdown(self, loop)
-        self.shutdown.install_signals()
-        for spec in self._specs:
-            start_worker(
-                spec,
-                self.registry,
-                loop,
-                stopping=self._stopping,
-                is_starting=lambda: self.lifecycle.state is State.STARTING,
-                on_give_up=self._worker_gave_up,
+        if self._run is not None and self._run.lifecycle.state not in (
+            State.STOPPED,
+            State.FAILED,
+        ):
+            raise RuntimeError(
+                f"{self!r} is already running a lifespan; wrap each app in its own "
+                "SupervisorMiddleware with its own Supervisor."
             )
-        # One loop iteration runs each new worker up to its first suspension (their first
-        # steps were scheduled before our wake-up): one that raised by then is a startup
-        # failure, not something to restart in a loop.
-        await asyncio.sleep(0)
-        failure = startup_failure(self.registry.workers)
-        if failure is not None:
-            await self.stop_after_failed_startup()
-            raise failure
-        if self.lifecycle.advance(State.READY):
-            logger.info("ready", extra={"state": "ready", "workers": len(self._specs)})
+        self._run = Run(
+            self.config,
+            asyncio.get_running_loop(),
+            find_requests=find_requests,
+            on_critical_failure=self._on_critical_failure,
+        )
+        return self._run
 
-    async def stop_after_failed_startup(self) -> None:
-        """Stop whatever started, when startup fails after the workers began."""
-        self.lifecycle.fail()
-        self._stopping.set()
-        tasks = [r.task for r in self.registry.records.values() if r.task is not None]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=self.config.cancel_timeout)
-        if self.shutdown is not None:
-            self.shutdown.restore_signals()
+    async def start(self, run: Run) -> None:
+        """Start *run*'s workers after the app's own startup.
 
-    def fail_startup(self) -> None:
-        """Record that the app's own startup failed: nothing was started."""
-        self.lifecycle.fail()
-        self._stopping.set()
+        Raises:
+            StartupError: a worker raised before its first suspension.
+        """
+        await run.start(self._specs, self._checks)
+        # Now that the server and the app's startup have configured logging (or not), make
+        # our records show; then watch the loop while it serves.
+        show_logs_through_server()
+        self.loop_lag.start(run.loop)
 
-    def _worker_gave_up(self, record: TaskRecord) -> None:
-        spec = next(s for s in self._specs if s.name == record.name)
-        if not spec.critical:
-            return
-        self._failures[record.name] = f"critical worker {record.name!r} gave up"
-        if self._on_critical_failure == "shutdown":
-            self.begin_drain("critical worker failed")
+    def end(self, run: Run) -> None:
+        """*run*'s lifespan is over, whichever way it ended: stop watching its loop."""
+        self.loop_lag.stop()
+        run.close()
 
     # -- draining ---------------------------------------------------------------------------
 
-    def begin_drain(self, trigger: str = "api") -> None:
+    def begin_drain(self, trigger: str = "api", *, deadline: float | None = None) -> None:
         """Start the shutdown sequence if it has not started; return at once.
 
+        Args:
+            trigger: what began it, for the log and the report.
+            deadline: an absolute ``time.monotonic()`` end; the earlier of it and the
+                supervisor's own (``grace_period`` from the first trigger) wins.
+
         Raises:
-            NotRunningError: the lifespan has not started, so there is nothing to drain.
+            NotRunningError: no lifespan is running, so there is nothing to drain.
         """
-        if self.shutdown is None:
-            raise NotRunningError(
-                f"Cannot drain {self!r}: its lifespan has not started. Wrap the app in "
-                "SupervisorMiddleware and run it under a server that sends lifespan events."
-            )
-        self.shutdown.trigger(trigger)
+        # Process group hook: the run tells the sibling worker processes (was trigger()).
+        self._running("drain").begin_drain(trigger, deadline=deadline)
 
     async def drain(self) -> ShutdownReport:
         """Drain and stop everything, then return the shutdown report.
 
         Idempotent: a second call joins the shutdown in progress. Bounded by the deadline.
-        Do not await it from a tracked request or task: it waits for those to end.
+        Under a server, the process then exits (see the README's state table). Do not await
+        it from a tracked request or task: it waits for those to end.
+
+        Cancellation: cancelling the caller does not cancel the shutdown.
 
         Raises:
-            NotRunningError: the lifespan has not started.
+            NotRunningError: no lifespan is running.
         """
-        self.begin_drain("api")
-        assert self.shutdown is not None
-        return await self.shutdown.wait_stopped()
+        run = self._running("drain")
+        run.begin_drain("api")  # process group hook: was run.shutdown.trigger("api")
+        return await run.shutdown.wait_stopped()
 
     async def wait_drained(self) -> None:
         """Wait until requests and websockets are drained or their share of the deadline is spent.
 
         Raises:
-            NotRunningError: the lifespan has not started.
+            NotRunningError: no shutdown has begun in a running lifespan.
         """
-        if self.shutdown is None:
-            raise NotRunningError(f"Cannot wait for {self!r}: its lifespan has not started.")
-        await self.shutdown.wait_drained()
+        run = self._running("wait for")
+        if run.shutdown.deadline is None:
+            raise NotRunningError(f"Cannot wait for {self!r}: no drain has begun.")
+        await run.shutdown.wait_drained()
+
+    def drain_progress(self) -> dict[str, object]:
+        """The report of the drain under way so far (the final report once it ended).
+
+        Raises:
+            NotRunningError: no drain has begun.
+        """
+        run = self._run
+        if run is None or run.shutdown.deadline is None:
+            raise NotRunningError(f"{self!r} has not begun draining.")
+        return run.shutdown.progress()
 
     def deadline_remaining(self) -> float | None:
         """Seconds left before the shutdown deadline, or None before any trigger."""
-        return None if self.shutdown is None else self.shutdown.remaining()
+        return None if self._run is None else self._run.shutdown.remaining()
+
+    def _running(self, what: str) -> Run:
+        run = self._run
+        if run is None or run.lifecycle.state in (State.FAILED,) or run.loop.is_closed():
+            raise NotRunningError(
+                f"Cannot {what} {self!r}: its lifespan is not running. Wrap the app in "
+                "SupervisorMiddleware and run it under a server that sends lifespan events."
+            )
+        return run
+
+
+class Stopping:
+    """`Supervisor.stopping`: set when draining begins, for the lifespan running now.
+
+    Example::
+
+        while not supervisor.stopping.is_set():
+            await handle(await queue.get())
+    """
+
+    __slots__ = ("_supervisor",)
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+
+    def __repr__(self) -> str:
+        return f"<Stopping {'set' if self.is_set() else 'unset'}>"
+
+    def _event(self) -> asyncio.Event | None:
+        run = self._supervisor._run
+        return None if run is None else run.stopping
+
+    def is_set(self) -> bool:
+        """True once draining has begun in the current lifespan."""
+        event = self._event()
+        return event is not None and event.is_set()
+
+    async def wait(self) -> None:
+        """Wait until draining begins.
+
+        Raises:
+            NotRunningError: no lifespan is running to wait on.
+        """
+        event = self._event()
+        if event is None:
+            raise NotRunningError("Cannot wait for stopping: no lifespan is running.")
+        await event.wait()

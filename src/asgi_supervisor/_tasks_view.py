@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import urllib.parse
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +78,12 @@ def _integer(key: str, value: str) -> int:
     return int(value)
 
 
-def tasks_payload(supervisor: Supervisor, query: TasksQuery) -> dict[str, Any]:
-    """The JSON body of `/tasks` for *query*."""
+def tasks_payload(
+    supervisor: Supervisor,
+    query: TasksQuery,
+    requests: Sequence[tuple[asyncio.Task[Any], float]] = (),
+) -> dict[str, Any]:
+    """The JSON body of `/tasks` for *query*; *requests* are in-flight requests and starts."""
     now = time.monotonic()
     registry = supervisor.registry
     # (task, kind, name, state, record or start time): cheap to build and to filter; the
@@ -91,7 +96,7 @@ def tasks_payload(supervisor: Supervisor, query: TasksQuery) -> dict[str, Any]:
         rows.append((task, record.kind.value, record.name, state, record))
     for task, connection in registry.websockets.items():
         rows.append((task, "websocket", task.get_name(), _state(task), connection.started))
-    for task, started in registry.requests.items():
+    for task, started in requests:
         rows.append((task, "request", task.get_name(), _state(task), started))
     if query.all:
         tracked = {row[0] for row in rows}

@@ -17,6 +17,8 @@ import threading
 import time
 import traceback
 
+from ._stacks import format_stack
+
 __all__ = ["Watchdog"]
 
 logger = logging.getLogger("asgi_supervisor")
@@ -83,6 +85,7 @@ class Watchdog:
             f"task holds up the exit. Exiting with status {self._exit_status}.",
             f"Task running on the loop: {running!r}",
         ]
+        lines.extend(_task_chains(self._loop))
         names = {thread.ident: thread.name for thread in threading.enumerate()}
         for ident, frame in sys._current_frames().items():
             lines.append(f"Thread {names.get(ident, ident)!s}:")
@@ -95,3 +98,28 @@ class Watchdog:
             sys.stderr.flush()
         finally:
             os._exit(self._exit_status)
+
+
+def _task_chains(loop: asyncio.AbstractEventLoop) -> list[str]:
+    """Every task of *loop* with the await chain it waits in, as /tasks walks it.
+
+    A thread stack shows only the loop's own frames; a hung lifespan shutdown or a stuck task
+    is a coroutine parked at an ``await``, which only this walk names. Read from another
+    thread while the loop may run: the set of tasks can change under us, so retry briefly.
+    """
+    for _ in range(3):
+        try:
+            tasks = list(asyncio.all_tasks(loop))
+            break
+        except RuntimeError:  # "Set changed size during iteration"
+            continue
+    else:
+        return ["Tasks: could not be listed (the loop kept changing them)."]
+    lines = [f"Tasks on the loop: {len(tasks)}"]
+    for task in tasks[:200]:
+        lines.append(f"Task {task.get_name()!r}:")
+        try:
+            lines.extend(f"  {line}" for line in format_stack(task))
+        except Exception as exc:  # a frame changed under us; the others still matter
+            lines.append(f"  (stack unavailable: {exc!r})")
+    return lines

@@ -16,7 +16,7 @@ from typing import Any
 from ._registry import Kind, Registry, TaskRecord
 from .exceptions import StartupError
 
-__all__ = ["Restart", "WorkerSpec", "run_worker", "start_worker", "startup_failure"]
+__all__ = ["Restart", "StartWindow", "WorkerSpec", "run_worker", "start_workers"]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -84,12 +84,21 @@ def parse_restart(value: str | Restart) -> Restart:
         ) from None
 
 
+class StartWindow:
+    """Open while a worker runs its first step: a failure then fails the lifespan startup."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open = True
+
+
 async def run_worker(
     spec: WorkerSpec,
     record: TaskRecord,
     *,
     stopping: asyncio.Event,
-    is_starting: Callable[[], bool],
+    window: StartWindow,
     on_give_up: Callable[[TaskRecord], None],
 ) -> None:
     """Run *spec* until it ends for good, restarting it per its policy.
@@ -118,7 +127,7 @@ async def run_worker(
                     extra={"worker": spec.name},
                 )
                 raise
-            if is_starting():
+            if window.open:
                 raise StartupError(f"worker {spec.name!r} failed while starting: {exc!r}") from exc
             logger.error(
                 "worker %r crashed: %s",
@@ -165,33 +174,39 @@ async def run_worker(
         return
 
 
-def start_worker(
-    spec: WorkerSpec,
+async def start_workers(
+    specs: list[WorkerSpec],
     registry: Registry,
-    loop: asyncio.AbstractEventLoop,
     *,
     stopping: asyncio.Event,
-    is_starting: Callable[[], bool],
     on_give_up: Callable[[TaskRecord], None],
-) -> TaskRecord:
-    """Create the task that runs *spec* and track it in *registry*."""
-    record = TaskRecord(registry.next_id(), spec.name, Kind.WORKER, None)
-    task = loop.create_task(
-        run_worker(spec, record, stopping=stopping, is_starting=is_starting, on_give_up=on_give_up),
-        name=f"worker {spec.name}",
-    )
-    record.task = task
-    registry.add(record)
-    registry.workers.append(record)
-    task.add_done_callback(registry.task_done)
-    return record
+) -> StartupError | None:
+    """Start a task per spec, tracked in *registry*; return the first failure to start.
 
-
-def startup_failure(workers: list[TaskRecord]) -> StartupError | None:
-    """The error of the first worker that failed while starting, if any did."""
-    for record in workers:
-        task = record.task
-        if task is not None and task.done() and not task.cancelled():
+    A worker fails to start when it raises before its first real suspension. Under the
+    default task factory that first step runs at the next loop iteration; under an eager
+    task factory (3.12+) it has already run inside ``create_task``. Either way the window
+    closes after that first step, so a crash after the worker's first ``await`` is a crash
+    to restart, not a failed startup.
+    """
+    loop = asyncio.get_running_loop()
+    windows = []
+    for spec in specs:
+        window = StartWindow()
+        record = registry.new_record(spec.name, Kind.WORKER)
+        coro = run_worker(spec, record, stopping=stopping, window=window, on_give_up=on_give_up)
+        task = loop.create_task(coro, name=f"worker {spec.name}")
+        registry.track(task, record)
+        if inspect.getcoroutinestate(coro) != inspect.CORO_CREATED:
+            window.open = False  # run eagerly: its first step is over
+        windows.append((task, window))
+    # One loop iteration runs each lazily started worker up to its first suspension (their
+    # first steps were scheduled before our wake-up).
+    await asyncio.sleep(0)
+    for _, window in windows:
+        window.open = False
+    for task, _ in windows:
+        if task.done() and not task.cancelled():
             exc = task.exception()
             if isinstance(exc, StartupError):
                 return exc

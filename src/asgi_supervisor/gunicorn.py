@@ -21,6 +21,11 @@ facts the supervisor cannot see from inside the app:
   copy of the socket first, and the usual drain (readiness fails, keep serving, then stop)
   runs.
 
+After a drain that no signal followed (a preStop ``/drain``), the worker does not end
+itself, even when it is gunicorn's only one: the master would start a fresh worker in its
+place, ready, before the SIGTERM that follows the preStop hook. It answers 503 and fails
+``/health/live`` until that SIGTERM.
+
 It also fixes one thing in uvicorn's worker: gunicorn's quick shutdown (``SIGINT`` or
 ``SIGQUIT`` to the master) used to be ignored by the worker until gunicorn killed it; it now
 reaches uvicorn and the supervisor as a ``SIGINT``.
@@ -71,6 +76,7 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):  # type: ignore[misc]  # unty
                 kill_timeout_setting="--graceful-timeout",
                 listener_taken_over=self._master_holds_listener,
                 stopped_accepting=self._stopped_accepting,
+                replaces_exited_workers=True,
             )
         )
         super().run()

@@ -82,8 +82,12 @@ class LifespanManager:
         await self._to_app.put({"type": "lifespan.startup"})
         message = await self._next(self.startup_timeout)
         if message["type"] == "lifespan.startup.failed":
+            # The app reports, then raises (as Starlette's router does): chain its error.
             await asyncio.wait({self._task}, timeout=self.shutdown_timeout)
-            raise LifespanStartupFailed(message.get("message", ""))
+            cause = None
+            if self._task.done() and not self._task.cancelled():
+                cause = self._task.exception()
+            raise LifespanStartupFailed(message.get("message", "")) from cause
         return self
 
     async def __aexit__(

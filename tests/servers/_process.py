@@ -1,4 +1,4 @@
-"""Start a real ASGI server as a subprocess on loopback, and stop only that process.
+"""Start a real ASGI server (or Prometheus) as a subprocess on loopback, and stop only that.
 
 Every wait here is bounded; `ServerProcess.stop` (also run by the context manager) kills
 the process group it created if the test left it running.
@@ -6,6 +6,7 @@ the process group it created if the test left it running.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -77,7 +79,8 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
 
 
 class ServerProcess:
-    """One server process (see `_COMMANDS`) serving *app* on a free loopback port."""
+    """One server process (see `_COMMANDS`) serving *app* on a free loopback port; *args* go
+    to the server (``--workers 2``)."""
 
     def __init__(
         self,
@@ -88,10 +91,13 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
     ) -> None:
+        self.name = server  # as a load balancer's backend (see `tests.servers.rig.Balancer`)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
         self.log_path = tmp_path / f"server-{self.port}.log"
+        # Each server writes its local admin token under the test's own directory.
+        self.runtime_dir = tmp_path / f"run-{self.port}"
         try:
             command = [sys.executable, "-m", *_COMMANDS[server]]
         except KeyError:
@@ -107,6 +113,7 @@ class ServerProcess:
             "ASGI_SUPERVISOR_GRACE_PERIOD": "6",
             "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0",
             "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "2",
+            "ASGI_SUPERVISOR_RUNTIME_DIR": str(self.runtime_dir),
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -172,6 +179,25 @@ class ServerProcess:
         assert self.process is not None
         return self.process.wait(timeout=timeout)
 
+    @property
+    def token_path(self) -> Path:
+        """The local admin token file of this server's port."""
+        runtime_dir = Path(self.env.get("ASGI_SUPERVISOR_RUNTIME_DIR") or self.runtime_dir)
+        return runtime_dir / f"port-{self.port}.token"
+
+    def admin_headers(self, timeout: float = 10.0) -> dict[str, str]:
+        """An Authorization header with the local admin token, once the server wrote it.
+
+        Raises:
+            TimeoutError: no token file within *timeout* seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not self.token_path.exists():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {self.token_path} within {timeout} s:\n{self.output()}")
+            time.sleep(0.05)
+        return {"Authorization": f"Bearer {self.token_path.read_text().strip()}"}
+
     def output(self) -> str:
         """What the server printed so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -189,3 +215,99 @@ class ServerProcess:
         except ProcessLookupError:
             return
         self.process.wait(timeout=10)
+
+
+class PrometheusProcess:
+    """Debian's Prometheus on a free loopback port, scraping *targets* every second.
+
+    Its data lives in *tmp_path*; `stop` (also run by the context manager) ends the process
+    group it created: SIGTERM, then SIGKILL after 10 s.
+    """
+
+    def __init__(
+        self, targets: list[str], *, tmp_path: Path, binary: str = "/usr/bin/prometheus"
+    ) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"prometheus-{self.port}.log"
+        config = tmp_path / f"prometheus-{self.port}.yml"
+        scrape = {"job_name": "asgi", "static_configs": [{"targets": targets}]}
+        global_ = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
+        # JSON is YAML: no YAML writer needed.
+        config.write_text(json.dumps({"global": global_, "scrape_configs": [scrape]}))
+        self.command = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / f'prometheus-{self.port}-data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--log.level=warn",
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PrometheusProcess:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, ready_timeout: float = 30.0) -> None:
+        """Start Prometheus and wait until it says it is ready."""
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prometheus exited early:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.base_url}/-/ready", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"prometheus not ready within {ready_timeout} s:\n{self.output()}")
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """The instant vector *promql* evaluates to now, through the HTTP API."""
+        response = httpx.get(f"{self.base_url}/api/v1/query", params={"query": promql}, timeout=5)
+        body = response.json()
+        if body.get("status") != "success":
+            raise AssertionError(f"query {promql!r} failed: {body}")
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def wait_for(self, promql: str, within: float, count: int = 1) -> list[dict[str, Any]]:
+        """Poll *promql* until it returns at least *count* series; return them."""
+        deadline = time.monotonic() + within
+        result: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            result = self.query(promql)
+            if len(result) >= count:
+                return result
+            time.sleep(0.25)
+        targets = httpx.get(f"{self.base_url}/api/v1/targets", timeout=5).text
+        raise AssertionError(
+            f"{promql!r} gave {result} within {within} s; targets: {targets}\n{self.output()}"
+        )
+
+    def output(self) -> str:
+        """What Prometheus logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        """End Prometheus by its process group (ours: we created it)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)

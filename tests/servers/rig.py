@@ -21,8 +21,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
@@ -180,10 +182,19 @@ class Replica:
             self.process.wait(timeout=10)
 
 
+class Backend(Protocol):
+    """What HAProxy needs to know of a server: its name in the stats and its port."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
 class Balancer:
     """HAProxy in the foreground, with an admin socket to read server states."""
 
-    def __init__(self, workdir: Path, replicas: list[Replica]) -> None:
+    def __init__(self, workdir: Path, replicas: Sequence[Backend]) -> None:
         self.port = free_port()
         self.socket_path = workdir / "haproxy.sock"
         servers = "\n".join(f"    server {r.name} 127.0.0.1:{r.port} check" for r in replicas)
@@ -241,7 +252,8 @@ class Rig:
     def __init__(self, app: str, env: dict[str, str] | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="rig-")
         self.workdir = Path(self._tmp.name)
-        replica_env = {"APP_QUEUE_PATH": str(self.workdir / "queue.sqlite3"), **(env or {})}
+        queue_url = f"sqlite:///{self.workdir / 'queue.sqlite3'}"
+        replica_env = {"APP_DATABASE_URL": queue_url, **(env or {})}
         self.replicas = [Replica(n, app, self.workdir, replica_env) for n in ("a", "b")]
         self.balancer = Balancer(self.workdir, self.replicas)
         self.url = f"http://127.0.0.1:{self.balancer.port}"

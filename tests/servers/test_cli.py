@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.servers._process import ServerProcess, free_port
@@ -25,13 +27,29 @@ def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )
 
 
-def test_health_tasks_and_drain(tmp_path: Path) -> None:
-    """1. health exits 0 when ready; 2. tasks prints a table; 3. drain exits 0 once drained;
-    4. health then exits 1 and says why."""
-    with ServerProcess("tests.servers.served:app", tmp_path=tmp_path) as server:
-        health = cli("health", server.base_url)
+def default_environment() -> dict[str, str]:
+    """This process's environment without the variables that move the runtime directory."""
+    moved = ("ASGI_SUPERVISOR_RUNTIME_DIR", "XDG_RUNTIME_DIR", "ASGI_SUPERVISOR_ADMIN_TOKEN")
+    return {name: value for name, value in os.environ.items() if name not in moved}
+
+
+def test_health_tasks_and_drain_with_no_configuration(tmp_path: Path) -> None:
+    """With no token, no flag and the default runtime directory: 1. a client without the
+    local token is refused; 2. health exits 0 when ready; 3. tasks prints a table; 4. drain
+    exits 0 once drained; 5. health then exits 1 and says why, unless already gone; 6. with
+    no signal following, the drained server does not linger: it asks uvicorn to exit, the
+    app's own shutdown runs, and the token file goes with the server."""
+    unset = {"ASGI_SUPERVISOR_RUNTIME_DIR": "", "XDG_RUNTIME_DIR": ""}
+    with ServerProcess("tests.servers.served:app", tmp_path=tmp_path, env=unset) as server:
+        token_path = Path(f"/tmp/asgi-supervisor-{os.geteuid()}/port-{server.port}.token")
+        with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
+            assert client.get("/tasks").status_code == 401
+            assert client.post("/drain").status_code == 401
+            assert client.get("/drain").status_code == 405
+        env = default_environment()
+        health = cli("health", server.base_url, env=env)
         assert (health.returncode, health.stdout) == (0, "ready (state=ready)\n")
-        tasks = cli("tasks", server.base_url, "--kind", "worker")
+        tasks = cli("tasks", server.base_url, "--kind", "worker", env=env)
         assert tasks.returncode == 0
         header, row, summary = tasks.stdout.splitlines()
         assert header.split() == ["ID", "KIND", "STATE", "AGE", "RESTARTS", "NAME", "WHERE"]
@@ -39,28 +57,39 @@ def test_health_tasks_and_drain(tmp_path: Path) -> None:
         assert "cooperative" in row
         assert "tests/apps.py" in row
         assert summary == "1 of 1 tasks (state=ready)"
-        drain = cli("drain", server.base_url)
-        assert drain.returncode == 0
+        assert token_path.exists()
+        drain = cli("drain", server.base_url, env=env)
+        assert drain.returncode == 0, drain.stderr
         assert drain.stdout.startswith("state=")
         assert "drained=True" in drain.stdout
-        after = cli("health", server.base_url)
-        assert after.returncode == 1
-        assert "not ready (state=stopped): state is stopped" in after.stdout
+        after = cli("health", server.base_url, env=env)
+        assert after.returncode in (1, 3)  # not ready, or already gone
+        if after.returncode == 1:
+            assert "not ready (state=" in after.stdout
+        server.wait_exit(timeout=20)
+        assert "stopped without a signal: asking the server to exit" in server.output()
+        assert "app shutdown" in [event for _, event in server.events()]
+    assert not token_path.exists()
 
 
-def test_token_is_required_when_configured(tmp_path: Path) -> None:
-    """Without the token or with a wrong one the CLI exits 4 and says how to pass it."""
-    env = {"ASGI_SUPERVISOR_ADMIN_TOKEN": "s3cret"}
+def test_admin_token_from_a_secret_with_a_newline(tmp_path: Path) -> None:
+    """The server's token ends in a newline (a mounted secret): 1. without any token the CLI
+    exits 4 and says what to do; 2. a wrong one exits 4; 3. the token, from the flag or
+    from the variable with its newline, works."""
+    env = {"ASGI_SUPERVISOR_ADMIN_TOKEN": "s3cret\n"}
     with ServerProcess("tests.servers.served:app", tmp_path=tmp_path, env=env) as server:
         missing = cli("tasks", server.base_url, env={"PATH": ""})
         assert missing.returncode == 4
-        assert "answered 401: pass --token or set ASGI_SUPERVISOR_ADMIN_TOKEN" in missing.stderr
-        wrong = cli("tasks", server.base_url, "--token", "nope")
+        assert "answered 401" in missing.stderr
+        assert "no local token file for port" in missing.stderr
+        assert "set ASGI_SUPERVISOR_ADMIN_TOKEN to the server's admin_token" in missing.stderr
+        wrong = cli("tasks", server.base_url, "--token", "nope", env={"PATH": ""})
         assert wrong.returncode == 4
-        right = cli("tasks", server.base_url, "--token", "s3cret")
-        assert right.returncode == 0
-        from_env = cli("tasks", server.base_url, env={"ASGI_SUPERVISOR_ADMIN_TOKEN": "s3cret"})
-        assert from_env.returncode == 0
+        assert "the token from --token was refused" in wrong.stderr
+        right = cli("tasks", server.base_url, "--token", "s3cret", env={"PATH": ""})
+        assert right.returncode == 0, right.stderr
+        from_env = cli("tasks", server.base_url, env={"ASGI_SUPERVISOR_ADMIN_TOKEN": "s3cret\n"})
+        assert from_env.returncode == 0, from_env.stderr
 
 
 def test_unreachable_and_bad_url() -> None:

@@ -8,6 +8,7 @@ cooperative worker still records "worker stopped", and the app's own shutdown st
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import time
 from pathlib import Path
@@ -78,8 +79,10 @@ def test_handler_blocking_the_loop_is_ended_by_the_watchdog(tmp_path: Path) -> N
     assert status == 70
     assert took < GRACE + 1
     assert "asgi-supervisor watchdog: the shutdown deadline has passed" in output
-    assert "in block_loop" in output
-    assert "Thread MainThread:" in output
+    # Loop-lag detection names block_loop too: look in the watchdog's own dump only.
+    dump = output.split("asgi-supervisor watchdog: the shutdown deadline has passed")[1]
+    assert "in block_loop" in dump
+    assert "Thread MainThread:" in dump
 
 
 def test_cleanup_that_raises_is_logged_and_the_rest_stops(tmp_path: Path) -> None:
@@ -89,7 +92,7 @@ def test_cleanup_that_raises_is_logged_and_the_rest_stops(tmp_path: Path) -> Non
     assert status == -signal.SIGTERM
     assert took < GRACE + 1
     assert "cleanup raising" in events
-    assert "'failed': 1" in output
+    assert re.search(r"shutdown report: .* tasks finished \d+, cancelled \d+, failed 1", output)
     assert "worker stopped" in events
     assert "app shutdown" in events
 
@@ -138,5 +141,5 @@ def test_sigint_twice_without_stragglers_exits_cleanly(tmp_path: Path) -> None:
     assert took < 0.2 + 1.5 + 1
     assert status != 70
     assert "asgi-supervisor watchdog" not in output
-    assert "'cancelled': 1" in output  # the slow request
+    assert re.search(r"shutdown report: .* requests drained \d+, rejected \d+, cancelled 1", output)
     assert events.index("worker stopped") < events.index("app shutdown")

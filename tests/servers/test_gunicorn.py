@@ -83,3 +83,19 @@ async def test_a_graceful_timeout_below_the_grace_period_is_named_at_startup(
         in output
     )
     assert "Set --graceful-timeout to 8 or more, or lower grace_period." in output
+
+
+async def test_a_prestop_drain_leaves_the_only_worker_in_place(tmp_path: Path) -> None:
+    """1. gunicorn with one worker; 2. POST /drain (preStop); 3. the worker stays, failing
+    liveness, and the master starts no fresh, ready worker in its place (it would if the
+    worker ended itself); 4. SIGTERM: the master exits 0."""
+    with ServerProcess(APP, tmp_path=tmp_path, server="gunicorn") as server:
+        headers = await asyncio.to_thread(server.admin_headers)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+            drained = await client.post("/drain", headers=headers)
+            assert drained.json()["drained"] is True
+            await wait_for_status(f"{server.base_url}/health/live", 503, within=5.0)
+            assert (await client.get("/health/ready")).status_code == 503
+        assert booted_workers(server) == 1
+        server.signal(signal.SIGTERM)
+        assert await asyncio.to_thread(server.wait_exit, 10) == 0

@@ -1,4 +1,5 @@
-"""Durable jobs across restarts: SIGTERM rounds and one SIGKILL, and no job is lost."""
+"""Durable jobs across restarts: each replica restarted twice with SIGTERM and once with
+SIGKILL mid-job, on one shared queue (SQLite file, or one PostgreSQL), and no job is lost."""
 
 from __future__ import annotations
 
@@ -9,47 +10,81 @@ import time
 import httpx
 import pytest
 
-from app.jobs import JobQueue
-from tests.servers.rig import SUPERVISED_APP, Rig
+from app.jobs import Job, JobQueue
+from tests.servers.rig import SUPERVISED_APP, Replica, Rig
+from tests.servers.test_demo_server import read_queue, stored_job
 from tests.servers.test_rolling_restart import SUPERVISED_ENV
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(150)]
 
 JOBS = 40
+LEASE_PERIOD = 6.0
 
 
-def test_jobs_survive_restarts_and_a_sigkill() -> None:
-    """1. 40 jobs are submitted through the balancer; 2. both replicas restart with
-    SIGTERM twice and once with SIGKILL mid-job; 3. every job is done in the end;
-    4. duplicates (at-least-once) are counted and reported, never lost jobs."""
-    env = {**SUPERVISED_ENV, "APP_LEASE_PERIOD": "2", "APP_POLL_PERIOD": "0.1"}
+def wait_until_mid_job(queue_url: str, replica: Replica, ids: list[int]) -> int:
+    """Wait (at most 15 s) until one of *replica*'s workers has at least 0.4 s of a job
+    still to run; return that job's id.
+
+    Worker ids read ``<host>-<pid>-<random>-<n>``, so the holder is known without asking
+    it. With LEASE_PERIOD above three times every job's length a job is never renewed, so
+    its lease tells when it was claimed; the queue and this test share the host's clock.
+    """
+    assert replica.process is not None
+    marker = f"-{replica.process.pid}-"
+
+    async def claimed(queue: JobQueue) -> list[Job]:
+        jobs = [await queue.get(job_id) for job_id in ids]
+        return [j for j in jobs if j and j.status == "claimed" and marker in (j.claimed_by or "")]
+
+    deadline = time.monotonic() + 15
+    while True:
+        jobs = read_queue(queue_url, claimed)
+        now = time.time()
+        for job in jobs:
+            assert job.lease_expires_at is not None
+            if job.lease_expires_at - LEASE_PERIOD + job.seconds - now > 0.4:
+                return job.id
+        assert time.monotonic() < deadline, f"replica {replica.name} never was mid-job"
+        time.sleep(0.02)
+
+
+def test_jobs_survive_restarts_and_a_sigkill(queue_url: str) -> None:
+    """1. 40 jobs are submitted through the balancer; 2. each replica is restarted with
+    SIGTERM, then with SIGKILL while it holds a job, then with SIGTERM again; 3. every job
+    is done in the end; 4. duplicates (at-least-once) are counted and reported, never lost
+    jobs. Both replicas share one queue: a SQLite file, or one PostgreSQL database."""
+    env = {
+        **SUPERVISED_ENV,
+        "APP_DATABASE_URL": queue_url,
+        "APP_LEASE_PERIOD": str(LEASE_PERIOD),
+        "APP_POLL_PERIOD": "0.1",
+    }
     rng = random.Random(7)
     with Rig(SUPERVISED_APP, env) as rig, httpx.Client(base_url=rig.url, timeout=5) as http:
         ids = []
         for _ in range(JOBS):
-            response = http.post("/jobs", json={"seconds": rng.uniform(0.2, 0.5)})
+            response = http.post("/jobs", json={"seconds": rng.uniform(0.6, 1.0)})
             assert response.status_code == 201
             ids.append(response.json()["id"])
         for replica in rig.replicas:
-            rig.restart(replica)
-        kill = rig.replicas[0]
-        deadline = time.monotonic() + 10
-        while http.get("/jobs").json()["claimed"] == 0:
-            assert time.monotonic() < deadline, "no job was ever claimed"
-            time.sleep(0.02)
-        killed = rig.restart(kill, signal.SIGKILL)
-        assert killed.exit_status == -signal.SIGKILL
+            assert rig.restart(replica).exit_status == -signal.SIGTERM
+        killed_mid_job = []
         for replica in rig.replicas:
-            rig.restart(replica)
+            killed_mid_job.append(wait_until_mid_job(queue_url, replica, ids))
+            assert rig.restart(replica, signal.SIGKILL).exit_status == -signal.SIGKILL
+        for replica in rig.replicas:
+            assert rig.restart(replica).exit_status == -signal.SIGTERM
         deadline = time.monotonic() + 60
         while (summary := http.get("/jobs").json())["done"] < JOBS:
             assert time.monotonic() < deadline, summary
             time.sleep(0.2)
-        queue = JobQueue(rig.workdir / "queue.sqlite3")
-        completions = queue.completions()
+        completions = read_queue(queue_url, lambda queue: queue.completions())
+        rerun = [stored_job(queue_url, job_id) for job_id in killed_mid_job]
+    # The killed replicas' jobs ran again once their leases expired.
+    assert [job.attempts >= 2 for job in rerun] == [True, True]
     assert sorted(completions) == sorted(ids)
     duplicates = {job: n for job, n in completions.items() if n > 1}
-    print(f"{JOBS} jobs done; duplicates (at-least-once): {duplicates}")
-    # Only the SIGKILL can duplicate: a job finished just before the kill, its completion
-    # written, cannot run twice; one whose lease expired can, and at most the two claimed.
-    assert sum(n - 1 for n in duplicates.values()) <= 2
+    print(f"{JOBS} jobs done; killed mid-job: {killed_mid_job}; duplicates: {duplicates}")
+    # Only a SIGKILL can duplicate: a job whose completion was written cannot run again,
+    # one whose lease expired can, and each kill interrupts at most its two workers' jobs.
+    assert sum(n - 1 for n in duplicates.values()) <= 2 * len(rig.replicas)

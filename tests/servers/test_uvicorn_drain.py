@@ -192,12 +192,13 @@ async def test_app_shutdown_runs_after_the_workers_stopped(tmp_path: Path) -> No
 
 
 async def test_drain_endpoint_then_sigterm_is_the_kubernetes_prestop_flow(tmp_path: Path) -> None:
-    """1. GET /drain (preStop) answers once drained; 2. SIGTERM then exits promptly."""
+    """1. POST /drain (preStop) answers once drained; 2. SIGTERM then exits promptly."""
     env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "0.5"}
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+            headers = server.admin_headers()
             started = time.monotonic()
-            response = await client.get("/drain")
+            response = await client.post("/drain", headers=headers)
             assert time.monotonic() - started >= 0.5
             assert response.status_code == 200
             body = response.json()
@@ -223,3 +224,58 @@ async def test_lifespan_shutdown_fallback_still_stops_everything_in_time(tmp_pat
     assert "draining: lifespan shutdown" in output
     assert events.index("slow cleanup done") < events.index("app shutdown")
     assert events.index("worker stopped") < events.index("app shutdown")
+
+
+async def test_requests_cut_at_the_deadline_get_503_and_one_summary_line(tmp_path: Path) -> None:
+    """1. three 30 s requests are in flight; 2. SIGTERM; 3. at deadline - cancel_timeout they
+    are cancelled: each client gets 503 with Retry-After and Connection: close, not a 500;
+    4. the log has one summary line and no traceback."""
+    env = {"ASGI_SUPERVISOR_GRACE_PERIOD": "3", "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "1.5"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=15.0) as client:
+            slow = [
+                asyncio.create_task(client.get("/slow", params={"seconds": 30})) for _ in range(3)
+            ]
+            while len(events_named(server, "slow started")) < 3:
+                await wait_for_event(server, "slow started")
+                await asyncio.sleep(0.01)
+            server.signal(signal.SIGTERM)
+            responses = await asyncio.gather(*slow)
+        assert [r.status_code for r in responses] == [503, 503, 503]
+        assert all(r.headers["retry-after"] == "5" for r in responses)
+        assert all(r.headers["connection"] == "close" for r in responses)
+        assert server.wait_exit(timeout=8) == -signal.SIGTERM
+        output = server.output()
+    assert "Traceback" not in output
+    assert "Exception in ASGI application" not in output
+    assert output.count("3 request(s) cancelled at the deadline") == 1
+    assert "cancelled 3" in output
+
+
+async def test_a_critical_failure_with_shutdown_policy_ends_the_process(tmp_path: Path) -> None:
+    """1. a critical worker gives up under on_critical_failure="shutdown"; 2. the drain
+    runs, and as no signal follows, the process asks uvicorn to exit: it does not linger."""
+    env = {"TEST_FAULTS": "crash_loop,critical_shutdown"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        status = server.wait_exit(timeout=15)
+        output = server.output()
+        events = [event for _, event in server.events()]
+    assert status == -signal.SIGTERM
+    assert "critical worker failed" in output
+    assert "stopped without a signal: asking the server to exit" in output
+    assert events.index("worker stopped") < events.index("app shutdown")
+
+
+async def test_a_drain_that_cannot_end_the_process_fails_liveness(tmp_path: Path) -> None:
+    """With signal handling off nothing can ask the server to exit: once the drain has
+    stopped everything, /health/live answers 503 so the orchestrator restarts the process."""
+    env = {"ASGI_SUPERVISOR_HANDLE_SIGNALS": "false"}
+    with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
+            assert (await client.get("/health/live")).status_code == 200
+            drain = await client.post("/drain", headers=server.admin_headers())
+            assert drain.status_code == 200
+            await wait_for_status(f"{server.base_url}/health/live", 503, within=8)
+            live = (await client.get("/health/live")).json()
+        assert live == {"status": "stopped", "state": "stopped"}
+        assert "/health/live now fails" in server.output()

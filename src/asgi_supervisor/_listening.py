@@ -1,0 +1,94 @@
+"""Which TCP sockets a process is listening on, read from ``/proc`` (Linux only).
+
+The worker processes of one server listen on the same port: uvicorn ``--workers`` and
+gunicorn ``-w`` workers hold the very socket their parent bound (one socket inode in all of
+them), granian's workers each open their own with ``SO_REUSEPORT`` (one inode each). Within
+one network namespace, only processes of one user can share a port that way, and the kernel
+spreads the connections over them: they are one server.
+
+A process's descriptors are in ``/proc/PID/fd`` (links reading ``socket:[INODE]``) and the
+TCP sockets of its network namespace, with their state, in ``/proc/PID/net/tcp`` and
+``tcp6``. Where ``/proc`` is missing (macOS) or unreadable, both functions return an empty set.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["listening_inodes", "listening_ports", "network_namespace"]
+
+_LISTEN = "0A"  # TCP_LISTEN in the kernel's st column
+
+
+def listening_inodes(pid: int | str = "self") -> set[int]:
+    """The inodes of the listening TCP sockets (IPv4 and IPv6) that *pid* holds open.
+
+    Never raises: a process that has exited, or a ``/proc`` that cannot be read, gives an
+    empty set.
+    """
+    return set(_listening(pid))
+
+
+def listening_ports(pid: int | str = "self") -> set[int]:
+    """The TCP ports that *pid* listens on (IPv4 and IPv6), like ``{8000}``.
+
+    Never raises; see `listening_inodes`.
+    """
+    return set(_listening(pid).values())
+
+
+def network_namespace(pid: int | str = "self") -> int:
+    """The inode of *pid*'s network namespace (ports are per namespace), or 0 if unknown."""
+    try:
+        link = os.readlink(f"/proc/{pid}/ns/net")  # like "net:[4026531840]"
+    except OSError:
+        return 0
+    return int(link.partition("[")[2].rstrip("]") or 0)
+
+
+def _listening(pid: int | str) -> dict[int, int]:
+    """Listening socket inode -> port, for the sockets *pid* holds."""
+    held = _socket_inodes(pid)
+    if not held:
+        return {}
+    listening: dict[int, int] = {}
+    for table in ("tcp", "tcp6"):
+        for inode, port in _listening_in_table(f"/proc/{pid}/net/{table}"):
+            if inode in held:
+                listening[inode] = port
+    return listening
+
+
+def _socket_inodes(pid: int | str) -> set[int]:
+    folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return set()
+    inodes = set()
+    for name in names:
+        try:
+            target = os.readlink(f"{folder}/{name}")
+        except OSError:
+            continue  # closed since the listing
+        if target.startswith("socket:["):
+            inodes.add(int(target[8:-1]))
+    return inodes
+
+
+def _listening_in_table(path: str) -> list[tuple[int, int]]:
+    # Columns: sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid
+    # timeout inode ...; local_address is HEX_IP:HEX_PORT.
+    try:
+        with open(path, encoding="ascii") as table:
+            lines = table.readlines()[1:]
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 10 or fields[3] != _LISTEN:
+            continue
+        port = int(fields[1].rpartition(":")[2], 16)
+        found.append((int(fields[9]), port))
+    return found

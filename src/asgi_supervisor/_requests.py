@@ -1,0 +1,61 @@
+"""The count of in-flight HTTP requests of one lifespan, and how the draining ones ended.
+
+The per-request path of every app that uses this library runs through here, so a request is
+not recorded one by one: the middleware, the only writer, adds one to ``in_flight`` when a
+request starts and takes it off when it ends, which costs two integer operations. The request
+tasks themselves are found only when they must be cancelled or listed, by walking the loop's
+tasks for the middleware's frames (see `_stacks.tasks_running`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+__all__ = ["RequestCount"]
+
+
+class RequestCount:
+    """In-flight requests, and the fates of those that met a shutdown.
+
+    Written by the middleware alone; the shutdown reads it and sets `on_change` (and
+    `deadline_cancel`, the one flag it owns here) while it waits.
+    """
+
+    __slots__ = (
+        "cancelled_count",
+        "deadline_cancel",
+        "drained_count",
+        "in_flight",
+        "now",
+        "on_change",
+        "rejected_count",
+    )
+
+    def __init__(self) -> None:
+        self.in_flight = 0
+        # Requests that were in flight when draining began and ended by themselves, the ones
+        # answered 503 while closing, and the ones cancelled at the deadline.
+        self.drained_count = 0
+        self.rejected_count = 0
+        self.cancelled_count = 0
+        # Set by the shutdown right before it cancels the requests left: a CancelledError
+        # reaching the middleware from then on is the deadline's, not the client's.
+        self.deadline_cancel = False
+        # Called when a request ends while draining (the shutdown waits for the last one).
+        self.on_change: Callable[[], None] | None = None
+        # A cheap clock for request ages in /tasks, refreshed by the lifespan's ticker:
+        # reading an attribute is cheaper than calling time.monotonic() per request.
+        self.now = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"<RequestCount in_flight={self.in_flight}>"
+
+    def ended_while_draining(self, cancelled: bool) -> None:
+        """A request that met the shutdown ended: drained by itself, or cancelled by us."""
+        if cancelled:
+            self.cancelled_count += 1
+        else:
+            self.drained_count += 1
+        if self.on_change is not None:
+            self.on_change()

@@ -1,0 +1,137 @@
+"""One lifespan of a supervisor: everything that lives from startup to the end of shutdown.
+
+A supervisor outlives its lifespans (test clients run one per test, on a new loop each time);
+what belongs to one lifespan lives in one `Run`, made at ``lifespan.startup`` and dropped
+when the next one begins. Nothing is reset in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ._checks import Checks
+from ._config import Config
+from ._group import ProcessGroup
+from ._group_hooks import join_group
+from ._registry import Registry, TaskRecord
+from ._requests import RequestCount
+from ._shutdown import Shutdown
+from ._state import Lifecycle, State
+from ._workers import WorkerSpec, start_workers
+
+__all__ = ["Run"]
+
+logger = logging.getLogger("asgi_supervisor")
+
+_CLOCK_PERIOD = 0.1
+
+
+class Run:
+    """The state of one lifespan: its loop, lifecycle, registry, requests and shutdown."""
+
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        find_requests: Callable[[], list[asyncio.Task[Any]]],
+        on_critical_failure: str,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        self.lifecycle = Lifecycle()
+        self.registry = Registry(config.history_size)
+        self.requests = RequestCount()
+        self.stopping = asyncio.Event()
+        # Critical workers that gave up, by name: why readiness fails.
+        self.failures: dict[str, str] = {}
+        self._on_critical_failure = on_critical_failure
+        self._critical: set[str] = set()
+        self.shutdown = Shutdown(
+            config,
+            loop,
+            lifecycle=self.lifecycle,
+            registry=self.registry,
+            requests=self.requests,
+            stopping=self.stopping,
+            find_requests=find_requests,
+        )
+        self._ticker: asyncio.TimerHandle | None = None
+        self._tick()
+        # Process group hook: the sibling worker processes, from start() to close().
+        self.group: ProcessGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
+
+    async def start(self, specs: list[WorkerSpec], checks: Checks) -> None:
+        """Start the workers after the app's own startup; then the state is ``ready``.
+
+        Raises:
+            StartupError: a worker raised before its first suspension (its first ``await``
+                that really waits); what did start has been stopped.
+        """
+        self.shutdown.install_signals()
+        self.group = join_group(self)  # process group hook: drain with the sibling workers
+        if self.group is not None:
+            self.shutdown.is_replaceable = self.group.is_shared
+        self._critical = {spec.name for spec in specs if spec.critical}
+        failure = await start_workers(
+            specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
+        )
+        if failure is not None:
+            await self._stop_after_failed_startup()
+            raise failure
+        if self.lifecycle.advance(State.READY):
+            logger.info("ready", extra={"state": "ready", "workers": len(specs)})
+
+    def fail(self) -> None:
+        """The app's own startup failed: nothing of ours was started."""
+        self.lifecycle.fail()
+        self.stopping.set()
+        self.close()
+
+    def close(self) -> None:
+        """The lifespan is over: stop the clock, give the signal handlers back."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self.shutdown.finish()
+        if self.group is not None:  # process group hook: remove our socket
+            self.group.close()
+
+    def begin_drain(self, trigger: str, *, deadline: float | None = None) -> None:
+        """Start (or join) the drain, and tell the sibling worker processes of the server.
+
+        For the drain endpoint, the API and a critical failure; never for a signal (each
+        worker gets its own, and a reload signals only the old workers).
+        """
+        self.shutdown.trigger(trigger, deadline=deadline)
+        if self.group is not None:  # process group hook
+            assert self.shutdown.deadline is not None
+            self.group.announce(trigger, self.shutdown.deadline.end)
+
+    async def _stop_after_failed_startup(self) -> None:
+        self.lifecycle.fail()
+        self.stopping.set()
+        tasks = list(self.registry.records)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.cancel_timeout)
+
+    def _worker_gave_up(self, record: TaskRecord) -> None:
+        if record.name not in self._critical:
+            return
+        self.failures[record.name] = f"critical worker {record.name!r} gave up"
+        if self._on_critical_failure == "shutdown":
+            self.begin_drain("critical worker failed")  # process group hook: was trigger()
+
+    def _tick(self) -> None:
+        # Refresh the cheap clock requests read for their age in /tasks.
+        self.requests.now = time.monotonic()
+        self._ticker = self.loop.call_later(_CLOCK_PERIOD, self._tick)

@@ -1,0 +1,130 @@
+"""Attacks on the admin endpoints of a real server, as a client on another host would try them.
+
+Every server here runs with no ``admin_token``: only a caller holding the local token file
+may drain it. Each test checks that the service is still ready afterwards, since a drain
+that slipped through would show as a failing readiness.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.servers._process import ServerProcess
+
+pytestmark = [pytest.mark.server, pytest.mark.timeout(90)]
+
+APP = "tests.servers.served:app"
+
+
+def assert_still_ready(server: ServerProcess, period: float = 0.5) -> None:
+    """Readiness answers 200 throughout *period* seconds (a drain makes it 503 at once)."""
+    deadline = time.monotonic() + period
+    with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
+        while True:
+            assert client.get("/health/ready").status_code == 200, server.output()
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+
+
+def send_and_reset(port: int, request: bytes) -> None:
+    """Send *request* on a new connection and reset it at once (SO_LINGER 0, then close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5.0) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.sendall(request)
+
+
+def test_a_request_reset_after_sending_never_drains(tmp_path: Path) -> None:
+    """1. A client sends POST (or GET) /drain and resets the connection at once, so uvicorn
+    cannot read its address (the scope's client is None); 2. repeated 30 times; 3. the
+    service is still ready: no address, not even a missing one, opens an admin endpoint."""
+    requests = [
+        f"{method} /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+        for method in ("POST", "GET")
+    ]
+    with ServerProcess(APP, tmp_path=tmp_path) as server, httpx.Client(timeout=5.0) as client:
+        for attempt in range(30):
+            send_and_reset(server.port, requests[attempt % 2])
+            ready = client.get(f"{server.base_url}/health/ready")
+            assert ready.status_code == 200, f"drained on attempt {attempt}: {ready.text}"
+        assert_still_ready(server)
+
+
+def test_spoofed_forwarding_headers_and_browsers_are_refused(tmp_path: Path) -> None:
+    """Under uvicorn --forwarded-allow-ips='*': 1. X-Forwarded-For: 127.0.0.1 without the
+    token gets 401 on /tasks and /drain; 2. with the local token, a request with an Origin
+    or a cross-site Sec-Fetch-Site gets 403; 3. GET /drain gets 405 with Allow: POST; 4. the
+    service is still ready; 5. the token itself works."""
+    args = ("--proxy-headers", "--forwarded-allow-ips", "*")
+    with (
+        ServerProcess(APP, tmp_path=tmp_path, args=args) as server,
+        httpx.Client(base_url=server.base_url, timeout=5.0) as client,
+    ):
+        spoofed = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}
+        assert client.get("/tasks", headers=spoofed).status_code == 401
+        assert client.post("/drain", headers=spoofed).status_code == 401
+        token = server.admin_headers()
+        for browser in (
+            {"Origin": "http://evil.example"},
+            {"Origin": server.base_url},
+            {"Sec-Fetch-Site": "cross-site"},
+        ):
+            refused = client.post("/drain", headers={**token, **browser})
+            assert refused.status_code == 403, browser
+            assert "browsers" in refused.json()["error"]
+        for method in ("GET", "HEAD"):
+            wrong = client.request(method, "/drain", headers=token)
+            assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
+        assert "use POST" in client.get("/drain", headers=token).json()["error"]
+        assert_still_ready(server)
+        assert client.get("/tasks", headers=token).status_code == 200
+
+
+def test_workers_of_one_server_share_one_token_and_leave_no_file(tmp_path: Path) -> None:
+    """Under uvicorn --workers 2: 1. both workers join one token file (two references);
+    2. requests, whichever worker takes them, accept it; 3. after SIGTERM no file is left."""
+    with ServerProcess(APP, tmp_path=tmp_path, args=("--workers", "2")) as server:
+        token = server.admin_headers()
+        deadline = time.monotonic() + 20
+        while len(list(server.runtime_dir.glob("*.ref"))) < 2:
+            assert time.monotonic() < deadline, sorted(os.listdir(server.runtime_dir))
+            time.sleep(0.05)
+        assert len(list(server.runtime_dir.glob("*.token"))) == 1
+        for _ in range(8):
+            # A new connection each time, so the kernel may hand it to either worker.
+            with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
+                assert client.get("/tasks", headers=token).status_code == 200
+        server.signal(signal.SIGTERM)
+        server.wait_exit(timeout=20)
+    assert os.listdir(server.runtime_dir) == []
+
+
+def test_hypercorn_binds_after_startup_and_the_cli_still_finds_the_token(
+    tmp_path: Path,
+) -> None:
+    """hypercorn binds its socket after the lifespan startup: 1. the supervisor still finds
+    the port and writes the token; 2. the CLI, with no flag, lists the tasks."""
+    with ServerProcess(APP, tmp_path=tmp_path, server="hypercorn") as server:
+        env = {**os.environ, "ASGI_SUPERVISOR_RUNTIME_DIR": str(server.runtime_dir)}
+        env.pop("ASGI_SUPERVISOR_ADMIN_TOKEN", None)
+        tasks = subprocess.run(
+            [sys.executable, "-m", "asgi_supervisor", "tasks", server.base_url],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=env,
+            check=False,
+        )
+        assert tasks.returncode == 0, tasks.stderr
+        assert "cooperative" in tasks.stdout
+        assert server.token_path.exists()

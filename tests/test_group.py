@@ -1,0 +1,385 @@
+"""The process group in one test process: members with their own pids, a real listener.
+
+Each member is a `ProcessGroup` with a made-up pid (they share this process), a temporary
+runtime folder, and the real discovery: the test holds a listening TCP socket on loopback,
+which every member finds through ``/proc``, as the workers of one server find theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asgi_supervisor import Supervisor, _cli
+from asgi_supervisor._group import ProcessGroup
+from asgi_supervisor._group_hooks import process_outcomes
+from asgi_supervisor._listening import listening_inodes, listening_ports
+from asgi_supervisor._rundir import UnsafeFolderError, private_folder
+from asgi_supervisor.testing import LifespanManager
+from tests.apps import crash_loop
+from tests.conftest import bare_app, quiet_supervisor
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+
+
+class Member:
+    """A group member whose drain callback records what it heard."""
+
+    def __init__(
+        self,
+        folder: Path,
+        pid: int,
+        *,
+        status: dict[str, Any] | None = None,
+        find_listeners: Any = listening_ports,
+    ) -> None:
+        self.heard: list[tuple[str, float]] = []
+        self.drained = asyncio.Event()
+        self.status = status or {"state": "ready", "drained": False}
+
+        async def describe(drain_timeout: float) -> dict[str, Any]:
+            return self.status
+
+        self.group = ProcessGroup(
+            asyncio.get_running_loop(),
+            folder=folder,
+            remove_folder=True,
+            on_drain=self.on_drain,
+            describe=describe,
+            find_listeners=find_listeners,
+            pid=pid,
+        )
+
+    def on_drain(self, trigger: str, deadline: float) -> None:
+        self.heard.append((trigger, deadline))
+        self.drained.set()
+        # As the supervisor does: begin_drain announces, which must not re-broadcast.
+        self.group.announce(trigger, deadline - 1.0)
+
+    async def wait_heard(self, within: float = 1.0) -> tuple[str, float]:
+        await asyncio.wait_for(self.drained.wait(), within)
+        return self.heard[-1]
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A listening TCP socket on loopback, as a server's workers share one."""
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock
+
+
+@pytest.fixture
+def runtime() -> Iterator[Path]:
+    """A short private runtime folder (unix socket paths are limited to 108 bytes)."""
+    with tempfile.TemporaryDirectory(prefix="pg-") as name:
+        yield Path(name) / "rt"
+
+
+def joined(*members: Member) -> None:
+    """Start each member; with the listener there, each joins at once."""
+    for member in members:
+        member.group.start()
+        assert member.group.joined
+
+
+def test_listening_ports_and_inodes_name_our_listener(listener: socket.socket) -> None:
+    """The listener's port and socket inode are found through /proc."""
+    port = listener.getsockname()[1]
+    assert port in listening_ports()
+    assert os.fstat(listener.fileno()).st_ino in listening_inodes()
+    assert listening_ports(pid=2**22 + 1) == set()  # no such process: empty, no error
+
+
+async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """1. three members join; 2. one announces; 3. the others hear it within 100 ms with the
+    same deadline; 4. nobody re-broadcasts (each heard exactly one drain)."""
+    a, b, c = Member(runtime, 101), Member(runtime, 102), Member(runtime, 103)
+    joined(a, b, c)
+    deadline = time.monotonic() + 20.0
+    sent = time.monotonic()
+    a.group.announce("drain endpoint", deadline)
+    for member in (b, c):
+        trigger, heard_deadline = await member.wait_heard(within=1.0)
+        assert trigger == "drain endpoint (from pid 101)"
+        assert heard_deadline == deadline
+    assert time.monotonic() - sent < 0.1
+    await asyncio.sleep(0.05)  # room for any echo to arrive, which must not
+    assert (a.heard, len(b.heard), len(c.heard)) == ([], 1, 1)
+    assert all(member.group.is_shared() for member in (a, b, c))
+    for member in (a, b, c):
+        member.group.close()
+
+
+async def test_concurrent_drains_keep_the_earliest_deadline(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """Two members announce at once: the one with the later deadline adopts the earlier
+    one; the other ignores the later one."""
+    a, b = Member(runtime, 201), Member(runtime, 202)
+    joined(a, b)
+    now = time.monotonic()
+    a.group.announce("api", now + 10.0)
+    b.group.announce("critical worker failed", now + 5.0)
+    assert await a.wait_heard() == ("critical worker failed (from pid 202)", now + 5.0)
+    await asyncio.sleep(0.05)
+    assert b.heard == []
+    for member in (a, b):
+        member.group.close()
+
+
+async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """1. a member drains; 2. a worker started later (found its listener late) joins;
+    3. it asks, and drains by the same deadline."""
+    a = Member(runtime, 301)
+    joined(a)
+    assert not a.group.is_shared()  # alone so far: it may end itself after a drain
+    deadline = time.monotonic() + 8.0
+    a.group.announce("api", deadline)
+    found: set[int] = set()
+    late = Member(runtime, 302, find_listeners=lambda: found)
+    late.group.start()
+    assert not late.group.joined
+    found.update(listening_ports())  # the server listens after lifespan startup
+    await asyncio.wait_for(_until(lambda: late.group.joined), 2.0)
+    assert await late.wait_heard() == ("api (from pid 301)", deadline)
+    for member in (a, late):
+        member.group.close()
+
+
+async def test_a_worker_listening_on_two_ports_is_in_both_groups(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """A worker that also listens on a port of its own (a metrics server, say) still hears
+    its siblings on the shared port, and its drain reaches the members of both groups."""
+    shared = listener.getsockname()[1]
+    with socket.create_server(("127.0.0.1", 0)) as metrics:
+        own = metrics.getsockname()[1]
+        both = Member(runtime, 901, find_listeners=lambda: {shared, own})
+        sibling = Member(runtime, 902, find_listeners=lambda: {shared})
+        other = Member(runtime, 903, find_listeners=lambda: {own})
+        joined(both, sibling, other)
+        assert len(list(runtime.iterdir())) == 2
+        deadline = time.monotonic() + 5.0
+        both.group.announce("api", deadline)
+        assert await sibling.wait_heard() == ("api (from pid 901)", deadline)
+        assert await other.wait_heard() == ("api (from pid 901)", deadline)
+        for member in (both, sibling, other):
+            member.group.close()
+    assert not runtime.exists()
+
+
+async def test_siblings_report_their_outcome_and_silent_ones_are_named(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """The asker gets each sibling's status; one that never answers is 'unknown'."""
+    a = Member(runtime, 401)
+    b = Member(runtime, 402, status={"state": "stopped", "drained": True})
+    joined(a, b)
+    group_folder = next(runtime.iterdir())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as silent:
+        silent.bind(str(group_folder / "403.sock"))  # bound, but nobody reads it
+        outcomes = await a.group.ask_siblings(0.2)
+        os.unlink(group_folder / "403.sock")
+    assert outcomes == [
+        {"pid": 402, "state": "stopped", "drained": True},
+        {"pid": 403, "state": "unknown", "drained": False, "error": "no answer in 0.2 s"},
+    ]
+    for member in (a, b):
+        member.group.close()
+
+
+async def test_stale_sockets_are_removed_and_nothing_is_left_after_close(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """1. a killed worker left its socket; 2. the next drain finds it dead and removes it;
+    3. once every member has closed, the runtime folder is gone."""
+    a, b = Member(runtime, 501), Member(runtime, 502)
+    joined(a, b)
+    group_folder = next(runtime.iterdir())
+    stale = group_folder / "503.sock"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(stale))
+    dead.close()  # the file stays, as after SIGKILL
+    assert stale.exists()
+    a.group.announce("api", time.monotonic() + 5.0)
+    await b.wait_heard()
+    assert not stale.exists()
+    a.group.close()
+    assert runtime.exists()  # b is still there
+    b.group.close()
+    assert not runtime.exists()
+
+
+async def test_joining_sweeps_the_sockets_of_killed_workers_of_other_groups(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """A server on another port was killed and left its socket: the next member to join
+    anywhere in the runtime folder removes it and its folder, and leaves live ones alone."""
+    a = Member(runtime, 1001)
+    joined(a)
+    old_group = runtime / "port1-net1"
+    old_group.mkdir(mode=0o700)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(old_group / "1002.sock"))
+    dead.close()
+    b = Member(runtime, 1003)
+    joined(b)
+    assert not old_group.exists()
+    assert sorted(p.name for p in runtime.rglob("*.sock")) == ["1001.sock", "1003.sock"]
+    for member in (a, b):
+        member.group.close()
+
+
+async def test_an_unsafe_runtime_folder_is_refused(
+    listener: socket.socket, runtime: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A runtime folder others can write to is not used: the member drains alone, and the
+    log says why."""
+    runtime.mkdir(mode=0o700)
+    runtime.chmod(0o777)
+    a = Member(runtime, 601)
+    a.group.start()
+    assert not a.group.joined
+    assert "process group unavailable" in caplog.text
+    assert "is writable by other users (mode 777)" in caplog.text
+    assert list(runtime.iterdir()) == []
+
+
+def test_private_folder_refuses_links_and_other_owners(runtime: Path) -> None:
+    """Only a real folder of our own user, writable by nobody else, is used."""
+    runtime.parent.joinpath("elsewhere").mkdir()
+    runtime.symlink_to(runtime.parent / "elsewhere")
+    with pytest.raises(UnsafeFolderError, match="is not a folder"):
+        private_folder(runtime)
+    runtime.unlink()
+    if os.getuid() != 0:
+        pytest.skip("changing a folder's owner needs root")
+    runtime.mkdir(mode=0o700)
+    os.chown(runtime, 65534, 65534)
+    with pytest.raises(UnsafeFolderError, match=r"belongs to uid 65534"):
+        private_folder(runtime)
+
+
+async def test_begin_drain_with_an_earlier_deadline_brings_it_forward() -> None:
+    """A sibling's earlier deadline wins; a later one never pushes ours back."""
+    supervisor = quiet_supervisor(grace_period=10.0, cancel_timeout=1.0)
+    async with LifespanManager(bare_app(supervisor)):
+        supervisor.begin_drain("api", deadline=time.monotonic() + 4.0)
+        first = supervisor.deadline_remaining()
+        assert first is not None
+        assert 3.5 < first <= 4.0
+        supervisor.begin_drain("api", deadline=time.monotonic() + 9.0)
+        later = supervisor.deadline_remaining()
+        assert later is not None
+        assert later <= first
+        await supervisor.drain()
+
+
+def deadline_of(supervisor: Supervisor) -> float:
+    """The supervisor's shutdown deadline as a ``time.monotonic()`` value."""
+    remaining = supervisor.deadline_remaining()
+    assert remaining is not None
+    return time.monotonic() + remaining
+
+
+async def test_a_supervisor_drains_with_its_group_and_tells_it(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """1. a supervisor joins its group at startup; 2. a sibling's drain starts its drain,
+    by the sibling's deadline; 3. /drain's outcomes list the sibling; 4. the end of the
+    lifespan removes its socket."""
+    supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
+    sibling = Member(runtime, 701, status={"state": "closing", "drained": True})
+    async with LifespanManager(bare_app(supervisor)):
+        assert supervisor.group is not None
+        assert supervisor.group.joined
+        joined(sibling)
+        deadline = time.monotonic() + 3.0
+        sibling.group.announce("drain endpoint", deadline)
+        await asyncio.wait_for(_until(lambda: supervisor.is_draining), 1.0)
+        assert supervisor.drain_progress()["trigger"] == "drain endpoint (from pid 701)"
+        assert abs(deadline_of(supervisor) - deadline) < 0.01
+        outcomes = await process_outcomes(supervisor)
+        assert [o["pid"] for o in outcomes] == [os.getpid(), 701]
+        assert outcomes[1] == {"pid": 701, "state": "closing", "drained": True}
+        await supervisor.drain()
+    assert [p.name for p in runtime.rglob("*.sock")] == ["701.sock"]
+    sibling.group.close()
+    assert not runtime.exists()
+
+
+async def test_a_supervisor_drain_reaches_its_siblings(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """begin_drain (the API, the drain endpoint) tells the siblings, with the supervisor's
+    own deadline."""
+    supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
+    sibling = Member(runtime, 801)
+    async with LifespanManager(bare_app(supervisor)):
+        joined(sibling)
+        supervisor.begin_drain("api")
+        trigger, deadline = await sibling.wait_heard(within=0.5)
+        assert trigger == f"api (from pid {os.getpid()})"
+        assert abs(deadline_of(supervisor) - deadline) < 0.01
+        await supervisor.drain()
+    sibling.group.close()
+
+
+async def test_a_critical_failure_drains_the_siblings_too(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """With on_critical_failure='shutdown', a critical worker giving up in one process
+    drains its siblings as well."""
+    sibling = Member(runtime, 1101)
+    joined(sibling)
+    supervisor = quiet_supervisor(
+        on_critical_failure="shutdown", process_group=True, runtime_dir=str(runtime)
+    )
+    supervisor.add_worker(crash_loop, restart="never", critical=True)
+    async with LifespanManager(bare_app(supervisor)):
+        trigger, _ = await sibling.wait_heard(within=2.0)
+        assert trigger == f"critical worker failed (from pid {os.getpid()})"
+        await supervisor.drain()
+    sibling.group.close()
+
+
+@pytest.mark.parametrize(("second_drained", "status"), [(True, 0), (False, 1)])
+def test_cli_drain_prints_every_worker_and_fails_if_one_did_not_drain(
+    monkeypatch: pytest.MonkeyPatch, second_drained: bool, status: int
+) -> None:
+    """`asgi-supervisor drain` prints a line per worker process and exits 1 unless all
+    drained."""
+    body = {
+        "state": "stopped",
+        "drained": True,
+        "report": {"requests": {"drained": 3, "rejected": 0}},
+        "processes": [
+            {"pid": 7, "state": "stopped", "drained": True},
+            {"pid": 8, "state": "unknown", "drained": second_drained, "error": "no answer"},
+        ],
+    }
+    monkeypatch.setattr(_cli, "_request", lambda args, path, **_: (200, body))
+    out = io.StringIO()
+    assert _cli.main(["drain", "http://127.0.0.1:1"], out=out) == status
+    assert out.getvalue().splitlines()[1:] == [
+        "  pid=7 state=stopped drained=True",
+        f"  pid=8 state=unknown drained={second_drained} (no answer)",
+    ]
+
+
+async def _until(condition: Any) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
