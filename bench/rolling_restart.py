@@ -14,8 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from tests.servers.rig import PLAIN_APP, SUPERVISED_APP, Rig
-from tests.servers.test_rolling_restart import SUPERVISED_ENV
+from tests.servers.rig import PLAIN_APP, SUPERVISED_APP, SUPERVISED_ENV, Rig
 
 
 def main(argv: list[str] | None = None) -> int:

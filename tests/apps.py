@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import os
 import time
@@ -130,6 +131,22 @@ async def crash_loop() -> None:
     raise RuntimeError("crash")
 
 
+async def fails_with(message: str) -> None:
+    """A spawned task that fails at once with *message* (which may hold markup)."""
+    await asyncio.sleep(0)
+    raise RuntimeError(message)
+
+
+async def spawn_route(supervisor: Supervisor, request: Request) -> Response:
+    """Spawn a task named by the query: ``what=swallow`` parks it, ``what=fail`` fails it."""
+    name = request.query_params["name"]
+    if request.query_params.get("what") == "fail":
+        supervisor.spawn(fails_with, f"failed: {name}", name=name)
+    else:
+        supervisor.spawn(swallows_cancel, name=name)
+    return PlainTextResponse("spawned")
+
+
 def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorMiddleware:
     """The test app: routes, a websocket, an app lifespan, workers, and optional faults."""
     faults = faults or set()
@@ -155,6 +172,7 @@ def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorM
         Route("/slow", slow_route),
         Route("/stream", endless_stream),
         Route("/block", block_loop),
+        Route("/spawn", functools.partial(spawn_route, supervisor), methods=["POST"]),
         WebSocketRoute("/ws", echo_socket),
     ]
     return SupervisorMiddleware(Starlette(routes=routes, lifespan=lifespan), supervisor=supervisor)

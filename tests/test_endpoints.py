@@ -7,51 +7,22 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import LOOPBACK, REMOTE, TOKEN, Held, client
 from tests.conftest import quiet_supervisor
-
-LOOPBACK = ("127.0.0.1", 4000)
-REMOTE = ("203.0.113.7", 5000)
-TOKEN = "t0ken"
-ADMIN = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def admin_supervisor(**settings: Any) -> Supervisor:
     """A quiet supervisor whose admin endpoints answer `ADMIN` (in-process there is no
     listening socket, so no local token)."""
     return quiet_supervisor(**{"admin_token": TOKEN, **settings})
-
-
-def client(app: Any, address: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
-    """An in-process client whose requests come from *address* and carry the admin token."""
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app, client=address),
-        base_url="http://testserver",
-        headers=ADMIN,
-    )
-
-
-class Held:
-    """A route that stays in flight until released."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def endpoint(self, request: Request) -> Response:
-        self.entered.set()
-        await self.release.wait()
-        return PlainTextResponse("done")
 
 
 def make_app(supervisor: Supervisor, held: Held | None = None) -> SupervisorMiddleware:

@@ -84,11 +84,13 @@ def runtime() -> Iterator[Path]:
         yield Path(name) / "rt"
 
 
-def joined(*members: Member) -> None:
-    """Start each member; with the listener there, each joins at once."""
+async def joined(*members: Member) -> None:
+    """Start each member; with the listener there, each joins as soon as the listener is
+    found (the lookup runs off the loop)."""
     for member in members:
         member.group.start()
-        assert member.group.joined
+    for member in members:
+        await asyncio.wait_for(_until(lambda member=member: member.group.joined), 2.0)
 
 
 def test_listening_ports_and_inodes_name_our_listener(listener: socket.socket) -> None:
@@ -105,7 +107,7 @@ async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
     """1. three members join; 2. one announces; 3. the others hear it within 100 ms with the
     same deadline; 4. nobody re-broadcasts (each heard exactly one drain)."""
     a, b, c = Member(runtime, 101), Member(runtime, 102), Member(runtime, 103)
-    joined(a, b, c)
+    await joined(a, b, c)
     deadline = time.monotonic() + 20.0
     sent = time.monotonic()
     a.group.announce("drain endpoint", deadline)
@@ -127,7 +129,7 @@ async def test_concurrent_drains_keep_the_earliest_deadline(
     """Two members announce at once: the one with the later deadline adopts the earlier
     one; the other ignores the later one."""
     a, b = Member(runtime, 201), Member(runtime, 202)
-    joined(a, b)
+    await joined(a, b)
     now = time.monotonic()
     a.group.announce("api", now + 10.0)
     b.group.announce("critical worker failed", now + 5.0)
@@ -144,7 +146,7 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     """1. a member drains; 2. a worker started later (found its listener late) joins;
     3. it asks, and drains by the same deadline."""
     a = Member(runtime, 301)
-    joined(a)
+    await joined(a)
     assert not a.group.is_shared()  # alone so far: it may end itself after a drain
     deadline = time.monotonic() + 8.0
     a.group.announce("api", deadline)
@@ -170,7 +172,7 @@ async def test_a_worker_listening_on_two_ports_is_in_both_groups(
         both = Member(runtime, 901, find_listeners=lambda: {shared, own})
         sibling = Member(runtime, 902, find_listeners=lambda: {shared})
         other = Member(runtime, 903, find_listeners=lambda: {own})
-        joined(both, sibling, other)
+        await joined(both, sibling, other)
         assert len(list(runtime.iterdir())) == 2
         deadline = time.monotonic() + 5.0
         both.group.announce("api", deadline)
@@ -187,7 +189,7 @@ async def test_siblings_report_their_outcome_and_silent_ones_are_named(
     """The asker gets each sibling's status; one that never answers is 'unknown'."""
     a = Member(runtime, 401)
     b = Member(runtime, 402, status={"state": "stopped", "drained": True})
-    joined(a, b)
+    await joined(a, b)
     group_folder = next(runtime.iterdir())
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as silent:
         silent.bind(str(group_folder / "403.sock"))  # bound, but nobody reads it
@@ -207,7 +209,7 @@ async def test_stale_sockets_are_removed_and_nothing_is_left_after_close(
     """1. a killed worker left its socket; 2. the next drain finds it dead and removes it;
     3. once every member has closed, the runtime folder is gone."""
     a, b = Member(runtime, 501), Member(runtime, 502)
-    joined(a, b)
+    await joined(a, b)
     group_folder = next(runtime.iterdir())
     stale = group_folder / "503.sock"
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -229,14 +231,14 @@ async def test_joining_sweeps_the_sockets_of_killed_workers_of_other_groups(
     """A server on another port was killed and left its socket: the next member to join
     anywhere in the runtime folder removes it and its folder, and leaves live ones alone."""
     a = Member(runtime, 1001)
-    joined(a)
+    await joined(a)
     old_group = runtime / "port1-net1"
     old_group.mkdir(mode=0o700)
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     dead.bind(str(old_group / "1002.sock"))
     dead.close()
     b = Member(runtime, 1003)
-    joined(b)
+    await joined(b)
     assert not old_group.exists()
     assert sorted(p.name for p in runtime.rglob("*.sock")) == ["1001.sock", "1003.sock"]
     for member in (a, b):
@@ -252,8 +254,8 @@ async def test_an_unsafe_runtime_folder_is_refused(
     runtime.chmod(0o777)
     a = Member(runtime, 601)
     a.group.start()
+    await asyncio.wait_for(_until(lambda: "process group unavailable" in caplog.text), 2.0)
     assert not a.group.joined
-    assert "process group unavailable" in caplog.text
     assert "is writable by other users (mode 777)" in caplog.text
     assert list(runtime.iterdir()) == []
 
@@ -304,9 +306,10 @@ async def test_a_supervisor_drains_with_its_group_and_tells_it(
     supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
     sibling = Member(runtime, 701, status={"state": "closing", "drained": True})
     async with LifespanManager(bare_app(supervisor)):
-        assert supervisor.group is not None
-        assert supervisor.group.joined
-        joined(sibling)
+        group = supervisor.group
+        assert group is not None
+        await asyncio.wait_for(_until(lambda: group.joined), 2.0)
+        await joined(sibling)
         deadline = time.monotonic() + 3.0
         sibling.group.announce("drain endpoint", deadline)
         await asyncio.wait_for(_until(lambda: supervisor.is_draining), 1.0)
@@ -329,7 +332,7 @@ async def test_a_supervisor_drain_reaches_its_siblings(
     supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
     sibling = Member(runtime, 801)
     async with LifespanManager(bare_app(supervisor)):
-        joined(sibling)
+        await joined(sibling)
         supervisor.begin_drain("api")
         trigger, deadline = await sibling.wait_heard(within=0.5)
         assert trigger == f"api (from pid {os.getpid()})"
@@ -344,7 +347,7 @@ async def test_a_critical_failure_drains_the_siblings_too(
     """With on_critical_failure='shutdown', a critical worker giving up in one process
     drains its siblings as well."""
     sibling = Member(runtime, 1101)
-    joined(sibling)
+    await joined(sibling)
     supervisor = quiet_supervisor(
         on_critical_failure="shutdown", process_group=True, runtime_dir=str(runtime)
     )

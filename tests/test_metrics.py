@@ -11,7 +11,6 @@ import pytest
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
-from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -21,31 +20,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from asgi_supervisor import ShutdownReport, Supervisor, SupervisorMiddleware
 from asgi_supervisor._metrics import take_snapshot
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import (
+    LOOPBACK,
+    REMOTE,
+    FakeWebSocketClient,
+    Held,
+    client,
+    named,
+    parse,
+    value,
+)
 from tests.apps import crash_loop
 from tests.conftest import quiet_supervisor
-from tests.test_endpoints import LOOPBACK, REMOTE, Held, client
-from tests.test_middleware import FakeWebSocketClient
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    """Every sample of a text-format exposition, keyed by name and labels."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """The value of one sample; KeyError names it when it is missing."""
-    return samples[("asgi_supervisor_" + name, frozenset(labels.items()))]
-
-
-def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
-    """Every sample of one name, by labels."""
-    return {labels: v for (n, labels), v in samples.items() if n == "asgi_supervisor_" + name}
 
 
 async def parked() -> None:

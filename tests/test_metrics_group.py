@@ -17,9 +17,8 @@ from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._metrics import Snapshot
 from asgi_supervisor._metrics_group import ENV, PUBLISH_PERIOD, STALE_AFTER, write_snapshot
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import client, named, parse
 from tests.conftest import quiet_supervisor
-from tests.test_endpoints import client
-from tests.test_metrics import named, parse
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_supervisor import State, Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import FakeWebSocketClient
 from tests.conftest import quiet_supervisor
 
 
@@ -121,33 +122,6 @@ async def test_request_still_running_at_its_budget_is_cancelled_with_a_503() -> 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.headers["connection"] == "close"
-
-
-class FakeWebSocketClient:
-    """Drives the websocket scope through queues, as a server would."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-
-    async def connect(self) -> dict[str, Any]:
-        scope = {
-            "type": "websocket",
-            "path": "/ws",
-            "headers": [],
-            "query_string": b"",
-            "client": ("127.0.0.1", 5),
-            "server": ("127.0.0.1", 80),
-            "subprotocols": [],
-        }
-        self.task = asyncio.create_task(self._run(scope))
-        await self.to_app.put({"type": "websocket.connect"})
-        return await self.from_app.get()
-
-    async def _run(self, scope: dict[str, Any]) -> None:
-        await self.app(scope, self.to_app.get, self.from_app.put)
 
 
 async def test_closing_sends_the_configured_close_frame_and_app_sees_it() -> None:

@@ -13,7 +13,9 @@ Layout, from the bottom up (each layer imports only those below it):
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir``, ``_token_file`` and ``_local_token``;
 * the ASGI layer: ``_admin_auth``, ``_endpoints``, ``_tasks_view``, ``_metrics_http``,
-  ``_websocket``, ``_asyncio_only``, ``_lifespan`` and ``_middleware``;
+  ``_websocket``, ``_asyncio_only``, ``_lifespan`` and ``_middleware``, and the page
+  `/tasks` shows to browsers (``_negotiate``, ``_tasks_page``, ``_timeline``,
+  ``_page_style``);
 * public modules: ``exceptions``, ``testing``, the command line (``__main__``), and the
   server integration ``gunicorn`` (a worker class; it imports the public API and
   ``_server_facts``, and nothing imports it).

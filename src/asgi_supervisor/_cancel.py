@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,78 +41,81 @@ def recancel_margin(budget: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of the tasks given to `cancel_and_wait`.
+    """What became of the tasks given to `cancel_and_wait` that were still running.
 
-    ``cut_short`` are the tasks that were still running at the second cancel and ended
-    after it: their cleanup (or whatever they did instead of stopping) was interrupted.
+    ``stopped`` ended within the deadline, ``abandoned`` did not. ``cut_short`` are the
+    stopped ones that were still running at the second cancel: their cleanup (or whatever
+    they did instead of stopping) was interrupted.
     """
 
-    done: frozenset[asyncio.Task[Any]]
+    stopped: frozenset[asyncio.Task[Any]]
     abandoned: frozenset[asyncio.Task[Any]]
     cut_short: frozenset[asyncio.Task[Any]]
 
 
 async def cancel_and_wait(
-    tasks: Collection[asyncio.Task[Any]],
+    tasks: Iterable[asyncio.Task[Any]],
     *,
     deadline: float,
     message: str = CANCEL_MESSAGE,
     notified: Callable[[Callable[[asyncio.Task[Any]], None] | None], None] | None = None,
-    notified_tasks: Collection[asyncio.Task[Any]] = (),
+    notified_tasks: Container[asyncio.Task[Any]] = (),
 ) -> Outcome:
     """Cancel *tasks*, await them until *deadline* (``time.monotonic()``), report the rest.
 
     The caller's own task is never cancelled even if it is in *tasks*: cancelling the task
-    that runs the shutdown would abort the shutdown itself.
+    that runs the shutdown would abort the shutdown itself. Tasks already done are skipped.
 
     Cancellation: the wait resists it, up to *deadline* (see the module docstring).
 
     Args:
-        tasks: the tasks to stop, in the order to cancel them; tasks already done are fine.
+        tasks: the tasks to stop, in the order to cancel them.
         deadline: the ``time.monotonic()`` value after which nothing more is awaited.
-        message: passed to ``Task.cancel``, so a stuck task's traceback says who cancelled.
+        message: passed to the second ``Task.cancel``, so the traceback of a task that
+            resisted the first one says who cancelled it.
         notified: registers a callback called when any of *notified_tasks* ends (the
             registry's own done callback), so those tasks need no second callback; called
             with None afterwards to unregister.
         notified_tasks: the tasks *notified* reports on.
     """
     current = asyncio.current_task()
-    pending = {t for t in tasks if t is not current and not t.done()}
-    done = {t for t in tasks if t.done()}
-    if not pending:
-        return Outcome(frozenset(done), frozenset(), frozenset())
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-    counter = _Countdown(pending, waiter)
+    pending: set[asyncio.Task[Any]] = set()
+    countdown = _Countdown(pending, asyncio.get_running_loop().create_future())
+    second: list[asyncio.Task[Any]] = []
     if notified is not None:
-        notified(counter.one_done)
+        notified(countdown.one_done)
     try:
-        for task in pending:
-            if notified is None or task not in notified_tasks:
-                task.add_done_callback(counter.one_done)
-        # Cancel in the caller's order: tasks wake in that order, so workers registered last
-        # begin their cleanup first.
+        # One pass, in the caller's order: tasks wake in that order, so workers registered
+        # last begin their cleanup first. No task can end before the loop runs again, so
+        # the count is complete before any callback reads it.
         for task in tasks:
-            if task in pending:
+            if task is current or task.done():
+                continue
+            pending.add(task)
+            if notified is None or task not in notified_tasks:
+                task.add_done_callback(countdown.one_done)
+            # No message on the first request: a message makes every cancellation about a
+            # third dearer, and the registry knows why its tasks ended without it.
+            task.cancel()
+        countdown.start()
+        if countdown.remaining:
+            budget = deadline - time.monotonic()
+            await wait_resisting(countdown.waiter, deadline - recancel_margin(budget))
+        if countdown.remaining:
+            # Scenario: a task catches CancelledError, logs it, and loops back into `await
+            # queue.get()`. The first request is spent; only a second one can stop it.
+            second = [task for task in pending if not task.done()]
+            for task in second:
                 task.cancel(message)
-        budget = deadline - time.monotonic()
-        await wait_resisting(counter.waiter, deadline - recancel_margin(budget))
-        # Scenario: a task catches CancelledError, logs it, and loops back into `await
-        # queue.get()`. The first request is spent; only a second one can stop it.
-        second = {t for t in pending if not t.done()}
-        for task in second:
-            task.cancel(message)
-        if second:
-            await wait_resisting(counter.waiter, deadline)
+            await wait_resisting(countdown.waiter, deadline)
     finally:
         if notified is not None:
             notified(None)
-    finished = {t for t in pending if t.done()}
-    return Outcome(
-        done=frozenset(done | finished),
-        abandoned=frozenset(pending - finished),
-        cut_short=frozenset(t for t in second if t.done()),
-    )
+    cut_short = frozenset(task for task in second if task.done())
+    if not countdown.remaining:
+        return Outcome(stopped=frozenset(pending), abandoned=frozenset(), cut_short=cut_short)
+    abandoned = frozenset(task for task in pending if not task.done())
+    return Outcome(stopped=frozenset(pending - abandoned), abandoned=abandoned, cut_short=cut_short)
 
 
 class _Countdown:
@@ -122,18 +125,24 @@ class _Countdown:
     afterwards (a late callback only decrements a counter nobody reads any more).
     """
 
-    __slots__ = ("_remaining", "_watched", "waiter")
+    __slots__ = ("_watched", "remaining", "waiter")
 
     def __init__(self, watched: set[asyncio.Task[Any]], waiter: asyncio.Future[None]) -> None:
         self._watched = watched
-        self._remaining = len(watched)
+        self.remaining = 0
         self.waiter = waiter
+
+    def start(self) -> None:
+        """Every watched task is known: count them, resolving at once if there are none."""
+        self.remaining = len(self._watched)
+        if not self.remaining:
+            self.waiter.set_result(None)
 
     def one_done(self, task: asyncio.Task[Any]) -> None:
         if task not in self._watched:
             return
-        self._remaining -= 1
-        if self._remaining == 0 and not self.waiter.done():
+        self.remaining -= 1
+        if self.remaining == 0 and not self.waiter.done():
             self.waiter.set_result(None)
 
 

@@ -11,6 +11,9 @@ The phases it bounds::
       |-- shutdown_delay --|-- in-flight work --|-- cancel_timeout --|-- watchdog_delay --|
       draining              closing              stopping             (watchdog fires)
 
+The stopping phase begins when the in-flight work is done, at ``drain_end`` at the latest,
+and lasts at most ``cancel_timeout`` (`stop_end`).
+
 A forcing signal moves ``end`` to at most ``cancel_timeout`` from now, and the two earlier
 marks collapse onto "now": the remaining waits are skipped, and cancellation still gets its
 budget. A sibling's deadline can only move ``end`` earlier, never later.
@@ -65,6 +68,13 @@ class Deadline:
         if self.forced:
             return self.start  # already past: forced shutdowns skip the waits
         return max(self.start, self.end - self._cancel_timeout)
+
+    def stop_end(self, now: float | None = None) -> float:
+        """When the stopping phase, beginning *now*, must be over: ``cancel_timeout`` later,
+        or at `end` if that comes first. Tasks get their cancel budget, not the whole rest
+        of a grace period that the drain did not need."""
+        now = time.monotonic() if now is None else now
+        return min(self.end, now + self._cancel_timeout)
 
     def remaining(self, now: float | None = None) -> float:
         """Seconds left before `end`, never negative."""

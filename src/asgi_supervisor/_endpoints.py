@@ -18,7 +18,9 @@ from ._admin_auth import AdminAuth
 from ._group_hooks import process_outcomes
 from ._local_token import LocalTokens
 from ._metrics_http import MetricsEndpoint
+from ._negotiate import prefers_html
 from ._state import State
+from ._tasks_page import HtmlPage, tasks_page
 from ._tasks_view import TasksQuery, tasks_payload
 from .exceptions import NotRunningError
 
@@ -66,7 +68,7 @@ class Endpoints:
         methods: tuple[str, ...],
         *,
         admin: bool,
-        fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any]]]],
+        fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any] | HtmlPage]]],
     ) -> Handler:
         allowed = ", ".join(methods)
         allow = allowed.encode()
@@ -89,6 +91,9 @@ class Endpoints:
                 status, body = await fn(scope)
             except _BadRequest as exc:
                 status, body = 400, {"error": str(exc)}
+            if isinstance(body, HtmlPage):  # /tasks for a browser
+                await body.send(send, scope, status)
+                return
             await _respond(send, scope, status, body)
 
         return handle
@@ -148,12 +153,15 @@ class Endpoints:
 
     # -- admin ------------------------------------------------------------------------------
 
-    async def _tasks(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+    async def _tasks(self, scope: Scope) -> tuple[int, dict[str, Any] | HtmlPage]:
         try:
             query = TasksQuery.parse(scope.get("query_string", b""))
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        return 200, tasks_payload(self._sup, query, self._request_ages())
+        payload = tasks_payload(self._sup, query, self._request_ages())
+        if prefers_html(scope.get("headers", ())):
+            return 200, tasks_page(self._sup, payload)
+        return 200, payload
 
     async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         sup = self._sup

@@ -134,7 +134,15 @@ class ProcessGroup:
         self._timer = None
         if self._closed or self._socket is not None:
             return
-        ports = self._find_listeners()
+        # Reading /proc/net/tcp costs milliseconds on a host with many sockets: never on
+        # the loop, which serves requests meanwhile.
+        looking = self._loop.run_in_executor(None, self._find_listeners)
+        looking.add_done_callback(self._found)
+
+    def _found(self, looking: asyncio.Future[set[int]]) -> None:
+        if self._closed or self._socket is not None or looking.cancelled():
+            return
+        ports = looking.result() if looking.exception() is None else set()
         if ports:
             try:
                 self._join(sorted(ports))

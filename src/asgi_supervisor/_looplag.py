@@ -249,7 +249,7 @@ class LoopLagMonitor:
             duration,
             culprit,
             extra={
-                "loop_stall_duration": round(duration, 6),
+                "loop_stall_duration": duration,
                 "threshold": self.threshold,
                 "where": where,
                 "function": sample.function if sample is not None else None,

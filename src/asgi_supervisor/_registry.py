@@ -159,6 +159,12 @@ class Registry:
         """Stop tracking a websocket whose handler returned."""
         self._websockets.pop(task, None)
 
+    def abandon(self, task: asyncio.Task[Any]) -> None:
+        """The shutdown gave up on *task* at its deadline: say so where it is listed."""
+        record = self._records.get(task)
+        if record is not None:
+            record.state = "abandoned"
+
     def begin_tally(self) -> None:
         """From now on count how every tracked task ends, for the shutdown report."""
         if self._tally is None:
@@ -247,6 +253,10 @@ class Registry:
     def _returned_or_failed(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
         exc = task.exception()
         if exc is None:
+            if record.kind is Kind.WORKER and record.state == "failed":
+                # A worker that gave up returned by itself: it failed, with its last error.
+                self._finish(record, _FAILED, record.last_error)
+                return
             detail = record.state if record.kind is Kind.WORKER else None
             self._finish(record, _COMPLETED, detail)
             return

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._checks import Checks
 from ._config import Config
 from ._group import ProcessGroup
 from ._group_hooks import join_group
@@ -59,16 +58,17 @@ class Run:
             requests=self.requests,
             stopping=self.stopping,
             find_requests=find_requests,
+            is_replaceable=lambda: self.group is not None and self.group.is_shared(),
         )
         self._ticker: asyncio.TimerHandle | None = None
         self._tick()
-        # Process group hook: the sibling worker processes, from start() to close().
+        # The sibling worker processes, from start() to close().
         self.group: ProcessGroup | None = None
 
     def __repr__(self) -> str:
         return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
 
-    async def start(self, specs: list[WorkerSpec], checks: Checks) -> None:
+    async def start(self, specs: list[WorkerSpec]) -> None:
         """Start the workers after the app's own startup; then the state is ``ready``.
 
         Raises:
@@ -76,9 +76,8 @@ class Run:
                 that really waits); what did start has been stopped.
         """
         self.shutdown.install_signals()
-        self.group = join_group(self)  # process group hook: drain with the sibling workers
-        if self.group is not None:
-            self.shutdown.is_replaceable = self.group.is_shared
+        # The sibling worker processes of a multi-worker server, to drain together.
+        self.group = join_group(self)
         self._critical = {spec.name for spec in specs if spec.critical}
         failure = await start_workers(
             specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
@@ -101,7 +100,7 @@ class Run:
             self._ticker.cancel()
             self._ticker = None
         self.shutdown.finish()
-        if self.group is not None:  # process group hook: remove our socket
+        if self.group is not None:
             self.group.close()
 
     def begin_drain(self, trigger: str, *, deadline: float | None = None) -> None:
@@ -111,7 +110,7 @@ class Run:
         worker gets its own, and a reload signals only the old workers).
         """
         self.shutdown.trigger(trigger, deadline=deadline)
-        if self.group is not None:  # process group hook
+        if self.group is not None:
             assert self.shutdown.deadline is not None
             self.group.announce(trigger, self.shutdown.deadline.end)
 
@@ -129,7 +128,7 @@ class Run:
             return
         self.failures[record.name] = f"critical worker {record.name!r} gave up"
         if self._on_critical_failure == "shutdown":
-            self.begin_drain("critical worker failed")  # process group hook: was trigger()
+            self.begin_drain("critical worker failed")
 
     def _tick(self) -> None:
         # Refresh the cheap clock requests read for their age in /tasks.

@@ -52,7 +52,11 @@ class Shutdown:
         requests: RequestCount,
         stopping: asyncio.Event,
         find_requests: _Finder,
+        is_replaceable: Callable[[], bool] = lambda: False,
     ) -> None:
+        """*is_replaceable* says whether this is one worker of several, which its server
+        would replace with a fresh, ready one if it exited by itself (see `_after_stopped`).
+        """
         self.config = config
         self._loop = loop
         self._lifecycle = lifecycle
@@ -71,9 +75,7 @@ class Shutdown:
         self.lingering = False
         # Another process took over our listener (issue 12): see step 1 of `_run`.
         self.handed_over = False
-        # Process group hook: True when this is one worker of several, which its server
-        # would replace with a fresh, ready one if it exited by itself (see `_after_stopped`).
-        self.is_replaceable: Callable[[], bool] = lambda: False
+        self._is_replaceable = is_replaceable
         self._task: asyncio.Task[ShutdownReport] | None = None
         self._wakeup: asyncio.Future[None] = loop.create_future()
         self._drained = asyncio.Event()
@@ -276,29 +278,24 @@ class Shutdown:
     async def _stop_tasks(self, deadline: Deadline) -> ShutdownReport:
         registry = self._registry
         requests = self._find_requests() if self._requests.in_flight else []
-        closes = [close for close in self._closes if not close.done()]
-        tracked = set(registry.records)
-        spawned = registry.spawned()
         websockets = list(registry.websockets)
-        tasks = [
-            *requests,
-            *websockets,
-            *closes,
-            *reversed(spawned),
-            *registry.live_workers(),
-        ]
+        closes = [close for close in self._closes if not close.done()]
         if requests:
             self._requests.deadline_cancel = True
+        records = registry.records
         outcome = await cancel_and_wait(
-            tasks,
-            deadline=deadline.end,
+            # Newest first: spawned tasks, then workers in reverse order of registration.
+            [*requests, *websockets, *closes, *reversed(records)],
+            deadline=deadline.stop_end(),
             notified=lambda watcher: registry.stopping_all(CANCEL_MESSAGE, watcher),
-            notified_tasks=tracked,
+            notified_tasks=records,
         )
         self._abandoned = outcome.abandoned
+        untracked = {*requests, *websockets, *closes}
         abandoned = []
         for task in outcome.abandoned:
-            record = registry.records.get(task)
+            registry.abandon(task)
+            record = records.get(task)
             if record is not None:
                 abandoned.append(AbandonedTask.of(task, record.id, record.name, record.kind.value))
             elif task not in closes:
@@ -315,11 +312,13 @@ class Shutdown:
             requests_rejected_count=self._requests.rejected_count,
             requests_cancelled_count=self._requests.cancelled_count,
             websockets_closed=dict(self._websockets_closed),
-            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.done),
+            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.stopped),
             tasks_finished_count=endings.get(Ending.COMPLETED, 0),
             tasks_cancelled_count=endings.get(Ending.CANCELLED, 0),
             tasks_failed_count=endings.get(Ending.FAILED, 0),
-            cut_short=tuple(sorted(task.get_name() for task in outcome.cut_short & tracked)),
+            cut_short=tuple(
+                sorted(task.get_name() for task in outcome.cut_short if task not in untracked)
+            ),
             abandoned=tuple(abandoned),
         )
 
@@ -337,7 +336,7 @@ class Shutdown:
         # Nothing said this process should end (a preStop /drain, drain(), a critical worker
         # that gave up): ask the server to stop as if it got SIGTERM, or fail liveness so
         # that the orchestrator restarts the process. Never linger serving 503.
-        replaceable = self.is_replaceable() or replaces_exited_workers()  # gunicorn: issue 12
+        replaceable = self._is_replaceable() or replaces_exited_workers()  # gunicorn: issue 12
         if self._signals.can_stop_server and not replaceable:
             logger.info(
                 "stopped without a signal: asking the server to exit",

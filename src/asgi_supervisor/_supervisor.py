@@ -364,7 +364,7 @@ class Supervisor:
         Raises:
             StartupError: a worker raised before its first suspension.
         """
-        await run.start(self._specs, self._checks)
+        await run.start(self._specs)
         # Now that the server and the app's startup have configured logging (or not), make
         # our records show; then watch the loop while it serves.
         show_logs_through_server()
@@ -388,7 +388,6 @@ class Supervisor:
         Raises:
             NotRunningError: no lifespan is running, so there is nothing to drain.
         """
-        # Process group hook: the run tells the sibling worker processes (was trigger()).
         self._running("drain").begin_drain(trigger, deadline=deadline)
 
     async def drain(self) -> ShutdownReport:
@@ -404,7 +403,7 @@ class Supervisor:
             NotRunningError: no lifespan is running.
         """
         run = self._running("drain")
-        run.begin_drain("api")  # process group hook: was run.shutdown.trigger("api")
+        run.begin_drain("api")
         return await run.shutdown.wait_stopped()
 
     async def wait_drained(self) -> None:

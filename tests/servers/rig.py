@@ -321,3 +321,11 @@ class Rig:
                 load.kill()
                 load.wait(timeout=10)
         return LoadResult.parse(output), transitions
+
+
+SUPERVISED_ENV = {
+    # Longer than HAProxy's check interval (200 ms) times fall (1), with margin.
+    "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "1.0",
+    "ASGI_SUPERVISOR_GRACE_PERIOD": "5",
+    "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "2",
+}

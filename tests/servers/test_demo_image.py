@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.servers._demo import read_queue, stored_job
 from tests.servers._podman import (
     PODMAN,
     Container,
@@ -20,7 +21,6 @@ from tests.servers._podman import (
     ensure_base_image,
 )
 from tests.servers._process import free_port
-from tests.servers.test_demo_server import read_queue, stored_job
 
 # Cold (first debootstrap, then pip in the build) this takes a few minutes; warm, seconds.
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -120,3 +120,31 @@ def test_image_runs_non_root_is_healthy_and_drains_on_podman_stop(
     job = stored_job(postgres_url, job_id)
     assert (job.status, job.claimed_by) == ("queued", None)
     assert read_queue(postgres_url, lambda queue: queue.completions()) == {}
+
+
+def test_the_prestop_cli_drains_the_image_with_no_configuration(
+    demo_image: str, postgres_url: str
+) -> None:
+    """The Kubernetes preStop flow inside the image: 1. `podman exec` runs `asgi-supervisor
+    drain` against 127.0.0.1 with no token and no flag (it finds the local token file the
+    server wrote); 2. it reports drained; 3. no signal follows, yet the container does not
+    linger: PID 1 asks uvicorn to exit and the container ends by itself, status 0, within
+    the grace period."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port), "APP_DATABASE_URL": postgres_url}
+    with Container(demo_image, env) as container:
+        wait_ready(f"{base_url}/health/ready", within=60)
+        assert httpx.post(f"{base_url}/drain", timeout=5).status_code == 401  # no token
+        started = time.monotonic()
+        drain = container.exec("asgi-supervisor", "drain", f"http://127.0.0.1:{port}")
+        assert "drained=True" in drain, drain
+        deadline = started + GRACE_PERIOD
+        while container.inspect("{{.State.Running}}") == "true":
+            assert time.monotonic() < deadline, "the drained container lingered"
+            time.sleep(0.2)
+        exit_code = container.inspect("{{.State.ExitCode}}")
+        logs = container.logs()
+    assert exit_code == "0", logs
+    assert "stopped without a signal: asking the server to exit" in logs
+    assert re.search(r"shutdown report: drain endpoint, clean, ", logs), logs

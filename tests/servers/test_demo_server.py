@@ -3,43 +3,19 @@ and the server refuses an oversized body before reading it."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import socket
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from app.jobs import Job, JobQueue, open_queue
+from tests.servers._demo import stored_job
 from tests.servers._process import ServerProcess
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(90)]
-
-T = TypeVar("T")
-
-
-def read_queue(url: str, read: Callable[[JobQueue], Awaitable[T]]) -> T:
-    """Open the queue at *url*, apply *read* to it, close it: for tests outside a loop."""
-
-    async def main() -> T:
-        queue = await open_queue(url)
-        try:
-            return await read(queue)
-        finally:
-            await queue.close()
-
-    return asyncio.run(main())
-
-
-def stored_job(url: str, job_id: int) -> Job:
-    """The job as the queue at *url* holds it."""
-    job = read_queue(url, lambda queue: queue.get(job_id))
-    assert job is not None
-    return job
 
 
 def demo(tmp_path: Path, queue_url: str, **env: str) -> ServerProcess:

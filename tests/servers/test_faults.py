@@ -16,8 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers._process import ServerProcess
-from tests.servers.test_uvicorn_drain import events_named
+from tests.servers._process import ServerProcess, events_named
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers._process import ServerProcess
-from tests.servers.test_uvicorn_drain import wait_for_status
+from tests.servers._process import ServerProcess, wait_for_status
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

@@ -16,8 +16,7 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers._process import ServerProcess
-from tests.servers.test_uvicorn_drain import wait_for_event, wait_for_status
+from tests.servers._process import ServerProcess, wait_for_event, wait_for_status
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 

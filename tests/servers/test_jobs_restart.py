@@ -11,9 +11,8 @@ import httpx
 import pytest
 
 from app.jobs import Job, JobQueue
-from tests.servers.rig import SUPERVISED_APP, Replica, Rig
-from tests.servers.test_demo_server import read_queue, stored_job
-from tests.servers.test_rolling_restart import SUPERVISED_ENV
+from tests.servers._demo import read_queue, stored_job
+from tests.servers.rig import SUPERVISED_APP, SUPERVISED_ENV, Replica, Rig
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(150)]
 

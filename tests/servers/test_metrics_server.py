@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests._inprocess import named, parse
 from tests.servers._process import PrometheusProcess, ServerProcess
-from tests.test_metrics import named, parse
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(90)]
 

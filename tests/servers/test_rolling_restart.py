@@ -9,16 +9,9 @@ import signal
 
 import pytest
 
-from tests.servers.rig import PLAIN_APP, SUPERVISED_APP, Rig
+from tests.servers.rig import PLAIN_APP, SUPERVISED_APP, SUPERVISED_ENV, Rig
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
-
-SUPERVISED_ENV = {
-    # Longer than HAProxy's check interval (200 ms) times fall (1), with margin.
-    "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "1.0",
-    "ASGI_SUPERVISOR_GRACE_PERIOD": "5",
-    "ASGI_SUPERVISOR_CANCEL_TIMEOUT": "2",
-}
 
 
 def test_supervised_rolling_restarts_lose_nothing() -> None:

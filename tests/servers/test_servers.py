@@ -8,7 +8,8 @@ Each server runs the test app with one worker process (or none), a 1 s shutdown 
   and whether the app's own shutdown ran after the workers stopped;
 * **double SIGINT** (Ctrl-C twice): the exit status, and whether the app's shutdown ran;
 * **the preStop path**: ``POST /drain`` with a websocket open (the client gets our close
-  code and reason), then SIGTERM: the exit status.
+  code and reason); then the process exits by itself, or waits for the SIGTERM that
+  follows the hook (a worker its server would replace): the exit status.
 
 `EXPECTED` is what the README's table says; a server that changes its behaviour fails here.
 """
@@ -16,9 +17,9 @@ Each server runs the test app with one worker process (or none), a 1 s shutdown 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class Row:
     websocket_close: tuple[int, str] | None  # what a websocket client gets at SIGTERM
     sigterm_exit: int  # exit status after SIGTERM (negative: ended by that signal)
     double_sigint_exit: int  # the app's own shutdown runs in every case (asserted)
-    prestop_exit: int  # exit status after POST /drain, then SIGTERM
+    prestop_exit: int  # exit status after POST /drain: by itself, or at the SIGTERM after it
+    prestop_self_exit: bool  # the process ended by itself after the drain
 
 
 OURS = (1012, REASON)
@@ -54,6 +56,7 @@ EXPECTED = {
         sigterm_exit=-signal.SIGTERM,
         double_sigint_exit=0,
         prestop_exit=-signal.SIGTERM,
+        prestop_self_exit=True,
     ),
     "gunicorn": Row(
         early_trigger=True,
@@ -61,6 +64,7 @@ EXPECTED = {
         sigterm_exit=0,
         double_sigint_exit=0,
         prestop_exit=0,
+        prestop_self_exit=False,
     ),
     "hypercorn": Row(
         early_trigger=True,
@@ -68,6 +72,7 @@ EXPECTED = {
         sigterm_exit=0,
         double_sigint_exit=0,
         prestop_exit=0,
+        prestop_self_exit=True,
     ),
     # The loop hears the signal itself: the listener closes at once (a warning says so).
     "hypercorn-uvloop": Row(
@@ -76,6 +81,7 @@ EXPECTED = {
         sigterm_exit=0,
         double_sigint_exit=0,
         prestop_exit=0,
+        prestop_self_exit=True,
     ),
     # The app's process never gets the signal; hypercorn cancels after its own 3 s.
     "hypercorn-workers": Row(
@@ -84,14 +90,17 @@ EXPECTED = {
         sigterm_exit=0,
         double_sigint_exit=0,
         prestop_exit=0,
+        prestop_self_exit=False,
     ),
-    # granian's main process drops the listener, and its worker the websockets, at once.
+    # granian's main process drops the listener, and its worker the websockets, at once;
+    # when its only worker ends itself after a drain, it exits 1.
     "granian": Row(
         early_trigger=False,
         websocket_close=None,
         sigterm_exit=0,
         double_sigint_exit=0,
-        prestop_exit=0,
+        prestop_exit=1,
+        prestop_self_exit=True,
     ),
 }
 
@@ -155,7 +164,7 @@ async def measure_double_sigint(server: ServerProcess) -> tuple[int, list[str]]:
     return await stopped(server)
 
 
-async def measure_prestop(server: ServerProcess) -> tuple[int, list[str]]:
+async def measure_prestop(server: ServerProcess) -> tuple[int, bool, list[str]]:
     async with (
         websockets.connect(f"ws://127.0.0.1:{server.port}/ws") as ws,
         httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client,
@@ -170,10 +179,17 @@ async def measure_prestop(server: ServerProcess) -> tuple[int, list[str]]:
         assert response.json()["drained"] is True
         assert response.json()["report"]["websockets_closed"] == {"1012": 1}
     # A single process whose drain has ended asks its server to exit by itself (it never
-    # lingers serving 503): the kubelet's SIGTERM may find it gone.
-    with contextlib.suppress(ProcessLookupError):
+    # lingers serving 503); a worker its server would replace stays, failing liveness, until
+    # the SIGTERM that follows the preStop hook. Wait for the one, then send the other.
+    try:
+        await asyncio.to_thread(server.wait_exit, 3.0)
+    except subprocess.TimeoutExpired:
         server.signal(signal.SIGTERM)
-    return await stopped(server)
+        self_exit = False
+    else:
+        self_exit = True
+    status, events = await stopped(server)
+    return status, self_exit, events
 
 
 SERVERS = list(EXPECTED)
@@ -228,11 +244,11 @@ async def test_double_sigint(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", SERVERS)
 async def test_prestop_drain_then_sigterm(name: str, tmp_path: Path) -> None:
     """1. a websocket is open; 2. POST /drain answers once drained, and the client got 1012
-    with our reason; 3. SIGTERM: the exit status is as the table says, and the app's own
-    shutdown ran."""
+    with our reason; 3. the process exits by itself, or at the SIGTERM after it, as the
+    table says, with its exit status, and the app's own shutdown ran."""
     with ServerProcess(APP, tmp_path=tmp_path, server=name, env=ENV) as server:
-        status, events = await measure_prestop(server)
-    assert status == EXPECTED[name].prestop_exit
+        status, self_exit, events = await measure_prestop(server)
+    assert (status, self_exit) == (EXPECTED[name].prestop_exit, EXPECTED[name].prestop_self_exit)
     assert "app shutdown" in events
 
 

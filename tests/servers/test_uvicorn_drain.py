@@ -16,36 +16,11 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers._process import ServerProcess
+from tests.servers._process import ServerProcess, events_named, wait_for_event, wait_for_status
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
 APP = "tests.servers.served:app"
-
-
-def events_named(server: ServerProcess, name: str) -> list[float]:
-    """When the app recorded *name*."""
-    return [at for at, event in server.events() if event == name]
-
-
-async def wait_for_event(server: ServerProcess, name: str, within: float = 5.0) -> None:
-    """Wait, bounded, until the app has recorded *name*."""
-    deadline = time.monotonic() + within
-    while not events_named(server, name):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the app did not record {name!r} within {within} s")
-        await asyncio.sleep(0.01)
-
-
-async def wait_for_status(url: str, status: int, within: float) -> float:
-    """Poll *url* until it answers *status*; return when it did (monotonic)."""
-    deadline = time.monotonic() + within
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            if (await client.get(url)).status_code == status:
-                return time.monotonic()
-            await asyncio.sleep(0.01)
-    raise AssertionError(f"{url} did not answer {status} within {within} s")
 
 
 async def test_readiness_fails_at_once_while_requests_are_still_served(tmp_path: Path) -> None:

@@ -7,8 +7,7 @@ import asyncio
 import pytest
 import websockets
 
-from tests.servers.rig import SUPERVISED_APP, Rig
-from tests.servers.test_rolling_restart import SUPERVISED_ENV
+from tests.servers.rig import SUPERVISED_APP, SUPERVISED_ENV, Rig
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(120)]
 

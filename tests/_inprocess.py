@@ -1,0 +1,92 @@
+"""Helpers the in-process tests share: an httpx client on an ASGI app, a request to hold in
+flight, a websocket client played through queues, and a parser for Prometheus' text format.
+
+Test modules import from here, never from each other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+
+# Client addresses: they decide nothing (admin access needs a token), tests show it.
+LOOPBACK = ("127.0.0.1", 4000)
+REMOTE = ("203.0.113.7", 5000)
+TOKEN = "t0ken"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def client(app: Any, address: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
+    """An in-process client whose requests come from *address* and carry the admin token."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app, client=address),
+        base_url="http://testserver",
+        headers=ADMIN,
+    )
+
+
+class Held:
+    """A route that stays in flight until released."""
+
+    def __init__(self) -> None:
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def endpoint(self, request: Request) -> Response:
+        self.entered.set()
+        await self.release.wait()
+        return PlainTextResponse("done")
+
+
+class FakeWebSocketClient:
+    """Drives the websocket scope through queues, as a server would."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.to_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.from_app: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> dict[str, Any]:
+        scope = {
+            "type": "websocket",
+            "path": "/ws",
+            "headers": [],
+            "query_string": b"",
+            "client": ("127.0.0.1", 5),
+            "server": ("127.0.0.1", 80),
+            "subprotocols": [],
+        }
+        self.task = asyncio.create_task(self._run(scope))
+        await self.to_app.put({"type": "websocket.connect"})
+        return await self.from_app.get()
+
+    async def _run(self, scope: dict[str, Any]) -> None:
+        await self.app(scope, self.to_app.get, self.from_app.put)
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse(text: str) -> Samples:
+    """Every sample of a text-format exposition, keyed by name and labels."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """The value of one sample; KeyError names it when it is missing."""
+    return samples[("asgi_supervisor_" + name, frozenset(labels.items()))]
+
+
+def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    """Every sample of one name, by labels."""
+    return {labels: v for (n, labels), v in samples.items() if n == "asgi_supervisor_" + name}
