@@ -7,14 +7,24 @@ DEMO_STAMP := $(VENV)/.demo-installed
 # Where `make run` serves the demo: make run HOST=0.0.0.0 PORT=9000
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The newer Pythons run the in-process suite (every test not marked `server`) and mypy, each
+# in its own .venv-X.Y; the full suite, real servers included, runs on the .venv above.
+OTHER_PYTHONS := 3.12 3.13
 
-.PHONY: run test lint typecheck pytest bench proof system-deps clean
+.PHONY: run test lint typecheck pytest other-pythons bench proof system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+.venv-%/.installed: pyproject.toml
+	@python=$$(./.ci/find-python $*) && \
+	  { test -x .venv-$*/bin/python || "$$python" -m venv .venv-$*; }
+	.venv-$*/bin/python -m pip install --quiet --upgrade pip
+	.venv-$*/bin/python -m pip install --quiet -e '.[test]'
+	touch $@
 
 # Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman, Prometheus); installed only when missing.
 system-deps:
@@ -30,7 +40,7 @@ $(DEMO_STAMP): pyproject.toml
 run: $(DEMO_STAMP)
 	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-test: $(STAMP) system-deps lint typecheck pytest
+test: $(STAMP) system-deps lint typecheck pytest other-pythons
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -42,6 +52,13 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+other-pythons: $(foreach v,$(OTHER_PYTHONS),pytest-$(v))
+
+# mypy first: it is quick, and a version-specific typing error reads better than a failing test.
+pytest-%: .venv-%/.installed
+	.venv-$*/bin/mypy --python-version $*
+	.venv-$*/bin/pytest -m "not server" -q -p no:cacheprovider $(PYTEST_ARGS)
+
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
@@ -49,4 +66,4 @@ proof: $(STAMP) system-deps
 	$(BIN)/python bench/rolling_restart.py --rounds 10
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(foreach v,$(OTHER_PYTHONS),.venv-$(v)) .mypy_cache .pytest_cache .ruff_cache

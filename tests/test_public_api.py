@@ -34,3 +34,13 @@ def test_exception_hierarchy() -> None:
     assert issubclass(exceptions.SupervisorError, RuntimeError)
     for name in ("SupervisorClosedError", "StartupError", "NotRunningError"):
         assert issubclass(getattr(exceptions, name), exceptions.SupervisorError)
+
+
+def test_the_gunicorn_worker_is_uvicorns() -> None:
+    """`asgi_supervisor.gunicorn.UvicornWorker` can stand wherever uvicorn's worker does."""
+    import uvicorn_worker
+
+    from asgi_supervisor.gunicorn import UvicornWorker
+
+    assert issubclass(UvicornWorker, uvicorn_worker.UvicornWorker)
+    assert UvicornWorker.__doc__

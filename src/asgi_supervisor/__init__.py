@@ -4,19 +4,22 @@ Layout, from the bottom up (each layer imports only those below it):
 
 * the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
   (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
-* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_watchdog``, ``_looplag``,
-  ``_logs``, ``_shutdown`` and ``_supervisor``, which ties them together; the process group
-  of a multi-worker server, ``_group`` (over ``_listening``, ``_runtime_dir`` and
-  ``_group_socket``, which know nothing of supervisors) and ``_group_hooks`` (its supervisor
-  side); ``_metrics`` and ``_metrics_group`` read it;
+* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_server_facts`` (what a server
+  integration tells it), ``_watchdog``, ``_looplag``, ``_logs``, ``_shutdown`` and
+  ``_supervisor``, which ties them together; the process group of a multi-worker server,
+  ``_group`` (over ``_listening``, ``_runtime_dir`` and ``_group_socket``, which know nothing
+  of supervisors) and ``_group_hooks`` (its supervisor side); ``_metrics`` and
+  ``_metrics_group`` read it;
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir`` (the private folder it shares with the process group), ``_token_file``
   and ``_local_token``;
 * the ASGI layer: ``_response`` (how every endpoint answer is sent), ``_admin_auth``,
-  ``_endpoints``, ``_tasks_view``, ``_metrics_http``,
+  ``_endpoints``, ``_tasks_view``, ``_metrics_http``, ``_websocket``, ``_asyncio_only``,
   ``_lifespan`` and ``_middleware``, and the page `/tasks` shows to browsers
   (``_negotiate``, ``_tasks_page``, ``_timeline``, ``_page_style``);
-* public modules: ``exceptions``, ``testing`` and the command line (``__main__``).
+* public modules: ``exceptions``, ``testing``, the command line (``__main__``), and the
+  server integration ``gunicorn`` (a worker class; it imports the public API and
+  ``_server_facts``, and nothing imports it).
 """
 
 from __future__ import annotations

@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CANCEL_MESSAGE", "Outcome", "cancel_and_wait", "recancel_margin", "wait_resisting"]
+__all__ = [
+    "CANCEL_MESSAGE",
+    "Outcome",
+    "cancel_and_wait",
+    "finish_cleanup",
+    "recancel_margin",
+    "wait_resisting",
+]
 
 CANCEL_MESSAGE = "cancelled by asgi-supervisor: shutdown deadline"
 
@@ -146,23 +153,57 @@ class _Countdown:
             self.waiter.set_result(None)
 
 
-async def wait_resisting(future: asyncio.Future[Any], until: float) -> None:
+async def wait_resisting(future: asyncio.Future[Any], until: float) -> int:
     """Wait for *future* until the ``time.monotonic()`` value *until*, resisting cancellation.
 
     Returns when the future is done or the time has come, whichever is first; never raises
     `CancelledError` for a cancellation of the caller (see the module docstring), and never
-    cancels *future*.
+    cancels *future*. Returns how many cancellations of the caller it absorbed.
     """
+    absorbed = 0
     while not future.done():
         remaining = until - time.monotonic()
         if remaining <= 0:
-            return
+            break
         try:
             # shield: a cancellation of this wait must not cancel the shared future.
             await asyncio.wait_for(asyncio.shield(future), remaining)
         except TimeoutError:
-            return
+            break
         except asyncio.CancelledError:
+            absorbed += 1
             current = asyncio.current_task()
             if current is not None:
                 current.uncancel()
+    return absorbed
+
+
+_unfinished: set[asyncio.Task[Any]] = set()
+
+
+async def finish_cleanup(cleanups: Iterable[Coroutine[Any, Any, None]], *, deadline: float) -> None:
+    """Run *cleanups* to their end, until *deadline* (``time.monotonic()``) at most, even if
+    the caller is cancelled meanwhile.
+
+    For the end of a lifespan: hypercorn cancels the lifespan task there, and cleanup cut at
+    its first ``await`` leaves files behind. A cancellation of the caller is held until the
+    cleanups have finished (or their time is up), then raised: it is delayed, never lost. A
+    cleanup still running at the deadline is cancelled and left to end on its own.
+
+    Raises:
+        asyncio.CancelledError: the caller was cancelled meanwhile.
+    """
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(cleanup) for cleanup in cleanups]
+    absorbed = 0
+    for task in tasks:
+        absorbed += await wait_resisting(task, deadline)
+    for task in tasks:
+        if not task.done():
+            task.cancel()
+            _unfinished.add(task)  # a reference until it ends, as for every task we made
+            task.add_done_callback(_unfinished.discard)
+        elif not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    if absorbed:
+        raise asyncio.CancelledError

@@ -19,7 +19,7 @@ middleware sends the app a ``lifespan.shutdown`` of its own so it tears down, th
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .exceptions import StartupError
@@ -42,7 +42,9 @@ class LifespanBridge:
 
     Args:
         begin: makes the lifespan's `Run` when the server sends ``lifespan.startup``.
-        end: called once the lifespan is over (the run is detached from the middleware).
+        end: awaited once the lifespan is over, before the server hears so (the run is
+            detached from the middleware and its files removed): after the last message to
+            the server nothing is awaited, for a server may cancel the lifespan task then.
     """
 
     def __init__(
@@ -53,7 +55,7 @@ class LifespanBridge:
         send: Send,
         *,
         begin: Callable[[], Run],
-        end: Callable[[], None],
+        end: Callable[[], Awaitable[None]],
     ) -> None:
         self._app = app
         self._sup = supervisor
@@ -73,7 +75,7 @@ class LifespanBridge:
             await self._app(scope, self.receive, self.send)
         except Exception:
             if self._app_received or self._app_sent:
-                self._over()
+                await self._over()
                 raise
             # The app does not speak lifespan (it raised before asking for a message): the
             # supervisor still needs one, so it runs its own, as a server would without the
@@ -82,12 +84,12 @@ class LifespanBridge:
             await self._run_alone()
             return
         except BaseException:
-            self._over()
+            await self._over()
             raise
         if not self._app_sent:
             await self._run_alone()  # it returned without a word: the same as not speaking it
             return
-        self._over()
+        await self._over()
         if self._failure is not None:
             raise self._failure
 
@@ -121,7 +123,7 @@ class LifespanBridge:
             if self._run is not None:
                 self._run.fail()
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
-            self._over()
+            await self._over()
             if self._failure is not None:
                 await self._send({"type": "lifespan.startup.failed", "message": str(self._failure)})
                 return
@@ -146,12 +148,12 @@ class LifespanBridge:
         run.shutdown.trigger("lifespan shutdown", exiting=True)
         await run.shutdown.wait_stopped()
 
-    def _over(self) -> None:
+    async def _over(self) -> None:
         # Idempotent: the lifespan is over, whichever way it ended.
         if self._run is not None:
             self._sup.end(self._run)
             self._run = None
-            self._end()
+            await self._end()
 
     async def _run_alone(self) -> None:
         if not self._startup_received:
@@ -161,11 +163,11 @@ class LifespanBridge:
         if self._run is None:
             self._run = self._begin()
         if not await self._start():
-            self._over()
+            await self._over()
             await self._send({"type": "lifespan.startup.failed", "message": str(self._failure)})
             assert self._failure is not None
             raise self._failure
         await self._send({"type": "lifespan.startup.complete"})
         if (await self.receive())["type"] == "lifespan.shutdown":
-            self._over()
+            await self._over()
             await self._send({"type": "lifespan.shutdown.complete"})

@@ -14,11 +14,14 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._asyncio_only import on_asyncio, refuse_lifespan
+from ._cancel import finish_cleanup
 from ._endpoints import Endpoints
 from ._lifespan import LifespanBridge
 from ._metrics_group import SnapshotPublisher
 from ._stacks import tasks_running
 from ._state import Lifecycle, State
+from ._websocket import WebSocketConnection
 
 if TYPE_CHECKING:
     from ._requests import RequestCount
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["SupervisorMiddleware", "WebSocketConnection"]
 
 _IDLE = Lifecycle()
+# The lifespan's own files (local token, metrics snapshot) are removed within this bound.
+_CLEANUP_PERIOD = 3.0
 
 
 class SupervisorMiddleware:
@@ -68,6 +73,7 @@ class SupervisorMiddleware:
         self._run: Run | None = None
         self._requests: RequestCount | None = None
         self._lifecycle: Lifecycle = _IDLE  # read only while `_requests` is set
+        self._publisher: SnapshotPublisher | None = None
         # Built once per state: a rejection is the same bytes every time.
         self._rejections: dict[State, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
         retry_after = str(supervisor.config.retry_after).encode()
@@ -121,17 +127,18 @@ class SupervisorMiddleware:
             else:
                 await self._websocket(run, scope, receive, send)
         elif scope["type"] == "lifespan":
+            if not on_asyncio():  # a sentence, not "no running event loop" (trio)
+                await refuse_lifespan(receive, send)
             bridge = LifespanBridge(
                 self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
             )
             self._endpoints.local_tokens.start()  # write the local token file
             # Metrics of a process group: publish this worker's snapshot.
-            publisher = SnapshotPublisher.start(self.supervisor)
+            self._publisher = SnapshotPublisher.start(self.supervisor)
             try:
                 await bridge(scope)
             finally:
-                await publisher.aclose()
-                await self._endpoints.local_tokens.aclose()  # the last user removes it
+                await self._remove_files()  # done already, unless the lifespan never began
         else:
             await self.app(scope, receive, send)
 
@@ -148,9 +155,20 @@ class SupervisorMiddleware:
         self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
         return run
 
-    def _end(self) -> None:
+    async def _end(self) -> None:
         self._run = self._requests = None
         self._lifecycle = _IDLE
+        await self._remove_files()
+
+    async def _remove_files(self) -> None:
+        # The lifespan's files (local token, metrics snapshot) go before the server hears
+        # the lifespan is over: hypercorn cancels the lifespan task right after that, and
+        # a cancellation meanwhile only delays this bounded cleanup.
+        publisher, self._publisher = self._publisher, None
+        if publisher is None:
+            return
+        cleanups = [publisher.aclose(), self._endpoints.local_tokens.aclose()]
+        await finish_cleanup(cleanups, deadline=time.monotonic() + _CLEANUP_PERIOD)
 
     def request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:
         """In-flight requests of the running lifespan on its loop, with their start times."""
@@ -205,50 +223,6 @@ async def _answer_cut(send: Send, rejection: tuple[bytes, list[tuple[bytes, byte
         await send({"type": "http.response.body", "body": body})
     except Exception:  # the response had begun: the server ends the connection
         return
-
-
-class WebSocketConnection:
-    """One live websocket, which the supervisor can close from another task."""
-
-    __slots__ = ("_receive", "_send", "accepted", "close_code", "closed", "started")
-
-    def __init__(self, receive: Receive, send: Send) -> None:
-        self._receive = receive
-        self._send = send
-        self.accepted = False
-        self.closed = False
-        self.close_code: int | None = None
-        self.started = time.monotonic()
-
-    async def receive(self) -> Message:
-        """The app's receive: after our close, a disconnect with our code, never a hang."""
-        if self.close_code is not None:
-            return {"type": "websocket.disconnect", "code": self.close_code}
-        message = await self._receive()
-        if self.close_code is not None and message["type"] == "websocket.disconnect":
-            # Our close raced the server's answer (hypercorn reports the client's echo, 1000):
-            # the app should learn why the socket closed, which is our code.
-            return {**message, "code": self.close_code}
-        return message
-
-    async def send(self, message: Message) -> None:
-        """The app's send: a close after ours is dropped, as the socket is already closing."""
-        kind = message["type"]
-        if kind == "websocket.accept":
-            self.accepted = True
-        elif kind == "websocket.close":
-            if self.closed:
-                return
-            self.closed = True
-        await self._send(message)
-
-    async def close(self, code: int, reason: str) -> None:
-        """Send the client a close frame with *code* and *reason*, once."""
-        if self.closed:
-            return
-        self.closed = True
-        self.close_code = code
-        await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
 
 class _ConnectionClose:

@@ -22,6 +22,12 @@ from ._deadline import Deadline
 from ._registry import Ending, Kind, Registry
 from ._report import AbandonedTask, ShutdownReport, log_report
 from ._requests import RequestCount
+from ._server_facts import (
+    check_kill_timeout,
+    listener_taken_over,
+    replaces_exited_workers,
+    wait_stopped_accepting,
+)
 from ._signals import SignalChain
 from ._state import Lifecycle, State
 from ._watchdog import Watchdog
@@ -67,6 +73,8 @@ class Shutdown:
         self.exiting = False
         # True when the sequence ended and nothing will end the process: liveness fails.
         self.lingering = False
+        # Another process took over our listener (issue 12): see step 1 of `_run`.
+        self.handed_over = False
         self._is_replaceable = is_replaceable
         self._task: asyncio.Task[ShutdownReport] | None = None
         self._wakeup: asyncio.Future[None] = loop.create_future()
@@ -83,6 +91,7 @@ class Shutdown:
 
     def install_signals(self) -> None:
         """Chain our signal handlers onto the server's, if the settings ask for it."""
+        check_kill_timeout(self.config)  # a server that kills before our deadline (issue 12)
         if self.config.handle_signals:
             self._signals.install()
 
@@ -203,7 +212,11 @@ class Shutdown:
         deadline = self.deadline
         assert deadline is not None
         # 1. Draining: keep serving while load balancers notice the failing readiness.
-        await self._wait_until(lambda: False, lambda: deadline.delay_end)
+        if self.handed_over:  # issue 12: no balancer to wait for; serve until the server
+            #  has stopped accepting, so nothing new reaches us to be refused
+            await wait_stopped_accepting(deadline.drain_end)
+        else:
+            await self._wait_until(lambda: False, lambda: deadline.delay_end)
         # 2. Closing: refuse new requests, and say goodbye to websockets ourselves, before the
         #    server's own sweep closes them with its code and no reason.
         self._lifecycle.advance(State.CLOSING)
@@ -323,7 +336,8 @@ class Shutdown:
         # Nothing said this process should end (a preStop /drain, drain(), a critical worker
         # that gave up): ask the server to stop as if it got SIGTERM, or fail liveness so
         # that the orchestrator restarts the process. Never linger serving 503.
-        if self._signals.can_stop_server and not self._is_replaceable():
+        replaceable = self._is_replaceable() or replaces_exited_workers()  # gunicorn: issue 12
+        if self._signals.can_stop_server and not replaceable:
             logger.info(
                 "stopped without a signal: asking the server to exit",
                 extra={"state": "stopped"},
@@ -365,6 +379,9 @@ class Shutdown:
         first_trigger = self.deadline is None
         self.trigger(f"signal {name}", exiting=True)
         if first_trigger:
+            if listener_taken_over():  # a sibling accepts from now on (gunicorn reload): issue 12
+                self.handed_over = True
+                self._forward_signals(upto=1)  # so stop accepting now, not after closing
             return
         if len(self._signals_received) == 1:
             # The sequence began elsewhere (preStop drain endpoint, API): this is the first

@@ -12,12 +12,16 @@ Two kinds of server handler exist:
 * a loop handler set with ``loop.add_signal_handler`` (hypercorn ``-w 0``): the C-level
   handler writes to the loop's wakeup fd whatever Python handler is installed, so chaining
   alone would not delay it. We take the loop's handle out (asyncio's own loop only), and run
-  its callback ourselves later. On loops we cannot do this for (uvloop), we only listen.
+  its callback ourselves later. On loops we cannot do this for (uvloop: its handles are not
+  Python objects we can read), the loop hears the signal through its wakeup fd as soon as it
+  arrives, whatever Python handler is installed: we listen, and say at startup that the
+  server will stop listening at once, and that a preStop drain call is the recipe there.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import signal
 import threading
@@ -52,21 +56,58 @@ class SignalChain:
         self._previous: dict[int, _Handler] = {}
         # Loop callbacks taken over from `loop.add_signal_handler`, per signal.
         self._loop_handles: dict[int, asyncio.Handle] = {}
+        # Signals a loop receives through its wakeup fd that we could not take over: the
+        # server has had them already, so forwarding them would deliver them twice. Counts
+        # those received and not yet forwarded, per signal.
+        self.undelayed: list[int] = []
+        self._delivered: collections.Counter[int] = collections.Counter()
         self.installed = False
 
     def install(self) -> bool:
         """Install our handlers; return False (and change nothing) off the main thread."""
         if threading.current_thread() is not threading.main_thread():
-            logger.info("not on the main thread: signals are not watched; use the drain endpoint")
+            logger.warning(
+                "not on the main thread: signals are not watched, so SIGTERM gives no early "
+                "trigger. Call the drain endpoint first (a Kubernetes preStop httpGet to "
+                "/drain, or `asgi-supervisor drain`), or call supervisor.drain()."
+            )
             return False
         for sig in SIGNALS:
             handle = _loop_handle(self._loop, sig)
             if handle is not None:
                 self._loop.remove_signal_handler(sig)
                 self._loop_handles[sig] = handle
-            self._previous[sig] = signal.getsignal(sig)
+            previous = signal.getsignal(sig)
+            if handle is None and _loop_owned(previous):
+                self.undelayed.append(sig)
+            self._previous[sig] = previous
             signal.signal(sig, self._handle)
         self.installed = True
+        if self._previous[signal.SIGINT] == signal.SIG_IGN and self.default_action:
+            # No server handler, and SIGINT ignored: what a server's child process inherits
+            # when its parent alone handles signals (hypercorn's default mode).
+            logger.warning(
+                "no server signal handler in this process, and SIGINT is ignored: the server "
+                "stops this process without a signal (hypercorn's default mode runs the app "
+                "in such a child), so signals give no early trigger. Call the drain endpoint "
+                "first (a Kubernetes preStop httpGet to /drain, or `asgi-supervisor drain`), "
+                "or run hypercorn with -w 0."
+            )
+        if self.undelayed:
+            names = " and ".join(signal.Signals(sig).name for sig in self.undelayed)
+            loop_type = type(self._loop)
+            logger.warning(
+                "%s %s the server at once on this event loop (%s.%s): its signal handler "
+                "cannot be taken over, so the server stops listening as soon as the signal "
+                "arrives, before load balancers notice the failing readiness. Call the drain "
+                "endpoint first (a Kubernetes preStop httpGet to /drain, or "
+                "`asgi-supervisor drain`), or run the server on asyncio's own loop.",
+                names,
+                "reach" if len(self.undelayed) > 1 else "reaches",
+                loop_type.__module__,
+                loop_type.__qualname__,
+                extra={"signals": names},
+            )
         return True
 
     def restore(self) -> None:
@@ -87,6 +128,13 @@ class SignalChain:
 
     def forward(self, sig: int) -> None:
         """Run the handler that was in place before ours for *sig* (loop thread only)."""
+        if sig in self.undelayed:
+            if self._delivered[sig]:
+                self._delivered[sig] -= 1
+                return  # the loop delivered it already, through its wakeup fd
+            # A stop we ask for ourselves: only a real signal reaches the loop's handler.
+            signal.raise_signal(sig)
+            return
         handle = self._loop_handles.get(sig)
         if handle is not None:
             handle._run()
@@ -120,12 +168,23 @@ class SignalChain:
         # Runs in the main thread between two bytecodes, possibly inside the loop: hand the
         # signal to the loop, which is safe from any context. The loop may be blocked in sync
         # code, though, so the watchdog is armed from here.
+        if sig in self.undelayed:
+            self._delivered[sig] += 1
         if self._on_signal_now is not None:
             self._on_signal_now(sig)
         try:
             self._loop.call_soon_threadsafe(self._on_signal, sig)
         except RuntimeError:  # the loop is closed: nobody is left to drain, so pass it on
             self.forward(sig)
+
+
+def _loop_owned(handler: _Handler) -> bool:
+    # A loop's own stub: a method of the loop itself (uvloop's `Loop.__sighandler`), or
+    # asyncio's no-op (its handle is somewhere we did not find it).
+    owner = getattr(handler, "__self__", None)
+    if isinstance(owner, asyncio.AbstractEventLoop):
+        return True
+    return getattr(handler, "__qualname__", None) == "_sighandler_noop"
 
 
 def _loop_handle(loop: asyncio.AbstractEventLoop, sig: int) -> asyncio.Handle | None:

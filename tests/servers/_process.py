@@ -42,9 +42,46 @@ def read_events(path: Path) -> list[tuple[float, str]]:
     return events
 
 
+# How each server is started, by the name tests pass as `server=`: one worker process (or
+# none: the app in the main process) unless the name says otherwise.
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    "uvicorn": ("uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}"),
+    "gunicorn": (
+        "gunicorn",
+        "{app}",
+        "--bind",
+        "127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--worker-class",
+        "asgi_supervisor.gunicorn.UvicornWorker",
+        # gunicorn 27 opens a control socket at a fixed path in $HOME by default, which
+        # would be shared by every gunicorn running at once.
+        "--no-control-socket",
+    ),
+    "hypercorn": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0"),
+    "hypercorn-uvloop": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0", "-k", "uvloop"),
+    "hypercorn-trio": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}", "-w", "0", "-k", "trio"),
+    # Hypercorn's default: a parent holds the socket and runs the app in one child process.
+    "hypercorn-workers": ("hypercorn", "{app}", "-b", "127.0.0.1:{port}"),
+    "granian": (
+        "granian",
+        "--interface",
+        "asgi",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--workers",
+        "1",
+        "{app}",
+    ),
+}
+
+
 class ServerProcess:
-    """One uvicorn, hypercorn, gunicorn (uvicorn workers) or granian server serving *app* on
-    a free loopback port; *args* go to the server (``--workers 2``)."""
+    """One server process (see `_COMMANDS`) serving *app* on a free loopback port; *args* go
+    to the server (``--workers 2``)."""
 
     def __init__(
         self,
@@ -62,22 +99,12 @@ class ServerProcess:
         self.log_path = tmp_path / f"server-{self.port}.log"
         # Each server writes its local admin token under the test's own directory.
         self.runtime_dir = tmp_path / f"run-{self.port}"
-        if server == "uvicorn":
-            command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1"]
-            command += ["--port", str(self.port), "--log-level", "info", *args]
-        elif server == "hypercorn":
-            command = [sys.executable, "-m", "hypercorn", app, "-b", f"127.0.0.1:{self.port}"]
-            command += ["-w", "0", *args]
-        elif server == "gunicorn":
-            command = [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{self.port}"]
-            command += ["-k", "uvicorn_worker.UvicornWorker", *args]
-        elif server == "granian":
-            command = [sys.executable, "-m", "granian", app, "--interface", "asgi"]
-            command += ["--host", "127.0.0.1", "--port", str(self.port), *args]
-        else:
-            raise ValueError(
-                f"server={server!r} is not one of 'uvicorn', 'hypercorn', 'gunicorn', 'granian'"
-            )
+        try:
+            command = [sys.executable, "-m", *_COMMANDS[server]]
+        except KeyError:
+            raise ValueError(f"server={server!r} is not one of {sorted(_COMMANDS)}") from None
+        command = [part.format(app=app, port=self.port) for part in command]
+        command += args
         self.command = command
         self.env = {
             **os.environ,
@@ -93,7 +120,11 @@ class ServerProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a server that never became live is still ours to end
+            raise
         return self
 
     def __exit__(
@@ -104,8 +135,8 @@ class ServerProcess:
     ) -> None:
         self.stop()
 
-    def start(self, ready_timeout: float = 20.0) -> None:
-        """Start the server and wait until /health/live answers."""
+    def start(self, ready_timeout: float = 20.0, *, wait_live: bool = True) -> None:
+        """Start the server and wait until /health/live answers (unless not *wait_live*)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
@@ -116,6 +147,8 @@ class ServerProcess:
             start_new_session=True,
         )
         log.close()
+        if not wait_live:
+            return
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
