@@ -91,9 +91,14 @@ class ServerProcess:
         server: str = "uvicorn",
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
+        name: str | None = None,
+        ready_path: str = "/health/live",
     ) -> None:
-        self.name = server  # as a load balancer's backend (see `tests.servers.rig.Balancer`)
+        # Its name as a load balancer's backend (see `tests.servers.rig.Balancer`).
+        self.name = name or server
+        # The port is kept across restarts (`start` after an exit): a balancer knows it.
         self.port = free_port()
+        self.ready_path = ready_path
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
         self.log_path = tmp_path / f"server-{self.port}.log"
@@ -154,12 +159,14 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.output()}")
             try:
-                if httpx.get(f"{self.base_url}/health/live", timeout=1.0).status_code == 200:
+                if httpx.get(f"{self.base_url}{self.ready_path}", timeout=1.0).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.05)
-        raise TimeoutError(f"server not live within {ready_timeout} s:\n{self.output()}")
+        raise TimeoutError(
+            f"{self.base_url}{self.ready_path} not 200 within {ready_timeout} s:\n{self.output()}"
+        )
 
     @property
     def pid(self) -> int:

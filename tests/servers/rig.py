@@ -17,7 +17,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -26,9 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.servers._process import ServerProcess, free_port
 
 # wrk: count every status and every socket error, across threads.
 COUNTER_LUA = """
@@ -72,14 +69,6 @@ backend be
 
 SUPERVISED_APP = "app.main:app"
 PLAIN_APP = "tests.servers.rig_apps:plain"
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -133,53 +122,16 @@ class LoadResult:
         return result
 
 
-class Replica:
-    """One uvicorn process serving *app* on a fixed port (kept across restarts)."""
-
-    def __init__(self, name: str, app: str, workdir: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.app = app
-        self.port = free_port()
-        self.env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **env}
-        self.log = workdir / f"replica-{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start the server and wait until it answers readiness."""
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1",
-                 "--port", str(self.port), "--http", "httptools", "--no-access-log",
-                 "--log-level", "warning", "--timeout-graceful-shutdown", "10"],
-                cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"replica {self.name} exited:\n{self.log.read_text()}")
-            try:
-                url = f"http://127.0.0.1:{self.port}/health/ready"
-                if httpx.get(url, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-        raise TimeoutError(f"replica {self.name} not ready in {timeout} s")
-
-    def signal(self, sig: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, sig)
-
-    def wait(self, timeout: float) -> int:
-        assert self.process is not None
-        return self.process.wait(timeout=timeout)
-
-    def kill(self) -> None:
-        """SIGKILL our process group if it still runs."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+def replica(name: str, app: str, workdir: Path, env: dict[str, str]) -> ServerProcess:
+    """One uvicorn replica of *app* for the rig: httptools, no access log, ready when its
+    readiness answers 200, on a port kept across restarts."""
+    args = (
+        *("--http", "httptools", "--no-access-log", "--log-level", "warning"),
+        *("--timeout-graceful-shutdown", "10"),
+    )
+    return ServerProcess(
+        app, tmp_path=workdir, env=env, args=args, name=name, ready_path="/health/ready"
+    )
 
 
 class Backend(Protocol):
@@ -254,7 +206,7 @@ class Rig:
         self.workdir = Path(self._tmp.name)
         queue_url = f"sqlite:///{self.workdir / 'queue.sqlite3'}"
         replica_env = {"APP_DATABASE_URL": queue_url, **(env or {})}
-        self.replicas = [Replica(n, app, self.workdir, replica_env) for n in ("a", "b")]
+        self.replicas = [replica(n, app, self.workdir, replica_env) for n in ("a", "b")]
         self.balancer = Balancer(self.workdir, self.replicas)
         self.url = f"http://127.0.0.1:{self.balancer.port}"
 
@@ -276,17 +228,17 @@ class Rig:
     def close(self) -> None:
         """Kill whatever we started that still runs, and remove the work folder."""
         for replica in self.replicas:
-            replica.kill()
+            replica.stop()
         self.balancer.stop()
         self._tmp.cleanup()
 
-    def restart(self, replica: Replica, sig: int = signal.SIGTERM) -> Transition:
+    def restart(self, replica: ServerProcess, sig: int = signal.SIGTERM) -> Transition:
         """Signal *replica*, record DOWN and exit, start it again, wait until UP."""
         transition = Transition(replica.name, time.monotonic())
         replica.signal(sig)
         watcher = threading.Thread(target=self._watch_down, args=(transition,), daemon=True)
         watcher.start()
-        transition.exit_status = replica.wait(timeout=30)
+        transition.exit_status = replica.wait_exit(timeout=30)
         transition.exited = time.monotonic()
         watcher.join(timeout=5)
         replica.start()

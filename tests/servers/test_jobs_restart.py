@@ -12,7 +12,8 @@ import pytest
 
 from app.jobs import Job, JobQueue
 from tests.servers._demo import read_queue, stored_job
-from tests.servers.rig import SUPERVISED_APP, SUPERVISED_ENV, Replica, Rig
+from tests.servers._process import ServerProcess
+from tests.servers.rig import SUPERVISED_APP, SUPERVISED_ENV, Rig
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(150)]
 
@@ -20,7 +21,7 @@ JOBS = 40
 LEASE_PERIOD = 6.0
 
 
-def wait_until_mid_job(queue_url: str, replica: Replica, ids: list[int]) -> int:
+def wait_until_mid_job(queue_url: str, replica: ServerProcess, ids: list[int]) -> int:
     """Wait (at most 15 s) until one of *replica*'s workers has at least 0.4 s of a job
     still to run; return that job's id.
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.servers._process import ServerProcess
-from tests.servers.rig import COUNTER_LUA, PLAIN_APP, Balancer, LoadResult, Replica
+from tests.servers.rig import COUNTER_LUA, PLAIN_APP, Balancer, LoadResult, replica
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -110,7 +110,7 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
         "ASGI_SUPERVISOR_SHUTDOWN_DELAY": "1.0",
     }
     multi = ServerProcess(APP, tmp_path=tmp_path, server=server, env=env, args=WORKERS[server])
-    steady = Replica("steady", PLAIN_APP, tmp_path, {})
+    steady = replica("steady", PLAIN_APP, tmp_path, {})
     balancer = Balancer(tmp_path, [multi, steady])
     load: subprocess.Popen[str] | None = None
     try:
@@ -165,7 +165,7 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
             if load.stdout is not None:
                 load.stdout.close()
         multi.stop()
-        steady.kill()
+        steady.stop()
         balancer.stop()
     result = LoadResult.parse(output)
     assert result.requests > 200
