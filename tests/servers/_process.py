@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,6 +30,28 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until_ok(
+    url: str, process: subprocess.Popen[bytes], within: float, output: Callable[[], str]
+) -> None:
+    """Poll *url* until it answers 200, while *process* runs, for at most *within* seconds.
+
+    Raises:
+        RuntimeError: the process exited first (its *output* is in the message).
+        TimeoutError: no 200 in time.
+    """
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited early:\n{output()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer 200 within {within} s:\n{output()}")
 
 
 def read_events(path: Path) -> list[tuple[float, str]]:
@@ -154,19 +177,7 @@ class ServerProcess:
         log.close()
         if not wait_live:
             return
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.base_url}{self.ready_path}", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(
-            f"{self.base_url}{self.ready_path} not 200 within {ready_timeout} s:\n{self.output()}"
-        )
+        wait_until_ok(f"{self.base_url}{self.ready_path}", self.process, ready_timeout, self.output)
 
     @property
     def pid(self) -> int:
@@ -270,17 +281,7 @@ class PrometheusProcess:
             self.process = subprocess.Popen(
                 self.command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"prometheus exited early:\n{self.output()}")
-            try:
-                if httpx.get(f"{self.base_url}/-/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"prometheus not ready within {ready_timeout} s:\n{self.output()}")
+        wait_until_ok(f"{self.base_url}/-/ready", self.process, ready_timeout, self.output)
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The instant vector *promql* evaluates to now, through the HTTP API."""
