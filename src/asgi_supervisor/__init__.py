@@ -2,14 +2,15 @@
 
 Layout, from the bottom up (each layer imports only those below it):
 
-* the pure core: ``_config`` (settings), ``_state`` (the state machine), ``_registry``
-  (tracked tasks), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
+* the pure core: ``_config`` (settings), ``_deadline`` (the one deadline of a shutdown),
+  ``_state`` (the state machine), ``_registry`` (tracked tasks), ``_requests`` (the count of
+  in-flight requests), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
 * the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_server_facts`` (what a server
-  integration tells it), ``_watchdog``, ``_looplag``, ``_logs``, ``_shutdown`` and
-  ``_supervisor``, which ties them together; the process group of a multi-worker server,
-  ``_group`` (over ``_listening``, ``_runtime_dir`` and ``_group_socket``, which know nothing
-  of supervisors) and ``_group_hooks`` (its supervisor side); ``_metrics`` and
-  ``_metrics_group`` read it;
+  integration tells it), ``_watchdog``, ``_looplag``, ``_logs``, ``_shutdown``, ``_run``
+  (one lifespan's state, and its process group: ``_group`` over ``_listening``,
+  ``_runtime_dir`` and ``_group_socket``, which know nothing of supervisors), ``_stopping``
+  and ``_supervisor``, which ties them together; ``_metrics`` and ``_metrics_group`` read
+  it, and ``_group_hooks`` gathers every worker's outcome for ``/drain``;
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
   ``_runtime_dir`` (the private folder it shares with the process group), ``_token_file``
   and ``_local_token``;

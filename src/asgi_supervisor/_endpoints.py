@@ -51,7 +51,7 @@ class Endpoints:
         self._request_ages = request_ages
         config = supervisor.config
         prefix = config.path_prefix
-        # The same runtime directory as the process group's sockets (`_group_hooks`).
+        # The same runtime directory as the process group's sockets (`Run._join_group`).
         self.local_tokens = LocalTokens(
             environ=os.environ, runtime_dir=config.runtime_dir, enabled=config.local_token
         )

@@ -45,7 +45,10 @@ from typing import Any
 from ._group_socket import GroupSocket
 from ._listening import listening_ports, network_namespace
 
-__all__ = ["ProcessGroup"]
+__all__ = [
+    "ProcessGroup",
+    "member_status",
+]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -308,3 +311,15 @@ class ProcessGroup:
             logger.exception("process group: describing this process failed")
             status = {"state": "unknown", "drained": False}
         self._send(sender, {**status, "type": "status", "id": query_id, "pid": self.pid})
+
+
+def member_status(
+    state: str, draining: bool, counts: dict[str, int], remaining: float | None
+) -> dict[str, Any]:
+    """One worker's drain outcome, as `/drain` lists it and siblings answer it."""
+    return {
+        "pid": os.getpid(),
+        "state": state,
+        "drained": draining and not counts["requests"] and not counts["websockets"],
+        "deadline_remaining": None if remaining is None else round(remaining, 3),
+    }

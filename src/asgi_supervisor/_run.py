@@ -8,16 +8,18 @@ when the next one begins. Nothing is reset in place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from ._config import Config
-from ._group import ProcessGroup
-from ._group_hooks import join_group
-from ._registry import Registry, TaskRecord
+from ._group import ProcessGroup, member_status
+from ._registry import Kind, Registry, TaskRecord
 from ._requests import RequestCount
+from ._runtime_dir import locate
 from ._shutdown import Shutdown
 from ._state import Lifecycle, State
 from ._workers import WorkerSpec, start_workers
@@ -27,6 +29,7 @@ __all__ = ["Run"]
 logger = logging.getLogger("asgi_supervisor")
 
 _CLOCK_PERIOD = 0.1
+T = TypeVar("T")
 
 
 class Run:
@@ -77,7 +80,7 @@ class Run:
         """
         self.shutdown.install_signals()
         # The sibling worker processes of a multi-worker server, to drain together.
-        self.group = join_group(self)
+        self.group = self._join_group()
         self._critical = {spec.name for spec in specs if spec.critical}
         failure = await start_workers(
             specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
@@ -87,6 +90,13 @@ class Run:
             raise failure
         if self.lifecycle.advance(State.READY):
             logger.info("ready", extra={"state": "ready", "workers": len(specs)})
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """Run *coro* as a tracked task of this lifespan, named *name*."""
+        record = self.registry.new_record(name, Kind.TASK)
+        task = self.loop.create_task(coro, name=name)
+        self.registry.track(task, record)
+        return task
 
     def fail(self) -> None:
         """The app's own startup failed: nothing of ours was started."""
@@ -129,6 +139,33 @@ class Run:
         self.failures[record.name] = f"critical worker {record.name!r} gave up"
         if self._on_critical_failure == "shutdown":
             self.begin_drain("critical worker failed")
+
+    def _join_group(self) -> ProcessGroup | None:
+        # Joining itself may happen later, once the server listens (`ProcessGroup.start`).
+        if not self.config.process_group:
+            return None
+        # The same folder as the local token files (`_endpoints`): one `locate` for both.
+        runtime_dir = locate(self.config.runtime_dir, os.environ)
+
+        async def describe(drain_timeout: float) -> dict[str, Any]:
+            if self.shutdown.deadline is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(drain_timeout):
+                        await self.shutdown.wait_drained()
+            counts = self.registry.counts(self.requests.in_flight)
+            lifecycle = self.lifecycle
+            remaining = self.shutdown.remaining()
+            return member_status(lifecycle.state.value, lifecycle.draining, counts, remaining)
+
+        group = ProcessGroup(
+            self.loop,
+            folder=runtime_dir.path,
+            remove_folder=runtime_dir.removable,
+            on_drain=lambda trigger, deadline: self.begin_drain(trigger, deadline=deadline),
+            describe=describe,
+        )
+        group.start()
+        return group
 
     def _tick(self) -> None:
         # Refresh the cheap clock requests read for their age in /tasks.

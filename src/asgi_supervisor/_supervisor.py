@@ -13,10 +13,11 @@ from ._config import Config
 from ._group import ProcessGroup
 from ._logs import show_logs_through_server
 from ._looplag import LoopLagMonitor
-from ._registry import Kind, Registry
+from ._registry import Registry
 from ._report import ShutdownReport
 from ._run import Run
 from ._state import State
+from ._stopping import Stopping
 from ._workers import Restart, WorkerSpec, parse_restart
 from .exceptions import NotRunningError, SupervisorClosedError
 
@@ -88,7 +89,7 @@ class Supervisor:
         self._checks = Checks(self.config.check_cache_period)
         # The current lifespan's run, or the last one's until the next startup.
         self._run: Run | None = None
-        self._stopping = Stopping(self)
+        self._stopping = Stopping(lambda: None if self._run is None else self._run.stopping)
         # Loop-lag detection; its counts span every lifespan of this supervisor.
         self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
@@ -327,12 +328,7 @@ class Supervisor:
                 raise TypeError(f"spawn() needs an async function; {fn!r} returned {coro!r}.")
         else:
             raise TypeError(f"spawn() needs a coroutine or an async function, not {fn!r}.")
-        registry = run.registry
-        task_name = name or coro.__qualname__
-        record = registry.new_record(task_name, Kind.TASK)
-        task = run.loop.create_task(coro, name=task_name)
-        registry.track(task, record)
-        return task
+        return run.spawn(coro, name or coro.__qualname__)
 
     # -- lifespan (called by the middleware) ---------------------------------------------------
 
@@ -440,41 +436,3 @@ class Supervisor:
                 "SupervisorMiddleware and run it under a server that sends lifespan events."
             )
         return run
-
-
-class Stopping:
-    """`Supervisor.stopping`: set when draining begins, for the lifespan running now.
-
-    Example::
-
-        while not supervisor.stopping.is_set():
-            await handle(await queue.get())
-    """
-
-    __slots__ = ("_supervisor",)
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    def __repr__(self) -> str:
-        return f"<Stopping {'set' if self.is_set() else 'unset'}>"
-
-    def _event(self) -> asyncio.Event | None:
-        run = self._supervisor._run
-        return None if run is None else run.stopping
-
-    def is_set(self) -> bool:
-        """True once draining has begun in the current lifespan."""
-        event = self._event()
-        return event is not None and event.is_set()
-
-    async def wait(self) -> None:
-        """Wait until draining begins.
-
-        Raises:
-            NotRunningError: no lifespan is running to wait on.
-        """
-        event = self._event()
-        if event is None:
-            raise NotRunningError("Cannot wait for stopping: no lifespan is running.")
-        await event.wait()
