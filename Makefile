@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# Kept between runs: make would otherwise delete these intermediate stamps and reinstall.
+.PRECIOUS: .venv-%/.installed
 .venv-%/.installed: pyproject.toml
 	@python=$$(./.ci/find-python $*) && \
 	  { test -x .venv-$*/bin/python || "$$python" -m venv .venv-$*; }
