@@ -73,7 +73,7 @@ class Shutdown:
         self.exiting = False
         # True when the sequence ended and nothing will end the process: liveness fails.
         self.lingering = False
-        # Another process took over our listener (issue 12): see step 1 of `_run`.
+        # Another process took over our listener (a gunicorn reload): see step 1 of `_run`.
         self.handed_over = False
         self._is_replaceable = is_replaceable
         self._task: asyncio.Task[ShutdownReport] | None = None
@@ -91,7 +91,7 @@ class Shutdown:
 
     def install_signals(self) -> None:
         """Chain our signal handlers onto the server's, if the settings ask for it."""
-        check_kill_timeout(self.config)  # a server that kills before our deadline (issue 12)
+        check_kill_timeout(self.config)  # a server that kills before our deadline: warn
         if self.config.handle_signals:
             self._signals.install()
 
@@ -211,9 +211,10 @@ class Shutdown:
     async def _run(self) -> ShutdownReport:
         deadline = self.deadline
         assert deadline is not None
-        # 1. Draining: keep serving while load balancers notice the failing readiness.
-        if self.handed_over:  # issue 12: no balancer to wait for; serve until the server
-            #  has stopped accepting, so nothing new reaches us to be refused
+        # 1. Draining: keep serving while load balancers notice the failing readiness. After
+        #    a handover (a gunicorn reload) no balancer needs telling: serve until the server
+        #    has stopped accepting, so that nothing new reaches us to be refused.
+        if self.handed_over:
             await wait_stopped_accepting(deadline.drain_end)
         else:
             await self._wait_until(lambda: False, lambda: deadline.delay_end)
@@ -336,7 +337,7 @@ class Shutdown:
         # Nothing said this process should end (a preStop /drain, drain(), a critical worker
         # that gave up): ask the server to stop as if it got SIGTERM, or fail liveness so
         # that the orchestrator restarts the process. Never linger serving 503.
-        replaceable = self._is_replaceable() or replaces_exited_workers()  # gunicorn: issue 12
+        replaceable = self._is_replaceable() or replaces_exited_workers()  # gunicorn restarts it
         if self._signals.can_stop_server and not replaceable:
             logger.info(
                 "stopped without a signal: asking the server to exit",
@@ -379,7 +380,7 @@ class Shutdown:
         first_trigger = self.deadline is None
         self.trigger(f"signal {name}", exiting=True)
         if first_trigger:
-            if listener_taken_over():  # a sibling accepts from now on (gunicorn reload): issue 12
+            if listener_taken_over():  # a sibling accepts from now on (gunicorn reload)
                 self.handed_over = True
                 self._forward_signals(upto=1)  # so stop accepting now, not after closing
             return
