@@ -9,10 +9,12 @@ server find theirs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from asgi_supervisor import Supervisor, _cli
+from asgi_supervisor import Supervisor, _cli, _listening
 from asgi_supervisor._group import ProcessGroup
 from asgi_supervisor._group_hooks import process_outcomes
 from asgi_supervisor._listeners import ListenerWatch
@@ -380,6 +382,54 @@ async def test_token_files_and_group_sockets_share_the_runtime_dir_set_in_code(
         await supervisor.drain()
     assert os.listdir(runtime) == []
     assert not (runtime.parent / "elsewhere").exists()
+
+
+async def test_one_look_at_the_listening_ports_serves_the_token_and_the_group(
+    listener: socket.socket, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the local token and the process group both on, the ports are looked up once per
+    try: 1. while a look is under way (slow on a busy host) no other starts, neither the
+    schedule's next try nor an endpoint's call for one; 2. its answer serves both."""
+    looks = 0
+    counting = threading.Lock()
+    first_look, go_on = threading.Event(), threading.Event()
+    read = _listening._listening
+
+    def slow_read(pid: int | str) -> dict[int, int]:
+        nonlocal looks
+        with counting:
+            looks += 1
+            first = looks == 1
+        if first:
+            first_look.set()
+            go_on.wait(5.0)
+        return read(pid)
+
+    # Every look at the ports goes through here, whoever imported `listening_ports`.
+    monkeypatch.setattr(_listening, "_listening", slow_read)
+    supervisor = quiet_supervisor(process_group=True, local_token=True, runtime_dir=str(runtime))
+    app = bare_app(supervisor)
+    local = app._endpoints.local_tokens
+    async with LifespanManager(app):
+        group = supervisor.group
+        assert group is not None
+        try:
+            await asyncio.wait_for(_until(first_look.is_set), 2.0)
+            asked = local.refresh_soon()  # an admin endpoint called without a token
+            # The token's own schedule looked 0.05 s in, and its refresh at once: give a
+            # second look the time it took, and some.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_until(lambda: looks > 1), 0.5)
+            assert looks == 1
+        finally:
+            go_on.set()
+        if asked is not None:
+            await asyncio.wait_for(asyncio.shield(asked), 2.0)
+        await asyncio.wait_for(_until(lambda: group.joined and bool(local.tokens)), 2.0)
+        port = listener.getsockname()[1]
+        assert (runtime / f"port-{port}.token").exists()
+        await supervisor.drain()
+    assert os.listdir(runtime) == []
 
 
 async def test_a_supervisor_drain_reaches_its_siblings(
