@@ -139,8 +139,11 @@ class LocalTokens:
                 remove_if_empty(self._dir)
 
     def _found(self, ports: frozenset[int]) -> None:
-        # The watch found ports: join the files of new ones (most looks find none).
-        if ports - self._ports.keys() and not self._closed and not self._broken:
+        # The watch found ports: join the files of new ones (most looks find none). An
+        # update under way joins them when its thread returns; that thread may be adding
+        # to `_ports` right now, so leave it alone meanwhile.
+        idle = self._task is None and not self._closed and not self._broken
+        if idle and ports - self._ports.keys():
             self._discover(look=False)
 
     def _discover(self, *, look: bool) -> asyncio.Task[None]:
