@@ -1,17 +1,20 @@
 """The process group in one test process: members with their own pids, a real listener.
 
 Each member is a `ProcessGroup` with a made-up pid (they share this process), a temporary
-runtime folder, and the real discovery: the test holds a listening TCP socket on loopback,
-which every member finds through ``/proc``, as the workers of one server find theirs.
+runtime folder, and the real discovery (its own `ListenerWatch`): the test holds a listening
+TCP socket on loopback, which every member finds through ``/proc``, as the workers of one
+server find theirs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from asgi_supervisor import Supervisor, _cli
+from asgi_supervisor import Supervisor, _cli, _listening
 from asgi_supervisor._group import ProcessGroup
 from asgi_supervisor._group_hooks import process_outcomes
+from asgi_supervisor._listeners import ListenerWatch
 from asgi_supervisor._listening import listening_inodes, listening_ports, network_namespace
 from asgi_supervisor._runtime_dir import RuntimeDirError, make_private
 from asgi_supervisor.testing import LifespanManager
@@ -45,6 +49,7 @@ class Member:
         self.heard: list[tuple[str, float]] = []
         self.drained = asyncio.Event()
         self.status = status or {"state": "ready", "drained": False}
+        self.listeners = ListenerWatch(find_listeners)
 
         async def describe(drain_timeout: float) -> dict[str, Any]:
             return self.status
@@ -55,9 +60,18 @@ class Member:
             remove_folder=True,
             on_drain=self.on_drain,
             describe=describe,
-            find_listeners=find_listeners,
             pid=pid,
         )
+
+    def start(self) -> None:
+        """Join once the member's watch finds a listener, as `Run.start` does."""
+        self.group.start(self.listeners)
+        self.listeners.start()
+
+    async def close(self) -> None:
+        """Leave the group and stop the watch, as the end of a lifespan does."""
+        self.group.close()
+        await self.listeners.aclose()
 
     def on_drain(self, trigger: str, deadline: float) -> None:
         self.heard.append((trigger, deadline))
@@ -88,7 +102,7 @@ async def joined(*members: Member) -> None:
     """Start each member; with the listener there, each joins as soon as the listener is
     found (the lookup runs off the loop)."""
     for member in members:
-        member.group.start()
+        member.start()
     for member in members:
         await asyncio.wait_for(_until(lambda member=member: member.group.joined), 2.0)
 
@@ -120,7 +134,7 @@ async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
     assert (a.heard, len(b.heard), len(c.heard)) == ([], 1, 1)
     assert all(member.group.is_shared() for member in (a, b, c))
     for member in (a, b, c):
-        member.group.close()
+        await member.close()
 
 
 async def test_concurrent_drains_keep_the_earliest_deadline(
@@ -137,7 +151,7 @@ async def test_concurrent_drains_keep_the_earliest_deadline(
     await asyncio.sleep(0.05)
     assert b.heard == []
     for member in (a, b):
-        member.group.close()
+        await member.close()
 
 
 async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
@@ -152,13 +166,13 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     a.group.announce("api", deadline)
     found: set[int] = set()
     late = Member(runtime, 302, find_listeners=lambda: found)
-    late.group.start()
+    late.start()
     assert not late.group.joined
     found.update(listening_ports())  # the server listens after lifespan startup
     await asyncio.wait_for(_until(lambda: late.group.joined), 2.0)
     assert await late.wait_heard() == ("api (from pid 301)", deadline)
     for member in (a, late):
-        member.group.close()
+        await member.close()
 
 
 async def test_a_worker_listening_on_two_ports_is_in_both_groups(
@@ -179,7 +193,7 @@ async def test_a_worker_listening_on_two_ports_is_in_both_groups(
         assert await sibling.wait_heard() == ("api (from pid 901)", deadline)
         assert await other.wait_heard() == ("api (from pid 901)", deadline)
         for member in (both, sibling, other):
-            member.group.close()
+            await member.close()
     assert not runtime.exists()
 
 
@@ -200,7 +214,7 @@ async def test_siblings_report_their_outcome_and_silent_ones_are_named(
         {"pid": 403, "state": "unknown", "drained": False, "error": "no answer in 0.2 s"},
     ]
     for member in (a, b):
-        member.group.close()
+        await member.close()
 
 
 async def test_stale_sockets_are_removed_and_nothing_is_left_after_close(
@@ -219,9 +233,9 @@ async def test_stale_sockets_are_removed_and_nothing_is_left_after_close(
     a.group.announce("api", time.monotonic() + 5.0)
     await b.wait_heard()
     assert not stale.exists()
-    a.group.close()
+    await a.close()
     assert runtime.exists()  # b is still there
-    b.group.close()
+    await b.close()
     assert not runtime.exists()
 
 
@@ -242,7 +256,7 @@ async def test_joining_sweeps_the_sockets_of_killed_workers_of_other_groups(
     assert not old_group.exists()
     assert sorted(p.name for p in runtime.rglob("*.sock")) == ["1001.sock", "1003.sock"]
     for member in (a, b):
-        member.group.close()
+        await member.close()
 
 
 @pytest.mark.parametrize("bits", [0o777, 0o755])
@@ -254,11 +268,12 @@ async def test_an_unsafe_runtime_folder_is_refused(
     runtime.mkdir(mode=0o700)
     runtime.chmod(bits)
     a = Member(runtime, 601)
-    a.group.start()
+    a.start()
     await asyncio.wait_for(_until(lambda: "process group unavailable" in caplog.text), 2.0)
     assert not a.group.joined
     assert f"has mode {bits:04o}, so other users may read or change it" in caplog.text
     assert list(runtime.iterdir()) == []
+    await a.close()
 
 
 def test_private_folder_refuses_links_and_other_owners(runtime: Path) -> None:
@@ -294,7 +309,7 @@ async def test_joining_makes_the_runtime_folder_again_if_a_leaver_removed_it(
     await joined(a)
     assert removed == [runtime]
     assert [p.name for p in runtime.rglob("*.sock")] == ["1201.sock"]
-    a.group.close()
+    await a.close()
     assert not runtime.exists()
 
 
@@ -343,7 +358,7 @@ async def test_a_supervisor_drains_with_its_group_and_tells_it(
         assert outcomes[1] == {"pid": 701, "state": "closing", "drained": True}
         await supervisor.drain()
     assert [p.name for p in runtime.rglob("*.sock")] == ["701.sock"]
-    sibling.group.close()
+    await sibling.close()
     assert not runtime.exists()
 
 
@@ -369,6 +384,54 @@ async def test_token_files_and_group_sockets_share_the_runtime_dir_set_in_code(
     assert not (runtime.parent / "elsewhere").exists()
 
 
+async def test_one_look_at_the_listening_ports_serves_the_token_and_the_group(
+    listener: socket.socket, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the local token and the process group both on, the ports are looked up once per
+    try: 1. while a look is under way (slow on a busy host) no other starts, neither the
+    schedule's next try nor an endpoint's call for one; 2. its answer serves both."""
+    looks = 0
+    counting = threading.Lock()
+    first_look, go_on = threading.Event(), threading.Event()
+    read = _listening._listening
+
+    def slow_read(pid: int | str) -> dict[int, int]:
+        nonlocal looks
+        with counting:
+            looks += 1
+            first = looks == 1
+        if first:
+            first_look.set()
+            go_on.wait(5.0)
+        return read(pid)
+
+    # Every look at the ports goes through here, whoever imported `listening_ports`.
+    monkeypatch.setattr(_listening, "_listening", slow_read)
+    supervisor = quiet_supervisor(process_group=True, local_token=True, runtime_dir=str(runtime))
+    app = bare_app(supervisor)
+    local = app._endpoints.local_tokens
+    async with LifespanManager(app):
+        group = supervisor.group
+        assert group is not None
+        try:
+            await asyncio.wait_for(_until(first_look.is_set), 2.0)
+            asked = local.refresh_soon()  # an admin endpoint called without a token
+            # The token's own schedule looked 0.05 s in, and its refresh at once: give a
+            # second look the time it took, and some.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_until(lambda: looks > 1), 0.5)
+            assert looks == 1
+        finally:
+            go_on.set()
+        if asked is not None:
+            await asyncio.wait_for(asyncio.shield(asked), 2.0)
+        await asyncio.wait_for(_until(lambda: group.joined and bool(local.tokens)), 2.0)
+        port = listener.getsockname()[1]
+        assert (runtime / f"port-{port}.token").exists()
+        await supervisor.drain()
+    assert os.listdir(runtime) == []
+
+
 async def test_a_supervisor_drain_reaches_its_siblings(
     listener: socket.socket, runtime: Path
 ) -> None:
@@ -383,7 +446,7 @@ async def test_a_supervisor_drain_reaches_its_siblings(
         assert trigger == f"api (from pid {os.getpid()})"
         assert abs(deadline_of(supervisor) - deadline) < 0.01
         await supervisor.drain()
-    sibling.group.close()
+    await sibling.close()
 
 
 async def test_a_critical_failure_drains_the_siblings_too(
@@ -401,7 +464,7 @@ async def test_a_critical_failure_drains_the_siblings_too(
         trigger, _ = await sibling.wait_heard(within=2.0)
         assert trigger == f"critical worker failed (from pid {os.getpid()})"
         await supervisor.drain()
-    sibling.group.close()
+    await sibling.close()
 
 
 @pytest.mark.parametrize(("second_drained", "status"), [(True, 0), (False, 1)])

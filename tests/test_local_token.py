@@ -18,6 +18,7 @@ import pytest
 from starlette.applications import Starlette
 
 from asgi_supervisor import SupervisorMiddleware
+from asgi_supervisor._listeners import ListenerWatch
 from asgi_supervisor._listening import listening_inodes, listening_ports
 from asgi_supervisor._local_token import LocalTokens, find_token
 from asgi_supervisor._runtime_dir import RuntimeDirError, candidates, locate, open_private
@@ -235,8 +236,10 @@ async def test_local_tokens_find_a_socket_bound_after_start(run_dir: Path) -> No
     """1. started before any socket listens (single-process uvicorn, hypercorn): no token;
     2. a socket starts listening: the schedule finds it and writes the file; 3. closed: the
     file is gone."""
-    local = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+    watch = ListenerWatch()
+    local = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=watch)
     local.start()
+    watch.start()  # as the run does once the app's startup is over
     with socket.socket() as sock:
         await asyncio.sleep(0.1)
         sock.bind(("127.0.0.1", 0))
@@ -249,6 +252,7 @@ async def test_local_tokens_find_a_socket_bound_after_start(run_dir: Path) -> No
         token_path = run_dir / f"port-{port}.token"
         assert token_path.read_text().strip().encode() in local.tokens
         await local.aclose()
+        await watch.aclose()
     assert not token_path.exists()
     assert local.tokens == ()
     assert run_dir.is_dir()  # named by the variable: not ours to remove
@@ -261,7 +265,7 @@ async def test_local_tokens_remove_a_default_directory_they_leave_empty(tmp_path
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        local = LocalTokens(environ={"XDG_RUNTIME_DIR": str(tmp_path)})
+        local = LocalTokens(environ={"XDG_RUNTIME_DIR": str(tmp_path)}, listeners=ListenerWatch())
         await local.refresh()
         assert local.tokens
         assert list(default.glob("*.token"))
@@ -287,7 +291,9 @@ async def test_local_tokens_make_the_directory_again_if_a_leaver_removed_it(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        local = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+        local = LocalTokens(
+            environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=ListenerWatch()
+        )
         await local.refresh()
         port = sock.getsockname()[1]
         assert removed == [run_dir]
@@ -303,12 +309,16 @@ async def test_local_tokens_refresh_on_demand_and_log_an_unsafe_directory(
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
-        local = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+        local = LocalTokens(
+            environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=ListenerWatch()
+        )
         await local.refresh()
         assert len(local.tokens) >= 1
         await local.aclose()
         os.chmod(run_dir, 0o755)
-        unsafe = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
+        unsafe = LocalTokens(
+            environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=ListenerWatch()
+        )
         await unsafe.refresh()
         await unsafe.refresh()
         await unsafe.aclose()

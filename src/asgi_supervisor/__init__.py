@@ -7,11 +7,12 @@ Layout, from the bottom up (each layer imports only those below it):
   in-flight requests), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
 * the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_server_facts`` (what a server
   integration tells it), ``_watchdog``, ``_looplag``, ``_logs``, ``_shutdown``, ``_run``
-  (one lifespan's state, and its process group: ``_group`` over ``_listening``,
+  (one lifespan's state, and its process group: ``_group`` over ``_listening``, ``_listeners``,
   ``_runtime_dir`` and ``_group_socket``, which know nothing of supervisors), ``_stopping``
   and ``_supervisor``, which ties them together; ``_metrics`` and ``_metrics_group`` read
   it, and ``_group_hooks`` gathers every worker's outcome for ``/drain``;
 * the local admin token, stdlib only and shared with the command line: ``_listening``,
+  ``_listeners`` (one watch of our listening ports, for the token and the process group),
   ``_runtime_dir`` (the private folder it shares with the process group), ``_token_file``
   and ``_local_token``;
 * the ASGI layer: ``_response`` (how every endpoint answer is sent), ``_admin_auth``,

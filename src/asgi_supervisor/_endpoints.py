@@ -25,6 +25,7 @@ from ._tasks_view import TasksQuery, tasks_payload
 from .exceptions import NotRunningError
 
 if TYPE_CHECKING:
+    from ._listeners import ListenerWatch
     from ._supervisor import Supervisor
     from ._types import Receive, Scope, Send
 
@@ -38,7 +39,8 @@ class Endpoints:
     """The endpoint handlers of one supervisor, keyed by full path in `routes`.
 
     `local_tokens` must be started in the lifespan's loop and closed at its end (the
-    middleware does it), so the local token file exists while the server listens.
+    middleware does it), so the local token file exists while the server listens; it learns
+    the ports from *listeners*, the watch the process group shares (`_listeners`).
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Endpoints:
         supervisor: Supervisor,
         *,
         request_ages: Callable[[], list[tuple[asyncio.Task[Any], float]]],
+        listeners: ListenerWatch,
     ) -> None:
         self._sup = supervisor
         self._request_ages = request_ages
@@ -53,7 +56,10 @@ class Endpoints:
         prefix = config.path_prefix
         # The same runtime directory as the process group's sockets (`Run._join_group`).
         self.local_tokens = LocalTokens(
-            environ=os.environ, runtime_dir=config.runtime_dir, enabled=config.local_token
+            environ=os.environ,
+            listeners=listeners,
+            runtime_dir=config.runtime_dir,
+            enabled=config.local_token,
         )
         self._auth = AdminAuth(config.admin_token, self.local_tokens)
         self.routes: dict[str, Handler] = {

@@ -12,8 +12,9 @@ worker process. A preStop ``/drain`` reaches one of them; this module tells the 
   under one socket.
 * **When.** uvicorn and gunicorn hand the socket over before lifespan startup; granian's
   workers, and single-process uvicorn and hypercorn, listen only after it. So the group
-  looks at startup and then on a bounded schedule of loop timers, and joins once it finds a
-  listener.
+  subscribes to the lifespan's `ListenerWatch` (`_listeners`), which looks when the startup
+  is over and then on a bounded schedule (about 25 s) for the local token too, and joins
+  once a look finds a listener.
 * **What is said.** Small JSON datagrams: ``drain`` (trigger, deadline as a
   ``time.monotonic()`` value, which is host-wide on Linux, origin pid), ``hello`` (a newcomer
   asks whether the group is draining), ``query``/``status`` (how far each one has drained).
@@ -40,10 +41,13 @@ import os
 import secrets
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._group_socket import GroupSocket
-from ._listening import listening_ports, network_namespace
+from ._listening import network_namespace
+
+if TYPE_CHECKING:
+    from ._listeners import ListenerWatch
 
 __all__ = [
     "ProcessGroup",
@@ -52,9 +56,6 @@ __all__ = [
 
 logger = logging.getLogger("asgi_supervisor")
 
-# Seconds between looks for a listening socket: quick at first (single-process servers bind
-# right after lifespan startup), then rarer; about 25 s in all, then this process drains alone.
-RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
 _MAX_TRIGGER = 200
 
 
@@ -66,7 +67,7 @@ class ProcessGroup:
         group = ProcessGroup(loop, folder=Path("/run/user/1000/asgi-supervisor"),
                              on_drain=lambda trigger, deadline: ...,
                              describe=lambda timeout: ...)
-        group.start()                              # joins now or on a later timer
+        group.start(watch)                         # joins once `watch` finds a listener
         group.announce("drain endpoint", deadline)  # every sibling's on_drain runs
         outcomes = await group.ask_siblings(2.0)
         group.close()
@@ -79,7 +80,6 @@ class ProcessGroup:
             an earlier deadline than any heard so far; it must not raise.
         describe: ``await describe(drain_timeout)`` returns this process's status for a
             sibling's query, waiting at most *drain_timeout* seconds for the drain to finish.
-        find_listeners: the TCP ports this process listens on (tests pass their own).
         pid: the name of our socket and of our answers; this process's pid by default.
     """
 
@@ -91,7 +91,6 @@ class ProcessGroup:
         remove_folder: bool = False,
         on_drain: Callable[[str, float], None],
         describe: Callable[[float], Awaitable[dict[str, Any]]],
-        find_listeners: Callable[[], set[int]] = listening_ports,
         pid: int | None = None,
     ) -> None:
         self._loop = loop
@@ -99,11 +98,9 @@ class ProcessGroup:
         self._remove_base = remove_folder
         self._on_drain = on_drain
         self._describe = describe
-        self._find_listeners = find_listeners
         self.pid = os.getpid() if pid is None else pid
         self._socket: GroupSocket | None = None
-        self._retries = iter(RETRY_DELAYS)
-        self._timer: asyncio.TimerHandle | None = None
+        self._listeners: ListenerWatch | None = None
         self._closed = False
         # The earliest drain this member knows of: (trigger, deadline, origin pid).
         self._drain: tuple[str, float, int] | None = None
@@ -130,38 +127,30 @@ class ProcessGroup:
 
     # -- membership -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Look for the listening socket now, and keep looking on loop timers until found."""
-        self._try_join()
+    def start(self, listeners: ListenerWatch) -> None:
+        """Join the group of the ports *listeners* finds, once it finds one (see `_listeners`;
+        its owner starts and closes it)."""
+        self._listeners = listeners
+        listeners.subscribe(self._found, self._not_found)
 
-    def _try_join(self) -> None:
-        self._timer = None
+    def _found(self, ports: frozenset[int]) -> None:
         if self._closed or self._socket is not None:
             return
-        # Reading /proc/net/tcp costs milliseconds on a host with many sockets: never on
-        # the loop, which serves requests meanwhile.
-        looking = self._loop.run_in_executor(None, self._find_listeners)
-        looking.add_done_callback(self._found)
+        self._stop_listening()  # one join: ports opened later are not groups of ours
+        try:
+            self._join(sorted(ports))
+        except OSError as exc:
+            # A runtime folder we must not use, a read-only file system, a path too long
+            # for a unix socket: drain alone, and say why.
+            logger.warning("process group unavailable (%s): a drain reaches this worker only", exc)
 
-    def _found(self, looking: asyncio.Future[set[int]]) -> None:
-        if self._closed or self._socket is not None or looking.cancelled():
-            return
-        ports = looking.result() if looking.exception() is None else set()
-        if ports:
-            try:
-                self._join(sorted(ports))
-            except OSError as exc:
-                # A runtime folder we must not use, a read-only file system, a path too
-                # long for a unix socket: drain alone, and say why.
-                logger.warning(
-                    "process group unavailable (%s): a drain reaches this worker only", exc
-                )
-            return
-        delay = next(self._retries, None)
-        if delay is None:
-            logger.info("no listening TCP socket found: this process drains alone")
-            return
-        self._timer = self._loop.call_later(delay, self._try_join)
+    def _not_found(self) -> None:
+        logger.info("no listening TCP socket found: this process drains alone")
+
+    def _stop_listening(self) -> None:
+        if self._listeners is not None:
+            self._listeners.unsubscribe(self._found)
+            self._listeners = None
 
     def _join(self, ports: list[int]) -> None:
         namespace = network_namespace()
@@ -186,9 +175,7 @@ class ProcessGroup:
         wait, and end at their next step without anyone awaiting them.
         """
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._stop_listening()
         for task in self._answering:
             task.cancel()
         if self._socket is not None:

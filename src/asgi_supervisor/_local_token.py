@@ -7,10 +7,11 @@ the private runtime directory (see `_token_file` and `_runtime_dir`; the process
 sockets share it) keyed by the TCP port the server listens on, and found by the
 `asgi-supervisor` command from the URL's port alone.
 
-The supervisor does not know its port: it reads it from ``/proc`` (`_listening`). Several
-servers bind only after the lifespan startup, so it looks again on a short, bounded schedule
-after startup (0.05 s doubling to 3.2 s, about 6 s in all), and whenever an endpoint is
-called while no token is known (at most once a second).
+The supervisor does not know its port: the middleware's `ListenerWatch` (`_listeners`)
+finds it, for the process group too, from ``/proc``. Several servers bind only after the
+lifespan startup, so the watch looks when the startup is over and again on a bounded schedule
+(0.05 s doubling to 12.8 s; about 6 s once a port is known, about 25 s while none is), and
+whenever an endpoint is called while no token is known (at most once a second).
 """
 
 from __future__ import annotations
@@ -25,15 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import _token_file
-from ._listening import listening_ports
+from ._listeners import ListenerWatch
 from ._runtime_dir import RuntimeDirError, candidates, locate, open_private, remove_if_empty
 
 __all__ = ["FoundToken", "LocalTokens", "find_token"]
 
 logger = logging.getLogger("asgi_supervisor")
 
-_FIRST_DELAY = 0.05
-_LAST_DELAY = 3.2
 _REFRESH_PERIOD = 1.0
 
 
@@ -42,8 +41,8 @@ class LocalTokens:
 
     Example::
 
-        local = LocalTokens(environ=os.environ)
-        local.start()              # in the lifespan's loop, before the app's startup
+        local = LocalTokens(environ=os.environ, listeners=watch)
+        local.start()              # in the lifespan's loop: told of the ports `watch` finds
         ...                        # endpoints compare against `local.tokens`
         await local.aclose()       # at the end of the lifespan: the last user removes files
 
@@ -52,12 +51,18 @@ class LocalTokens:
 
     Args:
         environ: where the runtime directory variables are read (see `_runtime_dir`).
+        listeners: finds the listening ports; its owner starts and closes it.
         runtime_dir: the ``runtime_dir`` setting, which wins over *environ*.
         enabled: False writes and accepts no local token.
     """
 
     def __init__(
-        self, *, environ: Mapping[str, str], runtime_dir: str | None = None, enabled: bool = True
+        self,
+        *,
+        environ: Mapping[str, str],
+        listeners: ListenerWatch,
+        runtime_dir: str | None = None,
+        enabled: bool = True,
     ) -> None:
         self.tokens: tuple[bytes, ...] = ()
         where = locate(runtime_dir, environ)
@@ -66,7 +71,7 @@ class LocalTokens:
         self._ref = secrets.token_hex(4)  # tells this supervisor's references from others'
         self._ports: dict[int, str] = {}  # port -> its token, once its file is joined
         self._dir_fd: int | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._listeners = listeners
         self._task: asyncio.Task[None] | None = None
         self._next_refresh = 0.0
         self._broken = False
@@ -78,17 +83,18 @@ class LocalTokens:
         return self._dir
 
     def start(self) -> None:
-        """Look for the listening ports now and on the schedule; call it in the loop."""
+        """Take part in the token file of each port the watch finds from now on; in the loop."""
         self._closed = False
         if self._dir is None or self._broken:
             return
-        self._schedule(_FIRST_DELAY)
+        self._listeners.subscribe(self._found)
 
     def refresh_soon(self) -> asyncio.Task[None] | None:
         """Start looking for the ports again if no token is known, at most once a second.
 
-        Returns the look in progress (a thread: ``/proc`` reads and a few file operations,
-        bounded by a 2 s lock timeout), or None when no look is due.
+        Returns the look in progress (the watch's ``/proc`` reads, joined if under way, then
+        a thread of a few file operations bounded by a 2 s lock timeout), or None when no
+        look is due.
         """
         if self.tokens or self._dir is None or self._broken or self._closed:
             return None
@@ -98,7 +104,7 @@ class LocalTokens:
         if now < self._next_refresh:
             return None
         self._next_refresh = now + _REFRESH_PERIOD
-        return self._discover()
+        return self._discover(look=True)
 
     async def refresh(self) -> None:
         """`refresh_soon`, and wait for the look; cancelling the caller leaves it running."""
@@ -113,9 +119,7 @@ class LocalTokens:
         Waits for a look in progress; then blocks briefly (the lock, at most 2 s).
         """
         self._closed = True  # no new look may start while the files are left
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._listeners.unsubscribe(self._found)
         if self._task is not None:
             await asyncio.wait({self._task})
         dir_fd, self._dir_fd = self._dir_fd, None
@@ -134,30 +138,38 @@ class LocalTokens:
             if self._removable and self._dir is not None:
                 remove_if_empty(self._dir)
 
-    def _schedule(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
+    def _found(self, ports: frozenset[int]) -> None:
+        # The watch found ports: join the files of new ones (most looks find none). An
+        # update under way joins them when its thread returns; that thread may be adding
+        # to `_ports` right now, so leave it alone meanwhile.
+        idle = self._task is None and not self._closed and not self._broken
+        if idle and ports - self._ports.keys():
+            self._discover(look=False)
 
-        def tick() -> None:
-            self._timer = None
-            self._discover()
-            if delay < _LAST_DELAY and not self._broken:
-                self._schedule(delay * 2)
-
-        self._timer = loop.call_later(delay, tick)
-
-    def _discover(self) -> asyncio.Task[None]:
-        # One look at a time; callers join the look in progress.
+    def _discover(self, *, look: bool) -> asyncio.Task[None]:
+        # One update at a time; callers join the one in progress, which joins every port
+        # the watch knows when it gets there.
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._look())
+            self._task = asyncio.get_running_loop().create_task(self._update(look))
         return self._task
 
-    async def _look(self) -> None:
+    async def _update(self, look: bool) -> None:
         known = set(self._ports)
         try:
-            await asyncio.to_thread(self._join_new_ports)
+            if look:
+                # Shielded: our cancellation (the cleanup's bound) must not cut the watch's
+                # look short for its other subscribers.
+                await asyncio.shield(self._listeners.look())
+            while not self._closed and not self._broken:
+                new = self._listeners.ports - self._ports.keys()
+                if not new:
+                    break
+                await asyncio.to_thread(self._join_new_ports, new)
         except OSError as exc:  # TimeoutError (the lock) included
-            # An unsafe directory stays unsafe: stop looking. Anything else may pass.
+            # An unsafe directory stays unsafe: stop listening. Anything else may pass.
             self._broken = isinstance(exc, RuntimeDirError)
+            if self._broken:
+                self._listeners.unsubscribe(self._found)
             logger.error(
                 "the local admin token is unavailable: %s; the admin endpoints accept only the "
                 "configured admin_token until this is fixed",
@@ -175,12 +187,9 @@ class LocalTokens:
                 extra={"port": port, "runtime_dir": str(self._dir)},
             )
 
-    def _join_new_ports(self) -> None:
-        """In a thread: take part in the token file of every port not yet joined."""
+    def _join_new_ports(self, new: frozenset[int]) -> None:
+        """In a thread: take part in the token file of each port of *new*."""
         assert self._dir is not None
-        new = listening_ports() - self._ports.keys()
-        if not new:
-            return
         for attempt in (1, 2):
             if self._dir_fd is None:
                 self._dir_fd = open_private(self._dir, create=True)

@@ -18,6 +18,7 @@ from ._asyncio_only import on_asyncio, refuse_lifespan
 from ._cancel import finish_cleanup
 from ._endpoints import Endpoints
 from ._lifespan import LifespanBridge
+from ._listeners import ListenerWatch
 from ._metrics_group import SnapshotPublisher
 from ._stacks import tasks_running
 from ._state import Lifecycle, State
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 __all__ = ["SupervisorMiddleware", "WebSocketConnection"]
 
 _IDLE = Lifecycle()
-# The lifespan's own files (local token, metrics snapshot) are removed within this bound.
+# The lifespan's own files (local token, metrics snapshot) are removed, and the listener
+# watch stopped, within this bound.
 _CLEANUP_PERIOD = 3.0
 
 
@@ -66,8 +68,13 @@ class SupervisorMiddleware:
     def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
         self.app = app
         self.supervisor = supervisor
+        # One look at our listening ports serves the local token and the process group:
+        # each lifespan's run starts the watch, `_remove_files` closes it (`_listeners`).
+        self._listeners = ListenerWatch()
         # The endpoints own the local admin token, which lives as long as the lifespan.
-        self._endpoints = Endpoints(supervisor, request_ages=self.request_ages)
+        self._endpoints = Endpoints(
+            supervisor, request_ages=self.request_ages, listeners=self._listeners
+        )
         self._routes = self._endpoints.routes
         # What requests need of the lifespan this instance runs; None outside one.
         self._run: Run | None = None
@@ -151,7 +158,7 @@ class SupervisorMiddleware:
             found = tasks_running(asyncio.all_tasks(loop), _CALL_CODE, self, _COUNTED)
             return [task for task, _ in found]
 
-        run = self.supervisor.begin_startup(find_requests)
+        run = self.supervisor.begin_startup(find_requests, listeners=self._listeners)
         self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
         return run
 
@@ -161,13 +168,18 @@ class SupervisorMiddleware:
         await self._remove_files()
 
     async def _remove_files(self) -> None:
-        # The lifespan's files (local token, metrics snapshot) go before the server hears
-        # the lifespan is over: hypercorn cancels the lifespan task right after that, and
-        # a cancellation meanwhile only delays this bounded cleanup.
+        # The lifespan's files (local token, metrics snapshot) go, and the listener watch
+        # stops, before the server hears the lifespan is over: hypercorn cancels the
+        # lifespan task right after that, and a cancellation meanwhile only delays this
+        # bounded cleanup.
         publisher, self._publisher = self._publisher, None
         if publisher is None:
             return
-        cleanups = [publisher.aclose(), self._endpoints.local_tokens.aclose()]
+        cleanups = [
+            publisher.aclose(),
+            self._endpoints.local_tokens.aclose(),
+            self._listeners.aclose(),
+        ]
         await finish_cleanup(cleanups, deadline=time.monotonic() + _CLEANUP_PERIOD)
 
     def request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:

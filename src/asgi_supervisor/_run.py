@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._config import Config
 from ._group import ProcessGroup, member_status
@@ -23,6 +23,9 @@ from ._runtime_dir import locate
 from ._shutdown import Shutdown
 from ._state import Lifecycle, State
 from ._workers import WorkerSpec, start_workers
+
+if TYPE_CHECKING:
+    from ._listeners import ListenerWatch
 
 __all__ = ["Run"]
 
@@ -42,9 +45,13 @@ class Run:
         *,
         find_requests: Callable[[], list[asyncio.Task[Any]]],
         on_critical_failure: str,
+        listeners: ListenerWatch,
     ) -> None:
         self.config = config
         self.loop = loop
+        # Finds the ports we listen on, for the group and the local token; the middleware
+        # owns it (it closes it at the end of the lifespan), the run starts it.
+        self.listeners = listeners
         self.lifecycle = Lifecycle()
         self.registry = Registry(config.history_size)
         self.requests = RequestCount()
@@ -81,6 +88,9 @@ class Run:
         self.shutdown.install_signals()
         # The sibling worker processes of a multi-worker server, to drain together.
         self.group = self._join_group()
+        # The app's startup is over: servers that bind after it do so now. One look serves
+        # the group and the local token (`_listeners`).
+        self.listeners.start()
         self._critical = {spec.name for spec in specs if spec.critical}
         failure = await start_workers(
             specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
@@ -141,7 +151,7 @@ class Run:
             self.begin_drain("critical worker failed")
 
     def _join_group(self) -> ProcessGroup | None:
-        # Joining itself may happen later, once the server listens (`ProcessGroup.start`).
+        # Joining itself happens once the listener watch finds a port (`ProcessGroup.start`).
         if not self.config.process_group:
             return None
         # The same folder as the local token files (`_endpoints`): one `locate` for both.
@@ -164,7 +174,7 @@ class Run:
             on_drain=lambda trigger, deadline: self.begin_drain(trigger, deadline=deadline),
             describe=describe,
         )
-        group.start()
+        group.start(self.listeners)
         return group
 
     def _tick(self) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._checks import CheckResult, Checks
 from ._config import Config
@@ -20,6 +20,9 @@ from ._state import State
 from ._stopping import Stopping
 from ._workers import Restart, WorkerSpec, parse_restart
 from .exceptions import NotRunningError, SupervisorClosedError
+
+if TYPE_CHECKING:
+    from ._listeners import ListenerWatch
 
 __all__ = ["Supervisor"]
 
@@ -332,8 +335,13 @@ class Supervisor:
 
     # -- lifespan (called by the middleware) ---------------------------------------------------
 
-    def begin_startup(self, find_requests: Callable[[], list[asyncio.Task[Any]]]) -> Run:
+    def begin_startup(
+        self, find_requests: Callable[[], list[asyncio.Task[Any]]], *, listeners: ListenerWatch
+    ) -> Run:
         """Begin a lifespan: a fresh `Run` on the running loop (the last one is dropped).
+
+        *listeners* finds the ports we listen on; the run starts it, its owner (the
+        middleware) closes it.
 
         Raises:
             RuntimeError: a lifespan of this supervisor is already running.
@@ -351,6 +359,7 @@ class Supervisor:
             asyncio.get_running_loop(),
             find_requests=find_requests,
             on_critical_failure=self._on_critical_failure,
+            listeners=listeners,
         )
         return self._run
 
