@@ -19,12 +19,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
+
+from tests.servers._started import Started
 
 Event = dict[str, Any]
 
@@ -39,7 +40,7 @@ def chromium_path() -> str:
     return found
 
 
-class Browser:
+class Browser(Started):
     """One headless Chromium with one page, and a protocol session on that page.
 
     Example::
@@ -60,22 +61,6 @@ class Browser:
         self._socket: ClientConnection | None = None
         self._closing = contextlib.ExitStack()
         self.log_path = tmp_path / "chromium.log"
-
-    def __enter__(self) -> Browser:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def start(self, timeout: float = 30.0) -> None:
         """Start Chromium and attach to its first page."""
@@ -235,7 +220,7 @@ class Browser:
         )
         return base64.b64decode(shot["data"])
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Close the session and kill the process group this browser started."""
         self._closing.close()
         self._socket = None

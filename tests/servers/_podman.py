@@ -19,7 +19,8 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-from types import TracebackType
+
+from tests.servers._started import Started
 
 __all__ = ["PODMAN", "Container", "PodmanUnavailable", "build_demo_image", "ensure_base_image"]
 
@@ -129,7 +130,7 @@ def build_demo_image(base: str) -> str:
     return DEMO_IMAGE
 
 
-class Container:
+class Container(Started):
     """One detached container of *image* on the host's network, under a unique name."""
 
     def __init__(self, image: str, env: dict[str, str]) -> None:
@@ -138,19 +139,11 @@ class Container:
         self.name = f"asgi-supervisor-test-{uuid.uuid4().hex[:10]}"
         self._created = False
 
-    def __enter__(self) -> Container:
+    def start(self) -> None:
+        """Run the container, detached."""
         env_flags = [flag for name, value in self.env.items() for flag in ("-e", f"{name}={value}")]
         self._created = True
         podman("run", "-d", "--name", self.name, "--network=host", *LIMITS, *env_flags, self.image)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def exec(self, *command: str) -> str:
         """Run *command* inside the container; its stdout."""
@@ -167,7 +160,7 @@ class Container:
         )
         return result.stdout + result.stderr
 
-    def close(self) -> None:
+    def stop(self) -> None:
         """Remove this container (and nothing else), killing it if it still runs."""
         if self._created:
             self._created = False

@@ -16,10 +16,11 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
+
+from tests.servers._started import Started
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -102,7 +103,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
 }
 
 
-class ServerProcess:
+class ServerProcess(Started):
     """One server process (see `_COMMANDS`) serving *app* on a free loopback port; *args* go
     to the server (``--workers 2``)."""
 
@@ -146,22 +147,6 @@ class ServerProcess:
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> ServerProcess:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()  # a server that never became live is still ours to end
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, ready_timeout: float = 20.0, *, wait_live: bool = True) -> None:
         """Start the server and wait until /health/live answers (unless not *wait_live*)."""
@@ -236,7 +221,7 @@ class ServerProcess:
         self.process.wait(timeout=10)
 
 
-class PrometheusProcess:
+class PrometheusProcess(Started):
     """Debian's Prometheus on a free loopback port, scraping *targets* every second.
 
     Its data lives in *tmp_path*; `stop` (also run by the context manager) ends the process
@@ -262,18 +247,6 @@ class PrometheusProcess:
             "--log.level=warn",
         ]
         self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> PrometheusProcess:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, ready_timeout: float = 30.0) -> None:
         """Start Prometheus and wait until it says it is ready."""
