@@ -47,6 +47,7 @@ test: $(STAMP) system-deps lint typecheck pytest other-pythons
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -31,8 +31,8 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
-from asgi_supervisor._metrics import take_snapshot
-from asgi_supervisor._metrics_group import ENV, write_snapshot
+from asgi_supervisor._observe.metrics import take_snapshot
+from asgi_supervisor._observe.metrics_group import ENV, write_snapshot
 from asgi_supervisor.testing import LifespanManager
 from bench._harness import Summary, clock, interleave_async, paired_delta, print_table
 

@@ -44,36 +44,3 @@ def test_the_gunicorn_worker_is_uvicorns() -> None:
 
     assert issubclass(UvicornWorker, uvicorn_worker.UvicornWorker)
     assert UvicornWorker.__doc__
-
-
-def test_the_package_has_no_import_cycle() -> None:
-    """No module of the package imports, even for type checking only, one that imports it
-    back: the layers of ``__init__``'s docstring hold."""
-    import ast
-    from pathlib import Path
-
-    import asgi_supervisor
-
-    package = Path(asgi_supervisor.__file__).parent
-    graph: dict[str, set[str]] = {}
-    for path in package.glob("*.py"):
-        imported: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    imported.add(node.module.split(".")[0])
-                else:
-                    imported.update(alias.name for alias in node.names)
-        graph[path.stem] = imported
-    cycles = []
-
-    def visit(module: str, path: list[str]) -> None:
-        for name in sorted(graph.get(module, ())):
-            if name in path:
-                cycles.append([*path[path.index(name) :], name])
-            else:
-                visit(name, [*path, name])
-
-    for module in sorted(graph):
-        visit(module, [module])
-    assert cycles == []

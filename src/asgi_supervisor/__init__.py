@@ -1,39 +1,38 @@
 """asgi-supervisor: start and stop an ASGI app's asynchronous work properly.
 
-Layout, from the bottom up (each layer imports only those below it):
-
-* the pure core: ``_config`` (settings), ``_deadline`` (the one deadline of a shutdown),
-  ``_state`` (the state machine), ``_registry`` (tracked tasks), ``_requests`` (the count of
-  in-flight requests), ``_cancel`` (cancel within a deadline), ``_report``, ``_stacks``;
-* the supervisor: ``_workers``, ``_checks``, ``_signals``, ``_server_facts`` (what a server
-  integration tells it), ``_watchdog``, ``_looplag``, ``_logs``, ``_shutdown``, ``_run``
-  (one lifespan's state, and its process group: ``_group`` over ``_listening``, ``_listeners``,
-  ``_runtime_dir`` and ``_group_socket``, which know nothing of supervisors), ``_stopping``
-  and ``_supervisor``, which ties them together; ``_metrics`` and ``_metrics_group`` read
-  it, and ``_group_hooks`` gathers every worker's outcome for ``/drain``;
-* the local admin token, stdlib only and shared with the command line: ``_listening``,
-  ``_listeners`` (one watch of our listening ports, for the token and the process group),
-  ``_runtime_dir`` (the private folder it shares with the process group), ``_token_file``
-  and ``_local_token``;
-* the ASGI layer: ``_response`` (how every endpoint answer is sent), ``_admin_auth``,
-  ``_endpoints``, ``_tasks_view``, ``_metrics_http``, ``_websocket``, ``_asyncio_only``,
-  ``_lifespan`` and ``_middleware``, and the page `/tasks` shows to browsers
-  (``_negotiate``, ``_tasks_page``, ``_timeline``, ``_page_style``);
-* public modules: ``exceptions``, ``testing``, the command line (``__main__``), and the
-  server integration ``gunicorn`` (a worker class; it imports the public API and
-  ``_server_facts``, and nothing imports it).
+The public API is this namespace (``__all__``), plus the public modules ``exceptions``,
+``testing`` and the server integration ``gunicorn``; ``python -m asgi_supervisor`` is the
+command line. Everything else lives in private subpackages, one per layer.
 """
+
+# General layout, from the bottom up. Each layer imports only the layers below it, and two
+# layers on one line know nothing of each other; the import-linter contracts in
+# pyproject.toml check every import, those made for type checking included.
+#
+#   _core        the asyncio shutdown core: the deadline, cancellation within it, the
+#                lifecycle, the registry of tracked tasks, workers, checks and the report.
+#                Standard library only; it imports no other part of the package.
+#   _host        facts about this host and process: /proc, the private runtime folder,
+#                signals, the watchdog, loop lag, what the server integration said, logs.
+#   _group       the process group: the worker processes of one server drain together.
+#   _admin       admin access: the local token and who may call the admin endpoints.
+#   _supervisor  the supervisor, its settings, and one lifespan's run and shutdown.
+#   _observe     what the supervisor shows: /tasks rows and page, metrics.
+#   _asgi        the ASGI layer: the middleware, the lifespan bridge, the endpoints.
+#   _cli         the command line, which reads the local token and speaks HTTP, no more.
+#
+# Public modules sit on top: exceptions, testing, gunicorn and __main__.
 
 from __future__ import annotations
 
-from ._config import Config
-from ._looplag import LoopLagStats
-from ._middleware import SupervisorMiddleware
-from ._registry import Kind
-from ._report import AbandonedTask, Phase, ShutdownReport
-from ._state import State
-from ._supervisor import Supervisor
-from ._workers import Restart
+from ._asgi.middleware import SupervisorMiddleware
+from ._core.lifecycle import State
+from ._core.registry import Kind
+from ._core.report import AbandonedTask, Phase, ShutdownReport
+from ._core.workers import Restart
+from ._host.looplag import LoopLagStats
+from ._supervisor.config import Config
+from ._supervisor.supervisor import Supervisor
 from .exceptions import (
     NotRunningError,
     StartupError,

@@ -13,20 +13,11 @@ names the setting, the bad value, and the fix.
 
 from __future__ import annotations
 
+from ._core.errors import (
+    NotRunningError,
+    StartupError,
+    SupervisorClosedError,
+    SupervisorError,
+)
+
 __all__ = ["NotRunningError", "StartupError", "SupervisorClosedError", "SupervisorError"]
-
-
-class SupervisorError(RuntimeError):
-    """Base class of every error the supervisor raises at run time."""
-
-
-class SupervisorClosedError(SupervisorError):
-    """Raised by ``spawn()`` and ``add_worker()`` once the supervisor no longer takes new work."""
-
-
-class StartupError(SupervisorError):
-    """Raised when the app's own startup fails or a worker fails while starting."""
-
-
-class NotRunningError(SupervisorError):
-    """Raised when an operation needs a running event loop and lifespan, and has neither."""

@@ -44,7 +44,7 @@ import uvicorn
 import uvicorn_worker
 from gunicorn.arbiter import Arbiter
 
-from ._server_facts import ServerFacts, register
+from ._host.server_facts import ServerFacts, register
 
 __all__ = ["UvicornWorker"]
 

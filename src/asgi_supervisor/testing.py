@@ -18,7 +18,7 @@ import asyncio
 from types import TracebackType
 from typing import Any
 
-from ._types import ASGIApp, Message
+from ._asgi.types import ASGIApp, Message
 
 __all__ = ["LifespanManager", "LifespanStartupFailed"]
 

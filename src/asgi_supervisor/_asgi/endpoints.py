@@ -1,0 +1,198 @@
+"""The HTTP endpoints the middleware answers itself: health, tasks and drain.
+
+Health endpoints are public and say only names and states. `/tasks` and `/drain` are admin
+endpoints: they want ``Authorization: Bearer <token>`` with the local token or the configured
+``admin_token``, and refuse browsers (see `auth`). `/drain` changes state, so it
+answers ``POST`` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from asgi_supervisor._admin.auth import AdminAuth
+from asgi_supervisor._admin.local_token import LocalTokens
+from asgi_supervisor._core.errors import NotRunningError
+from asgi_supervisor._core.lifecycle import State
+from asgi_supervisor._observe.page import HtmlPage, tasks_page
+from asgi_supervisor._observe.tasks_view import TasksQuery, tasks_payload
+
+from .drain import process_outcomes
+from .metrics_http import MetricsEndpoint
+from .negotiate import prefers_html
+from .response import send_body, send_json
+
+if TYPE_CHECKING:
+    from asgi_supervisor._host.listeners import ListenerWatch
+    from asgi_supervisor._supervisor.supervisor import Supervisor
+
+    from .types import Receive, Scope, Send
+
+__all__ = ["Endpoints"]
+
+Handler = Callable[["Scope", "Receive", "Send"], Awaitable[None]]
+_READ = ("GET", "HEAD")
+
+
+class Endpoints:
+    """The endpoint handlers of one supervisor, keyed by full path in `routes`.
+
+    `local_tokens` must be started in the lifespan's loop and closed at its end (the
+    middleware does it), so the local token file exists while the server listens; it learns
+    the ports from *listeners*, the watch the process group shares (`listeners`).
+    """
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        *,
+        request_ages: Callable[[], list[tuple[asyncio.Task[Any], float]]],
+        listeners: ListenerWatch,
+    ) -> None:
+        self._sup = supervisor
+        self._request_ages = request_ages
+        config = supervisor.config
+        prefix = config.path_prefix
+        # The same runtime directory as the process group's sockets (`Run._join_group`).
+        self.local_tokens = LocalTokens(
+            environ=os.environ,
+            listeners=listeners,
+            runtime_dir=config.runtime_dir,
+            enabled=config.local_token,
+        )
+        self._auth = AdminAuth(config.admin_token, self.local_tokens)
+        self.routes: dict[str, Handler] = {
+            f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
+            f"{prefix}/health/ready": self._guard(_READ, admin=False, fn=self._ready),
+            f"{prefix}/health/startup": self._guard(_READ, admin=False, fn=self._startup),
+            f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
+            f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
+            f"{prefix}/drain": self._guard(("POST",), admin=True, fn=self._drain),
+            f"{prefix}/metrics": MetricsEndpoint(supervisor),  # public, like /health
+        }
+
+    def _guard(
+        self,
+        methods: tuple[str, ...],
+        *,
+        admin: bool,
+        fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any] | HtmlPage]]],
+    ) -> Handler:
+        allowed = ", ".join(methods)
+        allow = allowed.encode()
+
+        async def handle(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["method"] not in methods:
+                error = {"error": f"method {scope['method']} is not allowed here; use {allowed}"}
+                await send_json(send, scope["method"], 405, error, [(b"allow", allow)])
+                return
+            if admin:
+                refusal = await self._auth.refusal(scope)
+                if refusal is not None:
+                    await send_json(send, scope["method"], *refusal)
+                    return
+            elif not self.local_tokens.tokens:
+                # A probe may come before the server's socket was seen: look again, in the
+                # background, as a probe must not wait for it.
+                self.local_tokens.refresh_soon()
+            try:
+                status, body = await fn(scope)
+            except _BadRequest as exc:
+                status, body = 400, {"error": str(exc)}
+            if isinstance(body, HtmlPage):  # /tasks for a browser
+                method = scope["method"]
+                await send_body(send, method, status, body.content_type, body.body, body.headers)
+                return
+            await send_json(send, scope["method"], status, body)
+
+        return handle
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def _live(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        # Answering at all proves the loop runs; liveness never follows draining, except once
+        # the shutdown ended and nothing will end the process: then it must be restarted.
+        if self._sup.is_lingering:
+            return 503, {"status": "stopped", "state": self._sup.state.value}
+        return 200, {"status": "live", "state": self._sup.state.value}
+
+    async def _ready(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        reasons = await self._not_ready_reasons()
+        state = self._sup.state.value
+        if reasons:
+            return 503, {"status": "not ready", "state": state, "reasons": reasons}
+        return 200, {"status": "ready", "state": state}
+
+    async def _startup(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        started = self._sup.has_started
+        state = self._sup.state.value
+        if started:
+            return 200, {"status": "started", "state": state}
+        return 503, {"status": "starting", "state": state}
+
+    async def _health(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        sup = self._sup
+        reasons = await self._not_ready_reasons()
+        checks = {r.name: {"ok": r.ok, "critical": r.critical} for r in await sup.check_results()}
+        workers = {r.name: {"state": r.state, "restarts": r.restarts} for r in sup.registry.workers}
+        remaining = sup.deadline_remaining()
+        body = {
+            "state": sup.state.value,
+            "live": not sup.is_lingering,
+            "ready": not reasons,
+            "started": sup.has_started,
+            "reasons": reasons,
+            "checks": checks,
+            "workers": workers,
+            "counts": sup.counts(),
+            "deadline_remaining": None if remaining is None else round(remaining, 3),
+        }
+        return (503 if reasons else 200), body
+
+    async def _not_ready_reasons(self) -> list[str]:
+        sup = self._sup
+        reasons = []
+        if sup.state is not State.READY:
+            reasons.append(f"state is {sup.state.value}")
+        reasons.extend(sup.failures().values())
+        for result in await sup.check_results():
+            if result.critical and not result.ok:
+                reasons.append(f"check {result.name!r} failed")
+        return reasons
+
+    # -- admin ------------------------------------------------------------------------------
+
+    async def _tasks(self, scope: Scope) -> tuple[int, dict[str, Any] | HtmlPage]:
+        try:
+            query = TasksQuery.parse(scope.get("query_string", b""))
+        except ValueError as exc:
+            raise _BadRequest(str(exc)) from None
+        payload = tasks_payload(self._sup, query, self._request_ages())
+        if prefers_html(scope.get("headers", ())):
+            return 200, tasks_page(self._sup, payload)
+        return 200, payload
+
+    async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
+        sup = self._sup
+        try:
+            sup.begin_drain("drain endpoint")
+        except NotRunningError:
+            return 503, {"error": "the lifespan is not running: nothing to drain"}
+        # This request is not counted, so the drain never waits for itself.
+        await sup.wait_drained()
+        counts = sup.counts()
+        drained = not counts["requests"] and not counts["websockets"]
+        body: dict[str, Any] = {
+            "state": sup.state.value,
+            "drained": drained,
+            "report": sup.drain_progress(),
+        }
+        body["processes"] = await process_outcomes(sup)  # process group: every worker process
+        return 200, body
+
+
+class _BadRequest(Exception):
+    pass

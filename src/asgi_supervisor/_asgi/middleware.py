@@ -1,0 +1,255 @@
+"""`SupervisorMiddleware`: gates requests and websockets by state, and answers the endpoints.
+
+The per-request path is the hot path of every app that uses this library: one dict lookup
+for the endpoints, one flag, and a count of in-flight requests, with no task lookup and no
+allocation. The request tasks are found by walking the loop's tasks for this middleware's
+frames when the shutdown must cancel them or `/tasks` lists them (see `_stacks.tasks_running`).
+Everything else (`Connection: close`, rejections) happens only while shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from asgi_supervisor._core.cancel import finish_cleanup
+from asgi_supervisor._core.lifecycle import Lifecycle, State
+from asgi_supervisor._core.stacks import tasks_running
+from asgi_supervisor._host.listeners import ListenerWatch
+from asgi_supervisor._observe.metrics_group import SnapshotPublisher
+
+from .asyncio_only import on_asyncio, refuse_lifespan
+from .endpoints import Endpoints
+from .lifespan import LifespanBridge
+from .websocket import WebSocketConnection
+
+if TYPE_CHECKING:
+    from asgi_supervisor._core.requests import RequestCount
+    from asgi_supervisor._supervisor.run import Run
+    from asgi_supervisor._supervisor.supervisor import Supervisor
+
+    from .types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["SupervisorMiddleware", "WebSocketConnection"]
+
+_IDLE = Lifecycle()
+# The lifespan's own files (local token, metrics snapshot) are removed, and the listener
+# watch stopped, within this bound.
+_CLEANUP_PERIOD = 3.0
+
+
+class SupervisorMiddleware:
+    """Pure ASGI middleware that ties an app to a `Supervisor`.
+
+    Example::
+
+        app = FastAPI(
+            lifespan=app_lifespan,
+            middleware=[Middleware(SupervisorMiddleware, supervisor=supervisor)],
+        )
+
+    It composes the supervisor with the app's own lifespan (workers start after the app's
+    startup and stop before its shutdown), counts every request and tracks every websocket,
+    answers the health, tasks and drain endpoints under ``path_prefix``, and refuses new work
+    once the supervisor is closing: 503 with ``Retry-After`` for HTTP, a refused handshake for
+    websockets. Outside a lifespan it runs (before startup, after shutdown, in an instance
+    that does not run the lifespan, such as one around a mounted sub-app) requests are served
+    exactly as without it.
+
+    Cancellation: a request cancelled by the shutdown's deadline before its response began
+    is answered 503 with ``Retry-After`` and ``Connection: close``; one whose response had
+    begun is ended, and the report counts both as cancelled.
+
+    Args:
+        app: the ASGI app to wrap.
+        supervisor: the supervisor whose lifespan this middleware runs.
+    """
+
+    def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
+        self.app = app
+        self.supervisor = supervisor
+        # One look at our listening ports serves the local token and the process group:
+        # each lifespan's run starts the watch, `_remove_files` closes it (`listeners`).
+        self._listeners = ListenerWatch()
+        # The endpoints own the local admin token, which lives as long as the lifespan.
+        self._endpoints = Endpoints(
+            supervisor, request_ages=self.request_ages, listeners=self._listeners
+        )
+        self._routes = self._endpoints.routes
+        # What requests need of the lifespan this instance runs; None outside one.
+        self._run: Run | None = None
+        self._requests: RequestCount | None = None
+        self._lifecycle: Lifecycle = _IDLE  # read only while `requests` is set
+        self._publisher: SnapshotPublisher | None = None
+        # Built once per state: a rejection is the same bytes every time.
+        self._rejections: dict[State, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
+        retry_after = str(supervisor.config.retry_after).encode()
+        for state in State:
+            body = json.dumps({"error": "service is shutting down", "state": state.value}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", retry_after),
+                (b"connection", b"close"),
+            ]
+            self._rejections[state] = (body, headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self._routes.get(scope["path"])
+            if route is not None:
+                await route(scope, receive, send)
+                return
+            requests = self._requests
+            if requests is None:
+                await self.app(scope, receive, send)
+                return
+            lifecycle = self._lifecycle
+            if lifecycle.draining:
+                if not lifecycle.accepting:
+                    await self._reject(send, requests, lifecycle.state)
+                    return
+                send = _ConnectionClose(send)
+            # `started` marks this frame as a counted request (see `_COUNTED`) and gives its
+            # age to /tasks; it is read from the frame, never here.
+            started = requests.now  # noqa: F841
+            cut = False
+            requests.in_flight += 1
+            try:
+                await self.app(scope, receive, send)
+            except asyncio.CancelledError:
+                if not requests.deadline_cancel:
+                    raise
+                # Ours: the shutdown cancelled this request at the deadline.
+                cut = True
+                await _answer_cut(send, self._rejections[State.STOPPING])
+            finally:
+                requests.in_flight -= 1
+                if lifecycle.draining:
+                    requests.ended_while_draining(cut)
+        elif scope["type"] == "websocket":
+            run = self._run
+            if run is None:
+                await self.app(scope, receive, send)
+            else:
+                await self._websocket(run, scope, receive, send)
+        elif scope["type"] == "lifespan":
+            if not on_asyncio():  # a sentence, not "no running event loop" (trio)
+                await refuse_lifespan(receive, send)
+            bridge = LifespanBridge(
+                self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
+            )
+            self._endpoints.local_tokens.start()  # write the local token file
+            # Metrics of a process group: publish this worker's snapshot.
+            self._publisher = SnapshotPublisher.start(self.supervisor)
+            try:
+                await bridge(scope)
+            finally:
+                await self._remove_files()  # done already, unless the lifespan never began
+        else:
+            await self.app(scope, receive, send)
+
+    # -- the lifespan this instance runs ----------------------------------------------------
+
+    def _begin(self) -> Run:
+        loop = asyncio.get_running_loop()
+
+        def find_requests() -> list[asyncio.Task[Any]]:
+            found = tasks_running(asyncio.all_tasks(loop), _CALL_CODE, self, _COUNTED)
+            return [task for task, _ in found]
+
+        run = self.supervisor.begin_startup(find_requests, listeners=self._listeners)
+        self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
+        return run
+
+    async def _end(self) -> None:
+        self._run = self._requests = None
+        self._lifecycle = _IDLE
+        await self._remove_files()
+
+    async def _remove_files(self) -> None:
+        # The lifespan's files (local token, metrics snapshot) go, and the listener watch
+        # stops, before the server hears the lifespan is over: hypercorn cancels the
+        # lifespan task right after that, and a cancellation meanwhile only delays this
+        # bounded cleanup.
+        publisher, self._publisher = self._publisher, None
+        if publisher is None:
+            return
+        cleanups = [
+            publisher.aclose(),
+            self._endpoints.local_tokens.aclose(),
+            self._listeners.aclose(),
+        ]
+        await finish_cleanup(cleanups, deadline=time.monotonic() + _CLEANUP_PERIOD)
+
+    def request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:
+        """In-flight requests of the running lifespan on its loop, with their start times."""
+        run = self._run
+        if run is None or not run.requests.in_flight:
+            return []
+        found = tasks_running(asyncio.all_tasks(run.loop), _CALL_CODE, self, _COUNTED)
+        return [(task, frame.f_locals[_COUNTED]) for task, frame in found]
+
+    # -- shutting down ----------------------------------------------------------------------
+
+    async def _reject(self, send: Send, requests: RequestCount, state: State) -> None:
+        requests.rejected_count += 1
+        body, headers = self._rejections[state]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _websocket(self, run: Run, scope: Scope, receive: Receive, send: Send) -> None:
+        lifecycle = run.lifecycle
+        if not lifecycle.accepting:
+            # Closing before accepting refuses the handshake (servers answer 403).
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1013})
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        connection = WebSocketConnection(receive, send)
+        run.registry.add_websocket(task, connection)
+        try:
+            await self.app(scope, connection.receive, connection.send)
+        finally:
+            run.registry.remove_websocket(task)
+            if lifecycle.draining:
+                run.shutdown.websocket_done()
+
+
+# A task runs a counted request when its await chain holds a frame of this code with the
+# local `_COUNTED` bound; `request_ages` and the shutdown find requests that way.
+_CALL_CODE = SupervisorMiddleware.__call__.__code__
+_COUNTED = "started"
+
+
+async def _answer_cut(send: Send, rejection: tuple[bytes, list[tuple[bytes, bytes]]]) -> None:
+    # The task was cancelled by us and ends here, quietly: no traceback from the server.
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    body, headers = rejection
+    try:
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+    except Exception:  # the response had begun: the server ends the connection
+        return
+
+
+class _ConnectionClose:
+    """A send that adds ``Connection: close`` to the response, while draining."""
+
+    __slots__ = ("_send",)
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
+            headers.append((b"connection", b"close"))
+            message = {**message, "headers": headers}
+        await self._send(message)

@@ -1,0 +1,231 @@
+"""Settings of a supervisor: validated once, frozen, and readable from the environment."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["Config"]
+
+_ENV_PREFIX = "ASGI_SUPERVISOR_"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+# Kubernetes sets this in every container; endpoints take a few seconds to forget a pod.
+_KUBERNETES_SHUTDOWN_DELAY = 5.0
+# Loop-lag detection runs a callback every threshold/2 s: below this it would cost real CPU.
+_MIN_LOOP_LAG_THRESHOLD = 0.01
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """Every setting of a `Supervisor`, validated when built.
+
+    Example::
+
+        config = Config.from_env(grace_period=20.0)   # ASGI_SUPERVISOR_* variables, overridden
+        supervisor = Supervisor(config=config)
+
+    ``process_group`` makes the worker processes of one server (``--workers N``) drain
+    together; their sockets, and the local token files, live in the private folder
+    ``runtime_dir`` (default ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else
+    ``$XDG_RUNTIME_DIR/asgi-supervisor``, else ``/tmp/asgi-supervisor-<uid>``; see
+    ``runtime_dir``). The command line reads only the variable.
+
+    Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
+    (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``
+    turns loop-lag detection off.
+
+    Raises:
+        ValueError: a setting is out of range; the message names it and says what to use.
+        TypeError: a setting has the wrong type.
+    """
+
+    grace_period: float = 25.0
+    shutdown_delay: float | None = None
+    cancel_timeout: float = 5.0
+    websocket_close_code: int = 1012
+    websocket_close_reason: str = "server restarting"
+    retry_after: int = 5
+    handle_signals: bool = True
+    admin_token: str | None = None
+    local_token: bool = True
+    path_prefix: str = ""
+    watchdog: bool = True
+    watchdog_delay: float = 0.5
+    check_cache_period: float = 1.0
+    history_size: int = 100
+    loop_lag_threshold: float | None = 0.5
+    process_group: bool = True
+    runtime_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _positive("grace_period", self.grace_period)
+        _positive("cancel_timeout", self.cancel_timeout)
+        if self.cancel_timeout > self.grace_period:
+            raise ValueError(
+                f"cancel_timeout={self.cancel_timeout!r} is larger than "
+                f"grace_period={self.grace_period!r}; the time kept for cancelling tasks is "
+                "part of the grace period, so make cancel_timeout smaller."
+            )
+        if self.shutdown_delay is not None:
+            _non_negative("shutdown_delay", self.shutdown_delay)
+            if self.shutdown_delay + self.cancel_timeout > self.grace_period:
+                raise ValueError(
+                    f"shutdown_delay={self.shutdown_delay!r} plus "
+                    f"cancel_timeout={self.cancel_timeout!r} exceeds "
+                    f"grace_period={self.grace_period!r}; raise grace_period or lower the others."
+                )
+        _non_negative("watchdog_delay", self.watchdog_delay)
+        _non_negative("check_cache_period", self.check_cache_period)
+        _integer("websocket_close_code", self.websocket_close_code)
+        # 1000-1015 less the codes reserved for the wire (1004-1006, 1015), or the 3000-4999
+        # ranges for libraries and applications (RFC 6455 section 7.4).
+        code = self.websocket_close_code
+        if not (1000 <= code <= 1014 and code not in (1004, 1005, 1006)) and not (
+            3000 <= code <= 4999
+        ):
+            raise ValueError(
+                f"websocket_close_code={code!r} cannot be sent in a close frame; use 1001 "
+                "(going away), 1012 (service restart) or an application code in 3000-4999."
+            )
+        if not isinstance(self.websocket_close_reason, str):
+            raise TypeError("websocket_close_reason must be a str.")
+        if len(self.websocket_close_reason.encode()) > 123:
+            raise ValueError(
+                "websocket_close_reason is longer than the 123 bytes a close frame can carry; "
+                "shorten it."
+            )
+        _integer("retry_after", self.retry_after)
+        if self.retry_after < 0:
+            raise ValueError(f"retry_after={self.retry_after!r} must be 0 or more seconds.")
+        if self.loop_lag_threshold is not None:
+            _number("loop_lag_threshold", self.loop_lag_threshold)
+            if not self.loop_lag_threshold >= _MIN_LOOP_LAG_THRESHOLD:
+                raise ValueError(
+                    f"loop_lag_threshold={self.loop_lag_threshold!r} is below "
+                    f"{_MIN_LOOP_LAG_THRESHOLD} s; use a larger number of seconds, or None to "
+                    "turn loop-lag detection off."
+                )
+        _integer("history_size", self.history_size)
+        if self.history_size < 0:
+            raise ValueError(f"history_size={self.history_size!r} must be 0 or more.")
+        if self.admin_token is not None:
+            # A secret mounted from a file usually ends in a newline: that must not lock
+            # every caller out, so surrounding whitespace is not part of the token.
+            object.__setattr__(self, "admin_token", _admin_token(self.admin_token))
+        if self.runtime_dir is not None and not self.runtime_dir.strip():
+            raise ValueError("runtime_dir is empty; pass None to use the default folder.")
+        prefix = self.path_prefix
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ValueError(
+                f"path_prefix={prefix!r} must start with '/' and not end with one, like '/_ops'."
+            )
+
+    @property
+    def effective_shutdown_delay(self) -> float:
+        """`shutdown_delay`, with ``None`` resolved for the environment the process runs in."""
+        if self.shutdown_delay is not None:
+            return self.shutdown_delay
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return min(_KUBERNETES_SHUTDOWN_DELAY, self.grace_period - self.cancel_timeout)
+        return 0.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+        """Build a `Config` from ``ASGI_SUPERVISOR_*`` variables; keyword overrides win.
+
+        Raises:
+            ValueError: a variable holds a value that does not parse or is out of range.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = env.get(_ENV_PREFIX + field.name.upper())
+            if raw is None or field.name in overrides:
+                continue
+            values[field.name] = _parse(field.name, str(field.type), raw)
+        values.update(overrides)
+        return cls(**values)
+
+
+def _parse(name: str, annotation: str, raw: str) -> object:
+    variable = _ENV_PREFIX + name.upper()
+    text = raw.strip()
+    if name == "admin_token" and not text:
+        # Most likely a secret that came out empty: refuse rather than run without it.
+        raise ValueError(
+            f"{variable} is set but empty; set it to the token, or unset it (or set it to "
+            "'none') to allow only callers that hold the local token file."
+        )
+    if "None" in annotation and text.lower() in ("", "none"):
+        return None
+    try:
+        if annotation.startswith("bool"):
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(text)
+        if annotation.startswith("float"):
+            return float(text)
+        if annotation.startswith("int"):
+            return int(text)
+    except ValueError:
+        kind = annotation.split()[0]
+        raise ValueError(
+            f"{variable}={raw!r} is not a valid {kind}; set it to a {kind} such as "
+            f"{_EXAMPLES[kind]}."
+        ) from None
+    return raw
+
+
+_EXAMPLES = {"bool": "'true' or 'false'", "float": "'25.0'", "int": "'5'"}
+
+
+def _admin_token(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"admin_token must be a str or None, not {type(value).__name__}.")
+    token = value.strip()
+    if not token:
+        raise ValueError(
+            "admin_token is empty (or only whitespace); set it to a secret such as the output "
+            "of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it "
+            "unset to allow only callers that hold the local token file."
+        )
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ValueError(
+            f"admin_token contains {bad!r}, which cannot be sent in an HTTP Authorization "
+            "header as a bearer token; use visible ASCII characters only (letters, digits "
+            "and punctuation, no spaces), such as the output of secrets.token_urlsafe()."
+        )
+    return token
+
+
+def _positive(name: str, value: float) -> None:
+    _number(name, value)
+    if not value > 0:
+        raise ValueError(f"{name}={value!r} must be a positive number of seconds.")
+
+
+def _non_negative(name: str, value: float) -> None:
+    _number(name, value)
+    if not value >= 0:
+        raise ValueError(f"{name}={value!r} must be 0 or more seconds.")
+
+
+def _number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name}={value!r} must be a number of seconds, not {type(value).__name__}."
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{name}={value!r} must be a finite number of seconds.")
+
+
+def _integer(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}={value!r} must be an int, not {type(value).__name__}.")

@@ -1,0 +1,184 @@
+"""One lifespan of a supervisor: everything that lives from startup to the end of shutdown.
+
+A supervisor outlives its lifespans (test clients run one per test, on a new loop each time);
+what belongs to one lifespan lives in one `Run`, made at ``lifespan.startup`` and dropped
+when the next one begins. Nothing is reset in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from asgi_supervisor._core.lifecycle import Lifecycle, State
+from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
+from asgi_supervisor._core.requests import RequestCount
+from asgi_supervisor._core.workers import WorkerSpec, start_workers
+from asgi_supervisor._group.membership import ProcessGroup, member_status
+from asgi_supervisor._host.runtime_dir import locate
+
+from .config import Config
+from .shutdown import Shutdown
+
+if TYPE_CHECKING:
+    from asgi_supervisor._host.listeners import ListenerWatch
+
+__all__ = ["Run"]
+
+logger = logging.getLogger("asgi_supervisor")
+
+_CLOCK_PERIOD = 0.1
+T = TypeVar("T")
+
+
+class Run:
+    """The state of one lifespan: its loop, lifecycle, registry, requests and shutdown."""
+
+    def __init__(
+        self,
+        config: Config,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        find_requests: Callable[[], list[asyncio.Task[Any]]],
+        on_critical_failure: str,
+        listeners: ListenerWatch,
+    ) -> None:
+        self.config = config
+        self.loop = loop
+        # Finds the ports we listen on, for the group and the local token; the middleware
+        # owns it (it closes it at the end of the lifespan), the run starts it.
+        self.listeners = listeners
+        self.lifecycle = Lifecycle()
+        self.registry = Registry(config.history_size)
+        self.requests = RequestCount()
+        self.stopping = asyncio.Event()
+        # Critical workers that gave up, by name: why readiness fails.
+        self.failures: dict[str, str] = {}
+        self._on_critical_failure = on_critical_failure
+        self._critical: set[str] = set()
+        self.shutdown = Shutdown(
+            config,
+            loop,
+            lifecycle=self.lifecycle,
+            registry=self.registry,
+            requests=self.requests,
+            stopping=self.stopping,
+            find_requests=find_requests,
+            is_replaceable=lambda: self.group is not None and self.group.is_shared(),
+        )
+        self._ticker: asyncio.TimerHandle | None = None
+        self._tick()
+        # The sibling worker processes, from start() to close().
+        self.group: ProcessGroup | None = None
+
+    def __repr__(self) -> str:
+        return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
+
+    async def start(self, specs: list[WorkerSpec]) -> None:
+        """Start the workers after the app's own startup; then the state is ``ready``.
+
+        Raises:
+            StartupError: a worker raised before its first suspension (its first ``await``
+                that really waits); what did start has been stopped.
+        """
+        self.shutdown.install_signals()
+        # The sibling worker processes of a multi-worker server, to drain together.
+        self.group = self._join_group()
+        # The app's startup is over: servers that bind after it do so now. One look serves
+        # the group and the local token (`listeners`).
+        self.listeners.start()
+        self._critical = {spec.name for spec in specs if spec.critical}
+        failure = await start_workers(
+            specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
+        )
+        if failure is not None:
+            await self._stop_after_failed_startup()
+            raise failure
+        if self.lifecycle.advance(State.READY):
+            logger.info("ready", extra={"state": "ready", "workers": len(specs)})
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """Run *coro* as a tracked task of this lifespan, named *name*."""
+        record = self.registry.new_record(name, Kind.TASK)
+        task = self.loop.create_task(coro, name=name)
+        self.registry.track(task, record)
+        return task
+
+    def fail(self) -> None:
+        """The app's own startup failed: nothing of ours was started."""
+        self.lifecycle.fail()
+        self.stopping.set()
+        self.close()
+
+    def close(self) -> None:
+        """The lifespan is over: stop the clock, give the signal handlers back."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        self.shutdown.finish()
+        if self.group is not None:
+            self.group.close()
+
+    def begin_drain(self, trigger: str, *, deadline: float | None = None) -> None:
+        """Start (or join) the drain, and tell the sibling worker processes of the server.
+
+        For the drain endpoint, the API and a critical failure; never for a signal (each
+        worker gets its own, and a reload signals only the old workers).
+        """
+        self.shutdown.trigger(trigger, deadline=deadline)
+        if self.group is not None:
+            assert self.shutdown.deadline is not None
+            self.group.announce(trigger, self.shutdown.deadline.end)
+
+    async def _stop_after_failed_startup(self) -> None:
+        self.lifecycle.fail()
+        self.stopping.set()
+        tasks = list(self.registry.records)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.config.cancel_timeout)
+
+    def _worker_gave_up(self, record: TaskRecord) -> None:
+        if record.name not in self._critical:
+            return
+        self.failures[record.name] = f"critical worker {record.name!r} gave up"
+        if self._on_critical_failure == "shutdown":
+            self.begin_drain("critical worker failed")
+
+    def _join_group(self) -> ProcessGroup | None:
+        # Joining itself happens once the listener watch finds a port (`ProcessGroup.start`).
+        if not self.config.process_group:
+            return None
+        # The same folder as the local token files (`endpoints`): one `locate` for both.
+        runtime_dir = locate(self.config.runtime_dir, os.environ)
+
+        async def describe(drain_timeout: float) -> dict[str, Any]:
+            if self.shutdown.deadline is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(drain_timeout):
+                        await self.shutdown.wait_drained()
+            counts = self.registry.counts(self.requests.in_flight)
+            lifecycle = self.lifecycle
+            remaining = self.shutdown.remaining()
+            return member_status(lifecycle.state.value, lifecycle.draining, counts, remaining)
+
+        group = ProcessGroup(
+            self.loop,
+            folder=runtime_dir.path,
+            remove_folder=runtime_dir.removable,
+            on_drain=lambda trigger, deadline: self.begin_drain(trigger, deadline=deadline),
+            describe=describe,
+        )
+        group.start(self.listeners)
+        return group
+
+    def _tick(self) -> None:
+        # Refresh the cheap clock requests read for their age in /tasks.
+        self.requests.now = time.monotonic()
+        self._ticker = self.loop.call_later(_CLOCK_PERIOD, self._tick)

@@ -1,0 +1,448 @@
+"""The supervisor: the public facade that registers work and answers for each lifespan's run."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from asgi_supervisor._core.checks import CheckResult, Checks
+from asgi_supervisor._core.errors import NotRunningError, SupervisorClosedError
+from asgi_supervisor._core.lifecycle import State
+from asgi_supervisor._core.registry import Registry
+from asgi_supervisor._core.report import ShutdownReport
+from asgi_supervisor._core.stopping import Stopping
+from asgi_supervisor._core.workers import Restart, WorkerSpec, parse_restart
+from asgi_supervisor._group.membership import ProcessGroup
+from asgi_supervisor._host.logs import show_logs_through_server
+from asgi_supervisor._host.looplag import LoopLagMonitor
+
+from .config import Config
+from .run import Run
+
+if TYPE_CHECKING:
+    from asgi_supervisor._host.listeners import ListenerWatch
+
+__all__ = ["Supervisor"]
+
+logger = logging.getLogger("asgi_supervisor")
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+
+
+class Supervisor:
+    """Registers an app's asynchronous work and stops it properly, within one deadline.
+
+    Example::
+
+        supervisor = Supervisor(grace_period=25.0, shutdown_delay=5.0)
+
+        @supervisor.worker(restart="on-failure")
+        async def consume_jobs() -> None:
+            while not supervisor.stopping.is_set():
+                await handle(await queue.get())
+
+        app = SupervisorMiddleware(app, supervisor=supervisor)
+
+    A supervisor serves one lifespan at a time; a new lifespan startup after a finished
+    shutdown starts afresh (handy for test clients that run the lifespan per test).
+
+    Args:
+        grace_period: seconds from the first trigger that bound the whole shutdown.
+        shutdown_delay: seconds to keep serving after the trigger, with readiness failing, so
+            load balancers stop routing here; None means 5 s in Kubernetes, else 0.
+        cancel_timeout: the part of the grace period kept for cancelling tasks and awaiting
+            their cleanup.
+        websocket_close_code, websocket_close_reason: the close frame sent to websockets.
+        retry_after: the ``Retry-After`` seconds on 503 answers while closing.
+        handle_signals: chain SIGTERM/SIGINT handlers onto the server's own.
+        admin_token: bearer token for /tasks and /drain from other hosts; without one, only
+            callers holding the local token file (see README, "Admin access").
+        path_prefix: where the endpoints live, like ``"/_ops"``.
+        watchdog: end the process if it is still alive after the deadline plus
+            ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).
+        loop_lag_threshold: log the code holding the event loop when it stalls for longer
+            than this many seconds (None: off); counts are in ``supervisor.loop_lag.stats()``.
+        on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
+            a critical worker gives up.
+
+    Raises:
+        ValueError, TypeError: a setting is invalid; the message names it.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Config | None = None,
+        on_critical_failure: str = "unready",
+        **settings: Any,
+    ) -> None:
+        if config is not None and settings:
+            raise TypeError("Pass either config= or individual settings, not both.")
+        self.config = config if config is not None else Config(**settings)
+        if on_critical_failure not in ("unready", "shutdown"):
+            raise ValueError(
+                f"on_critical_failure={on_critical_failure!r} is not supported; "
+                "use 'unready' or 'shutdown'."
+            )
+        self._on_critical_failure = on_critical_failure
+        self._specs: list[WorkerSpec] = []
+        self._checks = Checks(self.config.check_cache_period)
+        # The current lifespan's run, or the last one's until the next startup.
+        self._run: Run | None = None
+        self._stopping = Stopping(lambda: None if self._run is None else self._run.stopping)
+        # Loop-lag detection; its counts span every lifespan of this supervisor.
+        self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Supervisor:
+        """A supervisor configured from ``ASGI_SUPERVISOR_*`` variables; *overrides* win.
+
+        Raises:
+            ValueError: a variable does not parse or is out of range; the message names it.
+        """
+        on_critical_failure = overrides.pop("on_critical_failure", "unready")
+        config = Config.from_env(environ, **overrides)
+        return cls(config=config, on_critical_failure=on_critical_failure)
+
+    def __repr__(self) -> str:
+        counts = self.counts()
+        return (
+            f"<Supervisor {self.state.value} workers={counts['workers']} tasks={counts['tasks']} "
+            f"requests={counts['requests']} websockets={counts['websockets']}>"
+        )
+
+    # -- what users read --------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The current `State` (of the last lifespan, until the next one starts)."""
+        return State.STARTING if self._run is None else self._run.lifecycle.state
+
+    @property
+    def stopping(self) -> Stopping:
+        """Set when draining begins: cooperative tasks should finish when they see it.
+
+        Event-like (``is_set()``, ``await wait()``) and the same object for the supervisor's
+        whole life, while each lifespan gets a fresh event behind it.
+        """
+        return self._stopping
+
+    @property
+    def is_draining(self) -> bool:
+        """True from the first trigger on."""
+        return self._run is not None and self._run.lifecycle.draining
+
+    @property
+    def registry(self) -> Registry:
+        """The tracked work of the current (or last) lifespan; empty before any."""
+        if self._run is None:
+            return Registry(self.config.history_size)
+        return self._run.registry
+
+    @property
+    def last_report(self) -> ShutdownReport | None:
+        """The report of the last shutdown that ended, or None."""
+        return None if self._run is None else self._run.shutdown.report
+
+    @property
+    def has_started(self) -> bool:
+        """True once the current (or last) lifespan's startup completed."""
+        return self._run is not None and self._run.lifecycle.entered(State.READY) is not None
+
+    @property
+    def is_lingering(self) -> bool:
+        """True when the shutdown ended and nothing will end the process: liveness fails."""
+        return self._run is not None and self._run.shutdown.lingering
+
+    @property
+    def group(self) -> ProcessGroup | None:
+        """The current lifespan's process group (see ``membership``), or None."""
+        return None if self._run is None else self._run.group
+
+    def counts(self) -> dict[str, int]:
+        """Live requests, websockets, tasks and workers."""
+        if self._run is None:
+            return {"requests": 0, "websockets": 0, "tasks": 0, "workers": 0}
+        return self._run.registry.counts(self._run.requests.in_flight)
+
+    def failures(self) -> dict[str, str]:
+        """Why the supervisor is unhealthy: critical workers that gave up, by name."""
+        return {} if self._run is None else dict(self._run.failures)
+
+    async def check_results(self) -> tuple[CheckResult, ...]:
+        """Run (or reuse the cached results of) the readiness checks; never raises."""
+        return await self._checks.results()
+
+    # -- registration -----------------------------------------------------------------------
+
+    @overload
+    def worker(self, fn: F, /) -> F: ...
+    @overload
+    def worker(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        restart: str | Restart = "on-failure",
+        critical: bool = False,
+        max_restarts: int = 5,
+        restart_period: float = 60.0,
+    ) -> Callable[[F], F]: ...
+
+    def worker(
+        self,
+        fn: Any = None,
+        /,
+        *,
+        name: str | None = None,
+        restart: str | Restart = "on-failure",
+        critical: bool = False,
+        max_restarts: int = 5,
+        restart_period: float = 60.0,
+    ) -> Any:
+        """Register the decorated async function as a worker; see `add_worker`."""
+        options: dict[str, Any] = {
+            "name": name,
+            "restart": restart,
+            "critical": critical,
+            "max_restarts": max_restarts,
+            "restart_period": restart_period,
+        }
+        if fn is not None:
+            self.add_worker(fn, **options)
+            return fn
+
+        def decorate(fn: F) -> F:
+            self.add_worker(fn, **options)
+            return fn
+
+        return decorate
+
+    def add_worker(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        *args: Any,
+        name: str | None = None,
+        restart: str | Restart = "on-failure",
+        critical: bool = False,
+        max_restarts: int = 5,
+        restart_period: float = 60.0,
+        backoff_delay: float = 0.1,
+        backoff_max_delay: float = 30.0,
+    ) -> None:
+        """Run ``fn(*args)`` as a long-lived worker from lifespan startup to shutdown.
+
+        Workers start after the app's own startup, and are cancelled and awaited before its
+        own shutdown, in reverse order of registration. A worker that crashes is restarted
+        per *restart* with jittered exponential backoff; more than *max_restarts* restarts in
+        *restart_period* seconds and it gives up; a *critical* one that gives up makes
+        readiness fail.
+
+        Raises:
+            TypeError: *fn* is not an async function.
+            ValueError: *restart* names no policy, or a number is out of range.
+            SupervisorClosedError: the supervisor has started; register before startup.
+        """
+        if self._run is not None:
+            raise SupervisorClosedError(
+                f"Cannot add a worker to {self!r}: workers are registered before startup; use "
+                "spawn() for work that begins later."
+            )
+        worker_name = name or getattr(fn, "__qualname__", None) or repr(fn)
+        if any(spec.name == worker_name for spec in self._specs):
+            raise ValueError(f"A worker named {worker_name!r} exists; pass a distinct name=.")
+        self._specs.append(
+            WorkerSpec(
+                fn=fn,
+                args=args,
+                name=worker_name,
+                restart=parse_restart(restart),
+                critical=critical,
+                max_restarts=max_restarts,
+                restart_period=restart_period,
+                backoff_delay=backoff_delay,
+                backoff_max_delay=backoff_max_delay,
+            )
+        )
+
+    def add_check(
+        self,
+        name: str,
+        fn: Callable[[], Awaitable[Any]],
+        *,
+        timeout: float = 1.0,
+        critical: bool = True,
+    ) -> None:
+        """Add a readiness check: an async function that raises or returns False when unwell.
+
+        Checks run concurrently when a probe asks, each bounded by *timeout* (one that hangs
+        is reported as timed out and never hangs the probe). A failing *critical* check makes
+        readiness fail under its name.
+
+        Raises:
+            ValueError: the name is empty or taken, or the timeout is not positive.
+            TypeError: *fn* is not an async function.
+        """
+        self._checks.add(name, fn, timeout, critical)
+
+    # -- spawning ---------------------------------------------------------------------------
+
+    def spawn(
+        self,
+        fn: Callable[..., Coroutine[Any, Any, T]] | Coroutine[Any, Any, T],
+        *args: Any,
+        name: str | None = None,
+    ) -> asyncio.Task[T]:
+        """Start a tracked fire-and-forget task and return it.
+
+        Its exception, if any, is logged with its name and kept in the `/tasks` history. At
+        shutdown it is cancelled and awaited with the other tasks.
+
+        Raises:
+            SupervisorClosedError: the supervisor is closing: new work would be cut short.
+            TypeError: *fn* is neither a coroutine nor an async function.
+        """
+        run = self._run
+        if run is None or not run.lifecycle.accepting or run.loop.is_closed():
+            if inspect.iscoroutine(fn):
+                fn.close()  # never awaited by anyone: close it to silence the warning
+            if run is None or run.loop.is_closed():
+                raise NotRunningError(
+                    f"Cannot spawn: {self!r} has no lifespan running; spawn from a request, "
+                    "a worker, or after startup."
+                )
+            raise SupervisorClosedError(
+                f"Cannot spawn: {self!r} is {self.state.value}; start the work before "
+                "shutdown, or check supervisor.stopping first."
+            )
+        coro: Coroutine[Any, Any, T]
+        if inspect.iscoroutine(fn):
+            if args:
+                fn.close()
+                raise TypeError("spawn() takes arguments only with a function, not a coroutine.")
+            coro = fn
+        elif callable(fn):
+            coro = fn(*args)
+            if not inspect.iscoroutine(coro):
+                raise TypeError(f"spawn() needs an async function; {fn!r} returned {coro!r}.")
+        else:
+            raise TypeError(f"spawn() needs a coroutine or an async function, not {fn!r}.")
+        return run.spawn(coro, name or coro.__qualname__)
+
+    # -- lifespan (called by the middleware) ---------------------------------------------------
+
+    def begin_startup(
+        self, find_requests: Callable[[], list[asyncio.Task[Any]]], *, listeners: ListenerWatch
+    ) -> Run:
+        """Begin a lifespan: a fresh `Run` on the running loop (the last one is dropped).
+
+        *listeners* finds the ports we listen on; the run starts it, its owner (the
+        middleware) closes it.
+
+        Raises:
+            RuntimeError: a lifespan of this supervisor is already running.
+        """
+        if self._run is not None and self._run.lifecycle.state not in (
+            State.STOPPED,
+            State.FAILED,
+        ):
+            raise RuntimeError(
+                f"{self!r} is already running a lifespan; wrap each app in its own "
+                "SupervisorMiddleware with its own Supervisor."
+            )
+        self._run = Run(
+            self.config,
+            asyncio.get_running_loop(),
+            find_requests=find_requests,
+            on_critical_failure=self._on_critical_failure,
+            listeners=listeners,
+        )
+        return self._run
+
+    async def start(self, run: Run) -> None:
+        """Start *run*'s workers after the app's own startup.
+
+        Raises:
+            StartupError: a worker raised before its first suspension.
+        """
+        await run.start(self._specs)
+        # Now that the server and the app's startup have configured logging (or not), make
+        # our records show; then watch the loop while it serves.
+        show_logs_through_server()
+        self.loop_lag.start(run.loop)
+
+    def end(self, run: Run) -> None:
+        """*run*'s lifespan is over, whichever way it ended: stop watching its loop."""
+        self.loop_lag.stop()
+        run.close()
+
+    # -- draining ---------------------------------------------------------------------------
+
+    def begin_drain(self, trigger: str = "api", *, deadline: float | None = None) -> None:
+        """Start the shutdown sequence if it has not started; return at once.
+
+        Args:
+            trigger: what began it, for the log and the report.
+            deadline: an absolute ``time.monotonic()`` end; the earlier of it and the
+                supervisor's own (``grace_period`` from the first trigger) wins.
+
+        Raises:
+            NotRunningError: no lifespan is running, so there is nothing to drain.
+        """
+        self._running("drain").begin_drain(trigger, deadline=deadline)
+
+    async def drain(self) -> ShutdownReport:
+        """Drain and stop everything, then return the shutdown report.
+
+        Idempotent: a second call joins the shutdown in progress. Bounded by the deadline.
+        Under a server, the process then exits (see the README's state table). Do not await
+        it from a tracked request or task: it waits for those to end.
+
+        Cancellation: cancelling the caller does not cancel the shutdown.
+
+        Raises:
+            NotRunningError: no lifespan is running.
+        """
+        run = self._running("drain")
+        run.begin_drain("api")
+        return await run.shutdown.wait_stopped()
+
+    async def wait_drained(self) -> None:
+        """Wait until requests and websockets are drained or their share of the deadline is spent.
+
+        Raises:
+            NotRunningError: no shutdown has begun in a running lifespan.
+        """
+        run = self._running("wait for")
+        if run.shutdown.deadline is None:
+            raise NotRunningError(f"Cannot wait for {self!r}: no drain has begun.")
+        await run.shutdown.wait_drained()
+
+    def drain_progress(self) -> dict[str, object]:
+        """The report of the drain under way so far (the final report once it ended).
+
+        Raises:
+            NotRunningError: no drain has begun.
+        """
+        run = self._run
+        if run is None or run.shutdown.deadline is None:
+            raise NotRunningError(f"{self!r} has not begun draining.")
+        return run.shutdown.progress()
+
+    def deadline_remaining(self) -> float | None:
+        """Seconds left before the shutdown deadline, or None before any trigger."""
+        return None if self._run is None else self._run.shutdown.remaining()
+
+    def _running(self, what: str) -> Run:
+        run = self._run
+        if run is None or run.lifecycle.state in (State.FAILED,) or run.loop.is_closed():
+            raise NotRunningError(
+                f"Cannot {what} {self!r}: its lifespan is not running. Wrap the app in "
+                "SupervisorMiddleware and run it under a server that sends lifespan events."
+            )
+        return run

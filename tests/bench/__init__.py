@@ -1,0 +1,1 @@
+"""Tests of the benchmarks (`bench/`): each runs, small, and prints its table."""

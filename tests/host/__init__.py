@@ -1,0 +1,1 @@
+"""Tests of `asgi_supervisor._host`."""

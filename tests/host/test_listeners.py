@@ -1,0 +1,75 @@
+"""The listener watch: one schedule of looks at the listening ports, for every subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from asgi_supervisor._host import listeners as _listeners
+from asgi_supervisor._host.listeners import ListenerWatch
+
+
+@pytest.mark.parametrize(("ports", "looks"), [({8000}, 3), (set(), 4)])
+async def test_the_schedule_goes_on_past_the_short_steps_only_while_no_port_is_known(
+    monkeypatch: pytest.MonkeyPatch, ports: set[int], looks: int
+) -> None:
+    """Every subscriber hears every look that finds a port; the longer delays are waited
+    for only while none is known, and a schedule that found none says so once."""
+    monkeypatch.setattr(_listeners, "_DELAYS", (0.0, 0.001, 0.002, 0.004))
+    monkeypatch.setattr(_listeners, "_ONCE_FOUND_UNTIL", 0.002)
+    calls: list[int] = []
+
+    def find() -> set[int]:
+        calls.append(1)
+        return ports
+
+    watch = ListenerWatch(find)
+    heard: list[frozenset[int]] = []
+    given_up: list[bool] = []
+    watch.subscribe(heard.append, lambda: given_up.append(True))
+    watch.start()
+    await asyncio.wait_for(_until(lambda: "idle" in repr(watch)), 2.0)
+    assert len(calls) == looks
+    assert heard == ([frozenset(ports)] * looks if ports else [])
+    assert given_up == ([] if ports else [True])
+    await watch.aclose()
+
+
+async def test_nobody_subscribed_means_no_look_and_close_waits_for_a_look_under_way() -> None:
+    """1. started with no subscriber, the watch does not look; 2. a look under way is joined,
+    not repeated; 3. closing waits for it and tells nobody of its answer."""
+    calls: list[int] = []
+    release = threading.Event()
+
+    def slow_find() -> set[int]:
+        calls.append(1)
+        release.wait(5.0)
+        return {8000}
+
+    watch = ListenerWatch(slow_find)
+    watch.start()
+    await asyncio.wait_for(_until(lambda: "idle" in repr(watch)), 2.0)
+    assert calls == []
+    heard: list[frozenset[int]] = []
+    watch.subscribe(heard.append)
+    watch.start()
+    try:
+        await asyncio.wait_for(_until(lambda: bool(calls)), 2.0)
+        asked = watch.look()
+        assert asked is watch.look()
+        closing = asyncio.get_running_loop().create_task(watch.aclose())
+        await asyncio.sleep(0.05)  # room for the close to end early, which it must not
+        assert not closing.done()
+    finally:
+        release.set()
+    await asyncio.wait_for(closing, 2.0)
+    assert asked.done()
+    assert (calls, heard, watch.ports) == ([1], [], frozenset())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.005)

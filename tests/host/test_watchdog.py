@@ -1,0 +1,86 @@
+"""The watchdog ends a process whose loop cannot, and never fires once disarmed.
+
+Each case runs in a subprocess: the watchdog calls ``os._exit``, which must never end the
+test runner itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = """
+import asyncio, time
+from asgi_supervisor._host.watchdog import Watchdog
+
+def stuck_in_sync_code():
+    time.sleep({sleep})
+
+async def main():
+    watchdog = Watchdog(asyncio.get_running_loop())
+    watchdog.arm(time.monotonic() + 0.3)
+    if {disarm}:
+        watchdog.disarm()
+    stuck_in_sync_code()
+    print("finished by itself")
+
+asyncio.run(main())
+"""
+
+
+def run(sleep: float, disarm: bool) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(SCRIPT.format(sleep=sleep, disarm=disarm))
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_fires_when_the_loop_is_blocked() -> None:
+    """A loop blocked past the deadline is ended with status 70 and every thread's stack."""
+    result = run(sleep=20, disarm=False)
+    assert result.returncode == 70
+    assert "asgi-supervisor watchdog: the shutdown deadline has passed" in result.stderr
+    assert "in stuck_in_sync_code" in result.stderr
+    assert "Thread MainThread:" in result.stderr
+    assert "Task running on the loop: <Task pending name='Task-1'" in result.stderr
+    assert "finished by itself" not in result.stdout
+
+
+def test_disarmed_never_fires() -> None:
+    """Disarmed, the watchdog lets the process finish on its own."""
+    result = run(sleep=0.6, disarm=True)
+    assert (result.returncode, result.stdout) == (0, "finished by itself\n")
+    assert "watchdog" not in result.stderr
+
+
+PARKED = """
+import asyncio, time
+from asgi_supervisor._host.watchdog import Watchdog
+
+async def hung_app_shutdown():
+    await asyncio.Event().wait()  # a lifespan shutdown that never returns
+
+async def main():
+    watchdog = Watchdog(asyncio.get_running_loop())
+    task = asyncio.create_task(hung_app_shutdown(), name="app lifespan")
+    watchdog.arm(time.monotonic() + 0.3)
+    await asyncio.sleep(20)
+
+asyncio.run(main())
+"""
+
+
+def test_names_the_coroutine_a_parked_task_waits_in() -> None:
+    """The dump shows each task's await chain: a hung lifespan shutdown parked at an
+    `await` is named, which no thread stack shows."""
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(PARKED)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 70
+    assert "Task 'app lifespan':" in result.stderr
+    assert "in hung_app_shutdown" in result.stderr

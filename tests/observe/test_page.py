@@ -1,0 +1,280 @@
+"""The HTML view of /tasks: content negotiation, escaping, the timeline, headers and access."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asgi_supervisor import SupervisorMiddleware
+from asgi_supervisor._asgi.negotiate import prefers_html
+from asgi_supervisor._observe.page import render_tasks_page
+from asgi_supervisor.testing import LifespanManager
+from tests.conftest import bare_app, quiet_supervisor
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+EVIL = "<script>alert(1)</script> \"'&"
+EVIL_IMG = "<img src=x onerror=alert(2)>"
+LOOPBACK = ("127.0.0.1", 4000)
+REMOTE = ("203.0.113.7", 5000)
+
+
+def client(app: SupervisorMiddleware, address: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
+    """An in-process client whose requests come from *address*."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app, client=address), base_url="http://testserver"
+    )
+
+
+async def parked() -> None:
+    """A spawned task that waits until cancelled."""
+    await asyncio.sleep(3600)
+
+
+class Parsed(HTMLParser):
+    """The start tags of a page, with their attributes, and its text."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def payload(**overrides: Any) -> dict[str, Any]:
+    """A /tasks payload with one task of each interesting kind."""
+    body: dict[str, Any] = {
+        "state": "ready",
+        "total": 2,
+        "count": 2,
+        "offset": 0,
+        "tasks": [
+            {
+                "id": 7,
+                "name": EVIL,
+                "kind": "task",
+                "state": "running",
+                "age": 1.5,
+                "restarts": 0,
+                "last_error": None,
+                "where": f"/srv/{EVIL_IMG}.py:3 in f",
+                "awaiting": ["outer", EVIL_IMG],
+            },
+            {
+                "id": 1,
+                "name": "consumer",
+                "kind": "worker",
+                "state": "running",
+                "age": 75.0,
+                "restarts": 2,
+                "last_error": None,
+                "where": None,
+                "awaiting": [],
+            },
+        ],
+        "history": [
+            {
+                "id": 9,
+                "name": EVIL_IMG,
+                "kind": "task",
+                "ending": "failed",
+                "detail": f"ValueError: {EVIL}",
+                "duration": 0.25,
+                "finished_at": 1_700_000_000.0,
+            }
+        ],
+    }
+    return {**body, **overrides}
+
+
+def report(phases: list[tuple[str, float, float]]) -> dict[str, Any]:
+    """A `ShutdownReport.to_dict()` shaped report with *phases* as (name, start, duration)."""
+    end = max((start + duration for _, start, duration in phases), default=0.0)
+    return {
+        "trigger": EVIL,
+        "forced": False,
+        "started_at": 1_700_000_000.0,
+        "duration": end,
+        "clean": False,
+        "phases": [{"name": n, "start": s, "duration": d} for n, s, d in phases],
+        "requests": {"drained": 2, "rejected": 1, "cancelled": 0},
+        "websockets_closed": {"1012": 3},
+        "tasks": {"finished": 1, "cancelled": 1, "failed": 0, "recancelled": 0, "abandoned": 1},
+        "abandoned": [{"id": 7, "name": EVIL, "kind": "task", "where": EVIL_IMG, "stack": []}],
+    }
+
+
+WORKERS = [{"name": EVIL, "state": "restarting", "restarts": 3, "last_error": EVIL_IMG}]
+PHASES = [("draining", 0.0, 0.5), ("closing", 0.5, 1.5), ("stopping", 2.0, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("accept", "html"),
+    [
+        (None, False),
+        ("*/*", False),
+        ("application/json", False),
+        (BROWSER, True),
+        ("text/html", True),
+        ("TEXT/HTML ; Q=1", True),
+        ("text/*", True),
+        ("application/json, text/html", False),
+        ("text/html;q=0.5, application/json", False),
+        ("text/html, application/json;q=0.9", True),
+        ("application/*;q=0.2, text/html", True),
+        ("text/html;q=0", False),
+        ("text/html;q=abc", False),
+        ("text/html;q=2", False),
+        ("text/html;q=nan", False),
+        ("text/html;q=\u00b2", False),
+        ("text/html;q=.", False),
+        ("image/png", False),
+        ("*/*;q=0.1, text/*;q=0.05", False),
+    ],
+)
+def test_content_negotiation(accept: str | None, html: bool) -> None:
+    """HTML only when the Accept header ranks it above JSON; JSON for ties and no header."""
+    headers = [] if accept is None else [(b"accept", accept.encode("latin-1"))]
+    assert prefers_html(headers) is html
+
+
+def test_accept_split_over_two_headers() -> None:
+    """Several Accept headers count as one list, as RFC 9110 says."""
+    headers = [(b"accept", b"application/json;q=0.1"), (b"accept", b"text/html")]
+    assert prefers_html(headers) is True
+
+
+@given(accept=st.binary(max_size=120))
+def test_any_accept_header_gets_an_answer(accept: bytes) -> None:
+    """Whatever bytes the Accept header holds, negotiation answers instead of raising."""
+    assert prefers_html([(b"accept", accept)]) in (True, False)
+
+
+def test_every_value_is_escaped() -> None:
+    """Names, errors, paths and the trigger appear as text, never as markup."""
+    page = render_tasks_page(payload(), WORKERS, report(PHASES), generated_at=0.0)
+    parsed = Parsed(page)
+    assert {tag for tag, _ in parsed.tags} <= {
+        *("html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "span"),
+        *("section", "table", "thead", "tbody", "tr", "th", "td", "code", "div", "p", "svg"),
+        *("g", "rect", "text", "line", "ol", "li", "b", "dl", "dt", "dd", "ul"),
+    }
+    assert not any(name.startswith("on") for _, attrs in parsed.tags for name in attrs)
+    text = "".join(parsed.text)
+    for value in (EVIL, EVIL_IMG, f"ValueError: {EVIL}", f"/srv/{EVIL_IMG}.py:3 in f"):
+        assert value in text
+    assert "<script" not in page
+    assert "<img" not in page
+
+
+def test_sections_show_tasks_workers_history_and_report() -> None:
+    """Each section lists its rows: tasks with the await chain (and the stack when asked),
+    workers with restarts, the history with end times."""
+    page = render_tasks_page(payload(), WORKERS, report(PHASES), generated_at=0.0)
+    rows = [attrs["data-kind"] for tag, attrs in Parsed(page).tags if tag == "tr" and attrs]
+    assert rows == ["task", "worker"]
+    assert "outer → &lt;img" in page
+    assert re.search(r'data-label="Restarts" class="num">3<', page)
+    assert "1 min 15 s" in page  # the worker's age
+    assert "22:13:20" in page  # the history entry's end, in UTC
+    assert '<meta http-equiv="refresh" content="2">' in page
+    stacked = payload()
+    stacked["tasks"][0]["stack"] = [f'  File "{EVIL_IMG}.py", line 3, in f\n']
+    details = render_tasks_page(stacked, [], None, generated_at=0.0)
+    assert "<details><summary>stack</summary><pre>  File &quot;&lt;img src=x" in details
+
+
+def test_timeline_draws_one_box_per_phase_proportional_to_its_duration() -> None:
+    """Box widths are each phase's share of the shutdown; a phase that took 0 s still shows."""
+    phases = [*PHASES, ("stopped", 4.0, 0.0)]
+    page = render_tasks_page(payload(), [], report(phases), generated_at=0.0)
+    boxes = [
+        (attrs["class"], float(str(attrs["x"]).rstrip("%")), float(str(attrs["width"]).rstrip("%")))
+        for tag, attrs in Parsed(page).tags
+        if tag == "rect"
+    ]
+    assert [css for css, _, _ in boxes] == [
+        "ph-draining",
+        "ph-closing",
+        "ph-stopping",
+        "ph-stopped",
+    ]
+    assert [(x, width) for _, x, width in boxes[:3]] == [(0.0, 12.5), (12.5, 37.5), (50.0, 50.0)]
+    assert 0 < boxes[3][2] < 1
+    assert page.count('class="phase"') == 4
+
+
+def test_no_report_and_no_tasks_say_so() -> None:
+    """Before any shutdown the page says so instead of drawing an empty timeline."""
+    page = render_tasks_page(payload(tasks=[], total=0, history=[]), [], None, generated_at=0.0)
+    assert "No shutdown yet" in page
+    assert "No live tasks." in page
+    assert "No task has finished yet." in page
+    assert "<svg" not in page
+
+
+async def test_endpoint_serves_html_to_browsers_and_json_to_everyone_else() -> None:
+    """1. a browser's Accept gets the page with strict headers; 2. */* and no Accept get JSON;
+    3. HEAD sends the headers only; 4. the CSP's style hash matches the page's stylesheet."""
+    supervisor = quiet_supervisor(admin_token="s3cret")
+    app = bare_app(supervisor)
+    admin = {"Authorization": "Bearer s3cret"}
+    async with LifespanManager(app), client(app) as http:
+        supervisor.spawn(parked, name=EVIL)
+        await asyncio.sleep(0)
+        page = await http.get("/tasks", headers={"Accept": BROWSER, **admin})
+        default = await http.get("/tasks", headers={"Accept": "*/*", **admin})
+        bare = await http.get("/tasks", headers={"Accept": "", **admin})
+        head = await http.head("/tasks", headers={"Accept": BROWSER, **admin})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    csp = page.headers["content-security-policy"]
+    assert csp.startswith("default-src 'none'; style-src 'sha256-")
+    style = re.search(r"<style>(.*?)</style>", page.text, re.S)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in csp
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    assert default.headers["content-type"] == bare.headers["content-type"] == "application/json"
+    assert default.json()["tasks"][0]["name"] == EVIL
+    assert (head.status_code, head.content) == (200, b"")
+    assert int(head.headers["content-length"]) == len(page.content)
+
+
+@pytest.mark.parametrize(
+    ("token", "address", "status"),
+    [(None, REMOTE, 401), (None, LOOPBACK, 401), ("s3cret", LOOPBACK, 401)],
+)
+async def test_page_needs_the_same_admin_access_as_the_json(
+    token: str | None, address: tuple[str, int], status: int
+) -> None:
+    """A browser without admin access gets the JSON refusal, never the page."""
+    supervisor = quiet_supervisor(admin_token=token)
+    app = bare_app(supervisor)
+    async with LifespanManager(app), client(app, address) as http:
+        refused = await http.get("/tasks", headers={"Accept": BROWSER})
+        allowed = await http.get(
+            "/tasks", headers={"Accept": BROWSER, "Authorization": f"Bearer {token}"}
+        )
+    assert refused.status_code == status
+    assert refused.headers["content-type"] == "application/json"
+    assert "<html" not in refused.text
+    if token is not None:
+        assert allowed.headers["content-type"] == "text/html; charset=utf-8"
