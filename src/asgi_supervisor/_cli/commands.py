@@ -214,13 +214,11 @@ def _drain(args: argparse.Namespace, out: TextIO) -> int:
     status, body = _request(args, "/drain", method="POST")
     if status != 200 or not isinstance(body, dict):
         raise _Failure(UNEXPECTED, f"drain answered {status}: {body}")
-    report = body.get("report") or {}
-    requests = report.get("requests", {})
-    print(
-        f"state={body.get('state')} drained={body.get('drained')} "
-        f"requests_drained={requests.get('drained', 0)} rejected={requests.get('rejected', 0)}",
-        file=out,
-    )
+    # The report writes itself as one line (its `summary`), the same the server logs.
+    report = body.get("report")
+    summary = report.get("summary") if isinstance(report, dict) else None
+    said = f": {summary}" if isinstance(summary, str) else ""
+    print(f"state={body.get('state')} drained={body.get('drained')}{said}", file=out)
     everyone = _print_processes(body, out)  # process group: a line per worker process
     return OK if body.get("drained") and everyone else NOT_READY
 
