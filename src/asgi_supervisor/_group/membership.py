@@ -50,10 +50,7 @@ from .channel import GroupSocket
 if TYPE_CHECKING:
     from asgi_supervisor._host.listeners import ListenerWatch
 
-__all__ = [
-    "ProcessGroup",
-    "member_status",
-]
+__all__ = ["ProcessGroup"]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -299,15 +296,3 @@ class ProcessGroup:
             logger.exception("process group: describing this process failed")
             status = {"state": "unknown", "drained": False}
         self._send(sender, {**status, "type": "status", "id": query_id, "pid": self.pid})
-
-
-def member_status(
-    state: str, draining: bool, counts: dict[str, int], remaining: float | None
-) -> dict[str, Any]:
-    """One worker's drain outcome, as `/drain` lists it and siblings answer it."""
-    return {
-        "pid": os.getpid(),
-        "state": state,
-        "drained": draining and not counts["requests"] and not counts["websockets"],
-        "deadline_remaining": None if remaining is None else round(remaining, 3),
-    }

@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgi_supervisor._core.drain_outcome import drain_outcome
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._core.workers import WorkerSpec, start_workers
-from asgi_supervisor._group.membership import ProcessGroup, member_status
+from asgi_supervisor._group.membership import ProcessGroup
 from asgi_supervisor._host.runtime_dir import locate
 
 from .config import Config
@@ -166,7 +167,7 @@ class Run:
             counts = self.registry.counts(self.requests.in_flight)
             lifecycle = self.lifecycle
             remaining = self.shutdown.remaining()
-            return member_status(lifecycle.state.value, lifecycle.draining, counts, remaining)
+            return drain_outcome(lifecycle.state.value, lifecycle.draining, counts, remaining)
 
         group = ProcessGroup(
             self.loop,
