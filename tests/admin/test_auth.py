@@ -18,7 +18,7 @@ from asgi_supervisor import Config, State, Supervisor, SupervisorMiddleware
 from asgi_supervisor._admin.auth import bearer_token
 from asgi_supervisor._cli.commands import main
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import quiet_supervisor
+from tests._inprocess import quiet_supervisor
 from tests.servers._process import free_port
 
 REMOTE = ("203.0.113.7", 5000)

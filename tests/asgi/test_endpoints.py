@@ -15,8 +15,7 @@ from starlette.routing import Route
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import LOOPBACK, REMOTE, TOKEN, Held, client
-from tests.conftest import quiet_supervisor
+from tests._inprocess import LOOPBACK, REMOTE, TOKEN, Held, client, quiet_supervisor
 
 
 def admin_supervisor(**settings: Any) -> Supervisor:

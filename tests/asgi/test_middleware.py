@@ -14,8 +14,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_supervisor import State, Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import FakeWebSocketClient
-from tests.conftest import quiet_supervisor
+from tests._inprocess import FakeWebSocketClient, quiet_supervisor
 
 
 class Gate:

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.exceptions import StartupError
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import quiet_supervisor
+from tests._inprocess import quiet_supervisor
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -12,7 +12,7 @@ import pytest
 from asgi_supervisor import Restart, State, Supervisor
 from asgi_supervisor._core.workers import WorkerSpec
 from asgi_supervisor.testing import LifespanManager, LifespanStartupFailed
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 
 def _spec(**overrides: object) -> WorkerSpec:

@@ -12,8 +12,8 @@ import pytest
 from asgi_supervisor import Config, LoopLagStats
 from asgi_supervisor._host.looplag import LoopLagMonitor
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import bare_app, quiet_supervisor
 from tests.apps import hold_the_loop, line_of
-from tests.conftest import bare_app, quiet_supervisor
 
 THREAD_NAME = "asgi-supervisor-loop-lag"
 

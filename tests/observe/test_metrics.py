@@ -28,10 +28,10 @@ from tests._inprocess import (
     client,
     named,
     parse,
+    quiet_supervisor,
     value,
 )
 from tests.apps import crash_loop
-from tests.conftest import quiet_supervisor
 
 
 async def parked() -> None:

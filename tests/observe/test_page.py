@@ -18,7 +18,7 @@ from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._asgi.negotiate import prefers_html
 from asgi_supervisor._observe.page import render_tasks_page
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 EVIL = "<script>alert(1)</script> \"'&"

@@ -15,7 +15,7 @@ from starlette.websockets import WebSocket
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor._core.stacks import where
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 pytestmark = pytest.mark.timeout(30)
 
