@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
 
 import httpx
 import pytest
@@ -30,6 +29,7 @@ from tests._inprocess import (
     parse,
     quiet_supervisor,
     value,
+    wait_until,
 )
 from tests.apps import crash_loop
 
@@ -65,13 +65,6 @@ def metrics_app(supervisor: Supervisor, held: Held) -> SupervisorMiddleware:
     return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
 
 
-async def wait_for(condition: Any, within: float = 5.0) -> None:
-    """Poll *condition* until true, failing after *within* seconds."""
-    async with asyncio.timeout(within):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 def crash_loop_gave_up(supervisor: Supervisor) -> bool:
     return any(r.name == "crash-loop" and r.state == "failed" for r in supervisor.registry.workers)
 
@@ -83,7 +76,7 @@ async def test_metrics_in_a_known_ready_state() -> None:
     held = Held()
     app = metrics_app(supervisor, held)
     async with LifespanManager(app), client(app) as http:
-        await wait_for(lambda: crash_loop_gave_up(supervisor))
+        await wait_until(lambda: crash_loop_gave_up(supervisor))
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
         spawned = supervisor.spawn(parked, name="spawned")
