@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import trio
+from starlette.types import Message
 
 from asgi_supervisor._asgi import asyncio_only as _asyncio_only
 from asgi_supervisor._asgi.asyncio_only import NotAsyncioError
-from asgi_supervisor._asgi.types import Message
 from tests._inprocess import bare_app, quiet_supervisor
 
 SENTENCE = "asgi-supervisor runs on asyncio; this app runs on trio"
