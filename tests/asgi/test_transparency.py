@@ -23,12 +23,9 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.exceptions import StartupError
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import quiet_supervisor
+from tests.apps import hello
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def hello(request: Request) -> Response:
-    return PlainTextResponse("hello")
 
 
 def app_with(supervisor: Supervisor, lifespan: Any = None) -> SupervisorMiddleware:

@@ -14,7 +14,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_supervisor import ShutdownReport, Supervisor, SupervisorMiddleware
 from asgi_supervisor._observe.metrics import take_snapshot
@@ -31,11 +30,7 @@ from tests._inprocess import (
     value,
     wait_until,
 )
-from tests.apps import crash_loop
-
-
-async def parked() -> None:
-    await asyncio.sleep(3600)
+from tests.apps import crash_loop, echo_socket, parked
 
 
 async def failing_check() -> bool:
@@ -46,22 +41,13 @@ async def passing_check() -> bool:
     return True
 
 
-async def echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    try:
-        while True:
-            await websocket.send_text(await websocket.receive_text())
-    except WebSocketDisconnect:
-        return
-
-
 def metrics_app(supervisor: Supervisor, held: Held) -> SupervisorMiddleware:
     """A held route, an echo websocket, two workers (one crash-looping), two checks."""
     supervisor.add_worker(parked, name="parked")
     supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=1, backoff_delay=0.01)
     supervisor.add_check("db", passing_check)
     supervisor.add_check("cache", failing_check, critical=False)
-    routes = [Route("/held", held.endpoint), WebSocketRoute("/ws", echo)]
+    routes = [Route("/held", held.endpoint), WebSocketRoute("/ws", echo_socket)]
     return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
 
 

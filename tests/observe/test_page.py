@@ -19,6 +19,7 @@ from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._observe.page import render_tasks_page
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import LOOPBACK, REMOTE, bare_app, quiet_supervisor
+from tests.apps import parked
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 EVIL = "<script>alert(1)</script> \"'&"
@@ -30,11 +31,6 @@ def client(app: SupervisorMiddleware, address: tuple[str, int] = LOOPBACK) -> ht
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app, client=address), base_url="http://testserver"
     )
-
-
-async def parked() -> None:
-    """A spawned task that waits until cancelled."""
-    await asyncio.sleep(3600)
 
 
 class Parsed(HTMLParser):
