@@ -144,7 +144,7 @@ async def test_checks_hang_raise_cache_and_never_leak_errors() -> None:
             "cache": {"ok": False, "critical": True},
             "search": {"ok": False, "critical": False},
         }
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(0.35)  # the cached results (0.3 s) expire: time is the input here
         hang.set()
         await http.get("/health/ready")
         assert runs["db"] == 2
