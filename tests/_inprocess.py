@@ -1,24 +1,66 @@
-"""Helpers the in-process tests share: an httpx client on an ASGI app, a request to hold in
-flight, a websocket client played through queues, and a parser for Prometheus' text format.
+"""Helpers the in-process tests share: a quiet supervisor and an app around it, an httpx
+client on an ASGI app, a request to hold in flight, a websocket client played through queues,
+a bounded wait for a condition, and a parser for Prometheus' text format.
 
-Test modules import from here, never from each other.
+Test modules import from here (and the apps from `tests.apps`), never from each other nor
+from ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
+
+from asgi_supervisor import Supervisor, SupervisorMiddleware
 
 # Client addresses: they decide nothing (admin access needs a token), tests show it.
 LOOPBACK = ("127.0.0.1", 4000)
 REMOTE = ("203.0.113.7", 5000)
 TOKEN = "t0ken"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def quiet_supervisor(**settings: Any) -> Supervisor:
+    """A supervisor for in-process tests: no signal handlers, no watchdog, no loop-lag thread,
+    no process group and no local token file (nothing written outside the test, and pytest's
+    own listening sockets must not get one), short deadlines."""
+    defaults: dict[str, Any] = {
+        "grace_period": 3.0,
+        "cancel_timeout": 1.0,
+        "shutdown_delay": 0.0,
+        "handle_signals": False,
+        "watchdog": False,
+        "local_token": False,
+        "loop_lag_threshold": None,
+        "process_group": False,
+    }
+    return Supervisor(**{**defaults, **settings})
+
+
+def bare_app(supervisor: Supervisor) -> SupervisorMiddleware:
+    """An empty Starlette app wrapped in the middleware."""
+    return SupervisorMiddleware(Starlette(), supervisor=supervisor)
+
+
+async def wait_until(condition: Callable[[], object], *, within: float = 5.0) -> None:
+    """Return as soon as *condition()* is true; fail naming it after *within* seconds.
+
+    For a state another task or a timer reaches (a lifecycle state, a worker's record) and
+    that offers no event to wait on; it looks every 10 ms.
+    """
+    try:
+        async with asyncio.timeout(within):
+            while not condition():
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"{condition!r} did not hold within {within} s") from None
 
 
 def client(app: Any, address: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:

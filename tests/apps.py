@@ -98,6 +98,11 @@ async def cooperative_worker(supervisor: Supervisor) -> None:
         record("worker stopped")
 
 
+async def parked() -> None:
+    """Waits until cancelled: a worker or spawned task with nothing to clean up."""
+    await asyncio.sleep(3600)
+
+
 async def slow_cleanup_worker() -> None:
     """Parks until cancelled, then needs a moment (an await) to clean up."""
     try:

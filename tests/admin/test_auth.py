@@ -16,10 +16,8 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from asgi_supervisor import Config, State, Supervisor, SupervisorMiddleware
 from asgi_supervisor._admin.auth import bearer_token
-from asgi_supervisor._cli.commands import main
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import quiet_supervisor
-from tests.servers._process import free_port
+from tests._inprocess import quiet_supervisor
 
 REMOTE = ("203.0.113.7", 5000)
 
@@ -218,40 +216,3 @@ def test_an_empty_token_variable_is_refused_not_ignored() -> None:
     with pytest.raises(ValueError, match=r"^ASGI_SUPERVISOR_ADMIN_TOKEN is empty"):
         Config.from_env({"ASGI_SUPERVISOR_ADMIN_TOKEN": " \n"})
     assert Config.from_env({"ASGI_SUPERVISOR_ADMIN_TOKEN": "none"}).admin_token is None
-
-
-@pytest.mark.parametrize(
-    ("argv", "environ", "message"),
-    [
-        (["--token", "s3c\nret"], {}, "asgi-supervisor: --token contains '\\n'"),
-        (["--token", "sécret"], {}, "asgi-supervisor: --token contains 'é'"),
-        (["--token", "  "], {}, "asgi-supervisor: --token is empty"),
-        (
-            [],
-            {"ASGI_SUPERVISOR_ADMIN_TOKEN": "a\rb"},
-            "asgi-supervisor: ASGI_SUPERVISOR_ADMIN_TOKEN contains",
-        ),
-    ],
-)
-def test_cli_turns_a_bad_token_into_a_usage_error(
-    argv: list[str],
-    environ: dict[str, str],
-    message: str,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A token that cannot go in a header is exit 2 with a sentence, never a traceback."""
-    monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    url = f"http://127.0.0.1:{free_port()}"
-    assert main(["drain", url, "--timeout", "2", *argv]) == 2
-    err = capsys.readouterr().err
-    assert message in err
-    assert "Traceback" not in err
-
-
-def test_cli_turns_a_bad_url_into_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    """A URL with a control character is exit 2 with a sentence, not a traceback."""
-    assert main(["tasks", "http://127.0.0.1:1/a b\n", "--token", "x"]) == 2
-    assert "cannot send a request to" in capsys.readouterr().err

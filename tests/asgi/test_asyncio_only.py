@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import trio
+from starlette.types import Message
 
 from asgi_supervisor._asgi import asyncio_only as _asyncio_only
 from asgi_supervisor._asgi.asyncio_only import NotAsyncioError
-from asgi_supervisor._asgi.types import Message
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 SENTENCE = "asgi-supervisor runs on asyncio; this app runs on trio"
 

@@ -13,10 +13,17 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor import State, Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import LOOPBACK, REMOTE, TOKEN, Held, client
-from tests.conftest import quiet_supervisor
+from tests._inprocess import (
+    LOOPBACK,
+    REMOTE,
+    TOKEN,
+    Held,
+    client,
+    quiet_supervisor,
+    wait_until,
+)
 
 
 def admin_supervisor(**settings: Any) -> Supervisor:
@@ -79,16 +86,17 @@ async def test_health_through_every_shutdown_state() -> None:
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
         supervisor.begin_drain()
-        seen = {}
-        for state in ("draining", "closing"):
-            while supervisor.state.value != state:
-                await asyncio.sleep(0.01)
-            seen[state] = [
+
+        async def probes_once(state: State) -> list[int]:
+            await wait_until(lambda: supervisor.state is state)
+            remaining = (await http.get("/health")).json()["deadline_remaining"]
+            assert 0 < remaining <= 3.0
+            return [
                 (await http.get(path)).status_code
                 for path in ("/health/live", "/health/ready", "/health/startup", "/health")
             ]
-            remaining = (await http.get("/health")).json()["deadline_remaining"]
-            assert 0 < remaining <= 3.0
+
+        seen = {state.value: await probes_once(state) for state in (State.DRAINING, State.CLOSING)}
         held.release.set()
         await request
         await supervisor.drain()
@@ -136,7 +144,7 @@ async def test_checks_hang_raise_cache_and_never_leak_errors() -> None:
             "cache": {"ok": False, "critical": True},
             "search": {"ok": False, "critical": False},
         }
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(0.35)  # the cached results (0.3 s) expire: time is the input here
         hang.set()
         await http.get("/health/ready")
         assert runs["db"] == 2
@@ -342,8 +350,9 @@ async def test_no_input_gets_a_500(
 
 
 async def test_drain_endpoint_waits_for_requests_and_joins_concurrent_calls() -> None:
-    """1. a request is in flight; 2. two /drain calls start; 3. neither answers before the
-    request ends; 4. both report the same drain."""
+    """1. a request is in flight; 2. two /drain calls start, and the drain waits for the
+    request; 3. neither answers before the request ends: each answer counts it drained;
+    4. both report the same drain."""
     supervisor = admin_supervisor(grace_period=5.0, cancel_timeout=1.0)
     held = Held()
     app = make_app(supervisor, held)
@@ -351,14 +360,16 @@ async def test_drain_endpoint_waits_for_requests_and_joins_concurrent_calls() ->
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
         drains = [asyncio.create_task(http.post("/drain")) for _ in range(2)]
-        await asyncio.sleep(0.1)
+        # Closing lasts until the request ends (its budget is 4 s away): no drain is over.
+        await wait_until(lambda: supervisor.state is State.CLOSING)
         assert not any(drain.done() for drain in drains)
         held.release.set()
         assert (await request).status_code == 200
         first, second = [(await drain).json() for drain in drains]
+    # An answer sent while the request was in flight would say drained False, 0 drained.
     assert first["drained"] is second["drained"] is True
+    assert first["report"]["requests"]["drained"] == second["report"]["requests"]["drained"] == 1
     assert first["report"]["trigger"] == second["report"]["trigger"] == "drain endpoint"
-    assert first["report"]["requests"]["drained"] == 1
 
 
 async def test_drain_answer_and_its_own_process_line_agree_when_a_request_outlasts_it() -> None:

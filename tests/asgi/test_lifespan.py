@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from asgi_supervisor import State, Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager, LifespanStartupFailed
-from tests.conftest import quiet_supervisor
+from tests._inprocess import quiet_supervisor
 
 
 async def call(app: Any, path: str, state: dict[str, Any]) -> tuple[int, bytes]:

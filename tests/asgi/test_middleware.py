@@ -7,33 +7,18 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_supervisor import State, Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import FakeWebSocketClient
-from tests.conftest import quiet_supervisor
+from tests._inprocess import FakeWebSocketClient, Held, client, quiet_supervisor
+from tests.apps import hello
 
 
-class Gate:
-    """Lets a test hold a request in flight and release it."""
-
-    def __init__(self) -> None:
-        self.entered = asyncio.Event()
-        self.release = asyncio.Event()
-
-
-def gated_app(supervisor: Supervisor, gate: Gate, seen: list[Any]) -> SupervisorMiddleware:
-    async def hello(request: Request) -> Response:
-        return PlainTextResponse("hello")
-
-    async def held(request: Request) -> Response:
-        gate.entered.set()
-        await gate.release.wait()
-        return PlainTextResponse("held")
+def gated_app(supervisor: Supervisor, gate: Held, seen: list[Any]) -> SupervisorMiddleware:
+    """``/`` answers at once, ``/held`` when *gate* releases it, and ``/ws`` echoes until
+    the disconnect, whose code it appends to *seen*."""
 
     async def socket(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -43,12 +28,12 @@ def gated_app(supervisor: Supervisor, gate: Gate, seen: list[Any]) -> Supervisor
         except WebSocketDisconnect as exc:
             seen.append(("disconnect", exc.code))
 
-    routes = [Route("/", hello), Route("/held", held), WebSocketRoute("/ws", socket)]
+    routes = [Route("/", hello), Route("/held", gate.endpoint), WebSocketRoute("/ws", socket)]
     return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
 
 
 async def hold_until_closing(
-    http: httpx.AsyncClient, gate: Gate, supervisor: Supervisor
+    http: httpx.AsyncClient, gate: Held, supervisor: Supervisor
 ) -> asyncio.Task[httpx.Response]:
     """Hold a request in flight, start draining with no delay, and return once closing."""
     held = asyncio.create_task(http.get("/held"))
@@ -61,15 +46,10 @@ async def hold_until_closing(
     raise AssertionError(f"{supervisor!r} did not reach closing")
 
 
-def client(app: Any) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app, client=("127.0.0.1", 4000))
-    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
-
-
 async def test_draining_serves_requests_with_connection_close() -> None:
     """1. trigger with a delay; 2. requests still succeed; 3. each says Connection: close."""
     supervisor = quiet_supervisor(shutdown_delay=1.0)
-    app = gated_app(supervisor, Gate(), [])
+    app = gated_app(supervisor, Held(), [])
     async with LifespanManager(app), client(app) as http:
         ready = await http.get("/")
         assert ready.status_code == 200
@@ -86,7 +66,7 @@ async def test_draining_serves_requests_with_connection_close() -> None:
 async def test_closing_rejects_new_requests_but_answers_health() -> None:
     """1. hold a request; 2. drain; 3. new ones get 503 + Retry-After; 4. the held one ends 200."""
     supervisor = quiet_supervisor(retry_after=7)
-    gate = Gate()
+    gate = Held()
     app = gated_app(supervisor, gate, [])
     async with LifespanManager(app), client(app) as http:
         held = await hold_until_closing(http, gate, supervisor)
@@ -109,7 +89,7 @@ async def test_request_still_running_at_its_budget_is_cancelled_with_a_503() -> 
     """A request that outlives deadline - cancel_timeout is cancelled in the stopping phase;
     its client gets 503 + Retry-After + Connection: close, not a 500, and it counts once."""
     supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
-    gate = Gate()
+    gate = Held()
     app = gated_app(supervisor, gate, [])
     async with LifespanManager(app), client(app) as http:
         held = asyncio.create_task(http.get("/held"))
@@ -128,7 +108,7 @@ async def test_closing_sends_the_configured_close_frame_and_app_sees_it() -> Non
     """1. a websocket is open; 2. closing sends our code and reason; 3. the handler sees it."""
     supervisor = quiet_supervisor(websocket_close_code=4001, websocket_close_reason="bye now")
     seen: list[Any] = []
-    app = gated_app(supervisor, Gate(), seen)
+    app = gated_app(supervisor, Held(), seen)
     async with LifespanManager(app):
         ws = FakeWebSocketClient(app)
         assert (await ws.connect())["type"] == "websocket.accept"
@@ -150,7 +130,7 @@ async def test_closing_sends_the_configured_close_frame_and_app_sees_it() -> Non
 async def test_new_websocket_handshake_refused_while_closing() -> None:
     """A handshake arriving while closing is refused before accept."""
     supervisor = quiet_supervisor()
-    gate = Gate()
+    gate = Held()
     app = gated_app(supervisor, gate, [])
     async with LifespanManager(app), client(app) as http:
         held = await hold_until_closing(http, gate, supervisor)

@@ -6,7 +6,6 @@ see without the middleware, and checks they see the same with it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
@@ -23,13 +22,10 @@ from starlette.testclient import TestClient
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.exceptions import StartupError
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import quiet_supervisor
+from tests._inprocess import quiet_supervisor
+from tests.apps import hello
 
 pytestmark = pytest.mark.timeout(30)
-
-
-async def hello(request: Request) -> Response:
-    return PlainTextResponse("hello")
 
 
 def app_with(supervisor: Supervisor, lifespan: Any = None) -> SupervisorMiddleware:
@@ -148,6 +144,6 @@ async def test_a_routine_lifespan_shutdown_logs_at_info(caplog: pytest.LogCaptur
     caplog.set_level(logging.DEBUG, logger="asgi_supervisor")
     supervisor = quiet_supervisor()
     async with LifespanManager(app_with(supervisor)):
-        await asyncio.sleep(0)
+        pass
     assert "draining: lifespan shutdown" in caplog.text
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

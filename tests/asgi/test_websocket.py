@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from starlette.types import Message
 
-from asgi_supervisor._asgi.types import Message
 from asgi_supervisor._asgi.websocket import WebSocketConnection
 
 CLOSE = {"type": "websocket.close", "code": 1012, "reason": "bye"}

@@ -1,4 +1,5 @@
-"""The command line's output, in-process: what it prints from the server's answers."""
+"""The command line, in-process: what it prints from the server's answers, and its own checks
+(a token or URL that cannot be sent is a usage error)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 
 from asgi_supervisor._cli import commands
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import TOKEN, client
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import TOKEN, bare_app, client, quiet_supervisor
+from tests.servers._process import free_port
 
 
 async def test_drain_prints_the_line_the_report_writes_of_itself(
@@ -30,3 +31,40 @@ async def test_drain_prints_the_line_the_report_writes_of_itself(
     first, own = out.getvalue().splitlines()
     assert first == f"state={body['state']} drained=True: {summary}"
     assert own.startswith(f"  pid={body['processes'][0]['pid']} state=")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--token", "s3c\nret"], {}, "asgi-supervisor: --token contains '\\n'"),
+        (["--token", "sécret"], {}, "asgi-supervisor: --token contains 'é'"),
+        (["--token", "  "], {}, "asgi-supervisor: --token is empty"),
+        (
+            [],
+            {"ASGI_SUPERVISOR_ADMIN_TOKEN": "a\rb"},
+            "asgi-supervisor: ASGI_SUPERVISOR_ADMIN_TOKEN contains",
+        ),
+    ],
+)
+def test_cli_turns_a_bad_token_into_a_usage_error(
+    argv: list[str],
+    environ: dict[str, str],
+    message: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A token that cannot go in a header is exit 2 with a sentence, never a traceback."""
+    monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    url = f"http://127.0.0.1:{free_port()}"
+    assert commands.main(["drain", url, "--timeout", "2", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_cli_turns_a_bad_url_into_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """A URL with a control character is exit 2 with a sentence, not a traceback."""
+    assert commands.main(["tasks", "http://127.0.0.1:1/a b\n", "--token", "x"]) == 2
+    assert "cannot send a request to" in capsys.readouterr().err

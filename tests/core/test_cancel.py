@@ -9,11 +9,14 @@ import time
 from asgi_supervisor._core.cancel import CANCEL_MESSAGE, cancel_and_wait, recancel_margin
 
 
-async def slow_cleanup(cleaned: asyncio.Event) -> None:
-    """Parks; when cancelled, needs 0.2 s (an await) to clean up, then sets *cleaned*."""
+async def slow_cleanup(cleaned: asyncio.Event, cleaning: asyncio.Event | None = None) -> None:
+    """Parks; when cancelled, sets *cleaning*, needs 0.2 s (an await) to clean up, then sets
+    *cleaned*."""
     try:
         await asyncio.sleep(3600)
     finally:
+        if cleaning is not None:
+            cleaning.set()
         await asyncio.sleep(0.2)
         cleaned.set()
 
@@ -186,11 +189,11 @@ async def test_deadline_already_past_abandons_without_waiting() -> None:
 
 async def test_the_shutdown_resists_being_cancelled_until_its_deadline() -> None:
     """asyncio.run cancels every task after a forced exit: the wait goes on, bounded."""
-    cleaned = asyncio.Event()
-    task = asyncio.create_task(slow_cleanup(cleaned))
+    cleaned, cleaning = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(slow_cleanup(cleaned, cleaning))
     await asyncio.sleep(0)
     stopper = asyncio.create_task(cancel_and_wait([task], deadline=time.monotonic() + 2))
-    await asyncio.sleep(0.05)
+    await cleaning.wait()  # the stopper has cancelled the task and waits for its cleanup
     stopper.cancel()
     outcome = await stopper
     assert cleaned.is_set()

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 
 from asgi_supervisor import AbandonedTask, Phase, ShutdownReport
-from asgi_supervisor._core.report import ShutdownProgress, format_duration, tallies
+from asgi_supervisor._core.report import ShutdownProgress, format_duration, log_report, tallies
+
+
+async def stuck() -> None:
+    await asyncio.sleep(3600)  # where the abandoned task is stuck
+
+
+STUCK_LINE = stuck.__code__.co_firstlineno + 1
 
 
 def report(**changes: object) -> ShutdownReport:
@@ -142,3 +152,62 @@ def test_a_drain_under_way_renders_the_same_way() -> None:
         "summary": "drain endpoint, under way, 12.3 s: draining 12.3 s; requests drained 1, "
         "rejected 0, in flight 2; websockets closed 1012x1",
     }
+
+
+async def test_an_abandoned_task_is_named_with_where_it_is_stuck() -> None:
+    """`AbandonedTask.of` a parked task keeps its identity, the user line it waits at and
+    its await chain, and `to_dict` gives them as JSON."""
+    task = asyncio.create_task(stuck())
+    await asyncio.sleep(0)  # one step: the task parks in `stuck`
+    try:
+        abandoned = AbandonedTask.of(task, 7, "sync-job", "task")
+    finally:
+        task.cancel()
+        await asyncio.wait({task})
+    assert abandoned.where == f"{__file__}:{STUCK_LINE} in stuck"
+    assert any("in stuck" in line for line in abandoned.stack)
+    assert abandoned.to_dict() == {
+        "id": 7,
+        "name": "sync-job",
+        "kind": "task",
+        "where": abandoned.where,
+        "stack": list(abandoned.stack),
+    }
+
+
+def test_a_clean_report_is_one_info_line_carrying_the_dict(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Clean: one INFO record, the readable line, with the whole report in ``extra``."""
+    caplog.set_level(logging.INFO, logger="asgi_supervisor")
+    clean = report(tasks_failed_count=0)
+    log_report(clean)
+    (record,) = caplog.records
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == f"shutdown report: {clean.summary()}"
+    assert record.report == clean.to_dict()  # type: ignore[attr-defined]
+
+
+def test_what_went_wrong_is_logged_each_on_its_own_then_the_summary_as_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An abandoned task is an ERROR naming it and where it is stuck, a cut cleanup and
+    cancelled requests are WARNINGs, and the summary of a report that is not clean is an
+    ERROR."""
+    caplog.set_level(logging.INFO, logger="asgi_supervisor")
+    stuck_task = AbandonedTask(id=3, name="sync-job", kind="task", where="jobs.py:9 in f", stack=())
+    log_report(
+        report(abandoned=(stuck_task,), cut_short=("worker flush",), requests_cancelled_count=2)
+    )
+    assert [(r.levelno, r.getMessage()) for r in caplog.records[:3]] == [
+        (logging.ERROR, "abandoned task 'sync-job' at the deadline, stuck at jobs.py:9 in f"),
+        (logging.WARNING, "cleanup cut short by the second cancel: worker flush"),
+        (
+            logging.WARNING,
+            "2 request(s) cancelled at the deadline (answered 503 where no response had begun)",
+        ),
+    ]
+    summary = caplog.records[3]
+    assert summary.levelno == logging.ERROR
+    assert summary.getMessage().startswith("shutdown report: signal SIGTERM, NOT clean, ")
+    assert len(caplog.records) == 4

@@ -12,7 +12,7 @@ import pytest
 from asgi_supervisor import Restart, State, Supervisor
 from asgi_supervisor._core.workers import WorkerSpec
 from asgi_supervisor.testing import LifespanManager, LifespanStartupFailed
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor, wait_until
 
 
 def _spec(**overrides: object) -> WorkerSpec:
@@ -86,11 +86,8 @@ async def test_crashing_worker_restarts_with_backoff_then_gives_up(
     caplog.set_level(logging.INFO, logger="asgi_supervisor")
     async with LifespanManager(bare_app(supervisor)):
         await asyncio.wait_for(gave_up.wait(), 5)
-        for _ in range(50):
-            if supervisor.registry.workers[0].state == "failed":
-                break
-            await asyncio.sleep(0.01)
         record = supervisor.registry.workers[0]
+        await wait_until(lambda: record.state == "failed")
         assert record.state == "failed"
         assert record.restarts == 3
         assert record.last_error == "RuntimeError: crash 4"
@@ -116,7 +113,7 @@ async def test_restart_never_gives_up_at_once_and_critical_fails_readiness() -> 
     supervisor.add_worker(fails_later, name="consumer", restart="never", critical=True)
     async with LifespanManager(bare_app(supervisor)):
         await asyncio.wait_for(crashed.wait(), 5)
-        await asyncio.sleep(0)
+        await wait_until(supervisor.failures)
         assert supervisor.failures() == {"consumer": "critical worker 'consumer' gave up"}
         assert supervisor.registry.workers[0].restarts == 0
         assert supervisor.state is State.READY
@@ -175,10 +172,10 @@ async def test_on_failure_does_not_restart_a_worker_that_returns() -> None:
 
     supervisor.add_worker(returns)
     async with LifespanManager(bare_app(supervisor)):
-        for _ in range(20):
-            await asyncio.sleep(0.005)
-        assert supervisor.registry.workers[0].state == "completed"
-    assert runs == 1
+        record = supervisor.registry.workers[0]
+        # "completed" is final: the worker's loop has returned, and nothing runs it again.
+        await wait_until(lambda: record.state == "completed")
+        assert runs == 1
 
 
 async def test_worker_failing_while_starting_fails_startup() -> None:

@@ -14,7 +14,7 @@ from app.main import create_app
 from app.settings import Settings
 from asgi_supervisor import Supervisor
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import quiet_supervisor
+from tests._inprocess import quiet_supervisor
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from asgi_supervisor._host.logs import show_logs_through_server
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 
 class ListHandler(logging.Handler):

@@ -16,41 +16,76 @@ from asgi_supervisor._host.signals import SignalChain
 
 @pytest.fixture
 def saved_handlers() -> Iterator[None]:
-    """Put SIGTERM's and SIGINT's handlers back as they were, whatever the test did."""
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    """Put the handlers of the signals these tests raise back as they were, whatever the test
+    did."""
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+    before = {sig: signal.getsignal(sig) for sig in signals}
     yield
     for sig, handler in before.items():
         signal.signal(sig, handler)
 
 
-async def _until(condition: list[int], count: int) -> None:
-    for _ in range(100):
-        if len(condition) >= count:
-            return
-        await asyncio.sleep(0.005)
+class Heard:
+    """A signal callback that keeps the signals it got and lets a test wait for them."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, sig: int) -> None:
+        self.signals.append(sig)
+        self._changed.set()
+
+    def python_handler(self, sig: int, frame: types.FrameType | None) -> None:
+        """The same, as a handler for `signal.signal`."""
+        self(sig)
+
+    async def wait_for(self, count: int) -> None:
+        """Return once *count* signals came; fail after 5 s."""
+        async with asyncio.timeout(5):
+            while len(self.signals) < count:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def loop_caught_up(loop: asyncio.AbstractEventLoop) -> None:
+    """Return once *loop* has run the handler of every signal raised before this call.
+
+    A signal's C handler writes its number to the loop's wakeup fd, and the loop reads the
+    numbers in order and schedules their handlers in that order: once a SIGUSR1 raised now
+    is handled, no earlier signal's loop handler is left to run. What waits for it asserts
+    on a state that has settled, not on a pause.
+    """
+    handled = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, handled.set)
+    try:
+        signal.raise_signal(signal.SIGUSR1)
+        async with asyncio.timeout(5):
+            await handled.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
 
 
 @pytest.mark.usefixtures("saved_handlers")
 async def test_python_handler_is_held_then_forwarded_then_restored() -> None:
     """1. the server's handler is chained; 2. a signal reaches us, not it; 3. forward calls it;
     4. restore puts it back."""
-    server_got: list[int] = []
-
-    def server_handler(sig: int, frame: types.FrameType | None) -> None:
-        server_got.append(sig)
-
-    signal.signal(signal.SIGTERM, server_handler)
-    ours: list[int] = []
-    chain = SignalChain(asyncio.get_running_loop(), ours.append)
+    server = Heard()
+    signal.signal(signal.SIGTERM, server.python_handler)
+    ours = Heard()
+    chain = SignalChain(asyncio.get_running_loop(), ours)
     assert chain.install()
     signal.raise_signal(signal.SIGTERM)
-    await _until(ours, 1)
-    assert ours == [signal.SIGTERM]
-    assert server_got == []
+    # A Python handler runs inside raise_signal: had the server's still been installed, it
+    # would have its signal by now.
+    assert server.signals == []
+    await ours.wait_for(1)
+    assert ours.signals == [signal.SIGTERM]
+    assert server.signals == []
     chain.forward(signal.SIGTERM)
-    assert server_got == [signal.SIGTERM]
+    assert server.signals == [signal.SIGTERM]
     chain.restore()
-    assert signal.getsignal(signal.SIGTERM) is server_handler
+    assert signal.getsignal(signal.SIGTERM) == server.python_handler
 
 
 @pytest.mark.usefixtures("saved_handlers")
@@ -71,23 +106,23 @@ async def test_restore_leaves_a_later_handler_alone() -> None:
 async def test_loop_signal_handler_is_taken_over_and_given_back() -> None:
     """A handler set with loop.add_signal_handler (hypercorn -w 0) runs only when forwarded."""
     loop = asyncio.get_running_loop()
-    server_got: list[int] = []
-    loop.add_signal_handler(signal.SIGTERM, server_got.append, signal.SIGTERM)
+    server = Heard()
+    loop.add_signal_handler(signal.SIGTERM, server, signal.SIGTERM)
     try:
-        ours: list[int] = []
-        chain = SignalChain(loop, ours.append)
+        ours = Heard()
+        chain = SignalChain(loop, ours)
         chain.install()
         signal.raise_signal(signal.SIGTERM)
-        await _until(ours, 1)
-        await asyncio.sleep(0.02)
-        assert ours == [signal.SIGTERM]
-        assert server_got == []
+        await ours.wait_for(1)
+        await loop_caught_up(loop)
+        assert ours.signals == [signal.SIGTERM]
+        assert server.signals == []
         chain.forward(signal.SIGTERM)
-        assert server_got == [signal.SIGTERM]
+        assert server.signals == [signal.SIGTERM]
         chain.restore()
         signal.raise_signal(signal.SIGTERM)
-        await _until(server_got, 2)
-        assert server_got == [signal.SIGTERM, signal.SIGTERM]
+        await server.wait_for(2)
+        assert server.signals == [signal.SIGTERM, signal.SIGTERM]
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -111,19 +146,20 @@ def test_a_loop_that_keeps_its_signals_gets_a_warning_naming_the_recipe(
 
     async def main() -> tuple[list[int], list[int]]:
         loop = asyncio.get_running_loop()
-        server_got: list[int] = []
-        loop.add_signal_handler(signal.SIGTERM, server_got.append, signal.SIGTERM)
+        server = Heard()
+        loop.add_signal_handler(signal.SIGTERM, server, signal.SIGTERM)
         try:
-            ours: list[int] = []
-            chain = SignalChain(loop, ours.append)
+            ours = Heard()
+            chain = SignalChain(loop, ours)
             chain.install()
             signal.raise_signal(signal.SIGTERM)
-            await _until(ours, 1)
-            await _until(server_got, 1)
+            await ours.wait_for(1)
+            await server.wait_for(1)
             chain.forward(signal.SIGTERM)
-            await asyncio.sleep(0.02)
+            # Had forwarding raised the signal again, the loop would have handled it by now.
+            await loop_caught_up(loop)
             chain.restore()
-            return ours, server_got
+            return ours.signals, server.signals
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +14,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_supervisor import ShutdownReport, Supervisor, SupervisorMiddleware
 from asgi_supervisor._observe.metrics import take_snapshot
@@ -28,14 +26,11 @@ from tests._inprocess import (
     client,
     named,
     parse,
+    quiet_supervisor,
     value,
+    wait_until,
 )
-from tests.apps import crash_loop
-from tests.conftest import quiet_supervisor
-
-
-async def parked() -> None:
-    await asyncio.sleep(3600)
+from tests.apps import crash_loop, echo_socket, parked
 
 
 async def failing_check() -> bool:
@@ -46,30 +41,14 @@ async def passing_check() -> bool:
     return True
 
 
-async def echo(websocket: WebSocket) -> None:
-    await websocket.accept()
-    try:
-        while True:
-            await websocket.send_text(await websocket.receive_text())
-    except WebSocketDisconnect:
-        return
-
-
 def metrics_app(supervisor: Supervisor, held: Held) -> SupervisorMiddleware:
     """A held route, an echo websocket, two workers (one crash-looping), two checks."""
     supervisor.add_worker(parked, name="parked")
     supervisor.add_worker(crash_loop, name="crash-loop", max_restarts=1, backoff_delay=0.01)
     supervisor.add_check("db", passing_check)
     supervisor.add_check("cache", failing_check, critical=False)
-    routes = [Route("/held", held.endpoint), WebSocketRoute("/ws", echo)]
+    routes = [Route("/held", held.endpoint), WebSocketRoute("/ws", echo_socket)]
     return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
-
-
-async def wait_for(condition: Any, within: float = 5.0) -> None:
-    """Poll *condition* until true, failing after *within* seconds."""
-    async with asyncio.timeout(within):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 def crash_loop_gave_up(supervisor: Supervisor) -> bool:
@@ -83,7 +62,7 @@ async def test_metrics_in_a_known_ready_state() -> None:
     held = Held()
     app = metrics_app(supervisor, held)
     async with LifespanManager(app), client(app) as http:
-        await wait_for(lambda: crash_loop_gave_up(supervisor))
+        await wait_until(lambda: crash_loop_gave_up(supervisor))
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
         spawned = supervisor.spawn(parked, name="spawned")

@@ -1,4 +1,7 @@
-"""The HTML view of /tasks: content negotiation, escaping, the timeline, headers and access."""
+"""The HTML view of /tasks: escaping, the timeline, who gets it (HTML or JSON), headers, access.
+
+How the Accept header is read is pinned in ``tests/asgi/test_negotiate.py``.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from asgi_supervisor import AbandonedTask, Phase, ShutdownReport, SupervisorMiddleware
-from asgi_supervisor._asgi.negotiate import prefers_html
 from asgi_supervisor._core.report import format_duration
 from asgi_supervisor._observe.page import render_tasks_page
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import LOOPBACK, REMOTE, bare_app, quiet_supervisor
+from tests.apps import parked
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
 EVIL = "<script>alert(1)</script> \"'&"
 EVIL_IMG = "<img src=x onerror=alert(2)>"
-LOOPBACK = ("127.0.0.1", 4000)
-REMOTE = ("203.0.113.7", 5000)
 
 
 def client(app: SupervisorMiddleware, address: tuple[str, int] = LOOPBACK) -> httpx.AsyncClient:
@@ -33,11 +32,6 @@ def client(app: SupervisorMiddleware, address: tuple[str, int] = LOOPBACK) -> ht
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app, client=address), base_url="http://testserver"
     )
-
-
-async def parked() -> None:
-    """A spawned task that waits until cancelled."""
-    await asyncio.sleep(3600)
 
 
 class Parsed(HTMLParser):
@@ -123,48 +117,6 @@ def report(phases: list[tuple[str, float, float]]) -> ShutdownReport:
 
 WORKERS = [{"name": EVIL, "state": "restarting", "restarts": 3, "last_error": EVIL_IMG}]
 PHASES = [("draining", 0.0, 0.5), ("closing", 0.5, 1.5), ("stopping", 2.0, 2.0)]
-
-
-@pytest.mark.parametrize(
-    ("accept", "html"),
-    [
-        (None, False),
-        ("*/*", False),
-        ("application/json", False),
-        (BROWSER, True),
-        ("text/html", True),
-        ("TEXT/HTML ; Q=1", True),
-        ("text/*", True),
-        ("application/json, text/html", False),
-        ("text/html;q=0.5, application/json", False),
-        ("text/html, application/json;q=0.9", True),
-        ("application/*;q=0.2, text/html", True),
-        ("text/html;q=0", False),
-        ("text/html;q=abc", False),
-        ("text/html;q=2", False),
-        ("text/html;q=nan", False),
-        ("text/html;q=\u00b2", False),
-        ("text/html;q=.", False),
-        ("image/png", False),
-        ("*/*;q=0.1, text/*;q=0.05", False),
-    ],
-)
-def test_content_negotiation(accept: str | None, html: bool) -> None:
-    """HTML only when the Accept header ranks it above JSON; JSON for ties and no header."""
-    headers = [] if accept is None else [(b"accept", accept.encode("latin-1"))]
-    assert prefers_html(headers) is html
-
-
-def test_accept_split_over_two_headers() -> None:
-    """Several Accept headers count as one list, as RFC 9110 says."""
-    headers = [(b"accept", b"application/json;q=0.1"), (b"accept", b"text/html")]
-    assert prefers_html(headers) is True
-
-
-@given(accept=st.binary(max_size=120))
-def test_any_accept_header_gets_an_answer(accept: bytes) -> None:
-    """Whatever bytes the Accept header holds, negotiation answers instead of raising."""
-    assert prefers_html([(b"accept", accept)]) in (True, False)
 
 
 def test_every_value_is_escaped() -> None:

@@ -309,6 +309,15 @@ async def wait_for_event(server: ServerProcess, name: str, within: float = 5.0) 
         await asyncio.sleep(0.01)
 
 
+async def wait_for_output(server: ServerProcess, text: str, within: float = 5.0) -> None:
+    """Wait, bounded, until the server's output (its log) holds *text*."""
+    deadline = time.monotonic() + within
+    while text not in server.output():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged within {within} s:\n{server.output()}")
+        await asyncio.sleep(0.01)
+
+
 async def wait_for_status(url: str, status: int, within: float) -> float:
     """Poll *url* until it answers *status*; return when it did (monotonic)."""
     deadline = time.monotonic() + within

@@ -16,7 +16,13 @@ import httpx
 import pytest
 import websockets
 
-from tests.servers._process import ServerProcess, events_named, wait_for_event, wait_for_status
+from tests.servers._process import (
+    ServerProcess,
+    events_named,
+    wait_for_event,
+    wait_for_output,
+    wait_for_status,
+)
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
 
@@ -55,7 +61,7 @@ async def test_closing_rejects_new_requests_and_the_slow_one_completes(tmp_path:
             slow = asyncio.create_task(client.get("/slow", params={"seconds": 3}))
             await wait_for_event(server, "slow started")
             sent = server.signal(signal.SIGTERM)
-            await asyncio.sleep(1.0)
+            await wait_for_output(server, "closing: refusing new requests")
             async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as late:
                 rejected = await late.get("/")
                 health = await late.get("/health/live")

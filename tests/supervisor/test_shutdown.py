@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -13,9 +12,8 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
-from asgi_supervisor._core.stacks import where
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -182,28 +180,3 @@ async def test_a_worker_crashing_after_its_first_suspension_is_restarted_under_e
             assert supervisor.registry.workers[0].restarts == 1
     finally:
         loop.set_task_factory(None)
-
-
-async def _numbers() -> AsyncIterator[int]:
-    yield 1
-    await asyncio.sleep(3600)  # the line `where` must name, inside the generator
-    yield 2
-
-
-async def test_where_follows_async_for_into_the_generator() -> None:
-    """The await-chain walk reaches the user frame inside `async for` over a generator."""
-
-    async def consume() -> None:
-        async for _ in _numbers():
-            pass
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.01)
-    try:
-        found = where(task)
-        assert found is not None
-        assert "in _numbers" in found
-        assert "test_shutdown.py" in found
-    finally:
-        task.cancel()
-        await asyncio.wait({task})

@@ -10,7 +10,7 @@ import pytest
 
 from asgi_supervisor import NotRunningError, State, SupervisorClosedError
 from asgi_supervisor.testing import LifespanManager
-from tests.conftest import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, quiet_supervisor
 
 
 async def test_spawned_task_exception_is_logged_and_kept() -> None:
