@@ -236,14 +236,6 @@ class Registry:
         """Live websocket handler tasks and their connections."""
         return self._websockets
 
-    def spawned(self) -> list[asyncio.Task[Any]]:
-        """Live spawned tasks, in the order they were spawned."""
-        return [task for task, r in self._records.items() if r.kind is Kind.TASK]
-
-    def live_workers(self) -> list[asyncio.Task[Any]]:
-        """Live worker tasks, in reverse order of registration (the order to stop them in)."""
-        return [r.task for r in reversed(self.workers) if r.task in self._records]
-
     def counts(self, requests: int = 0) -> dict[str, int]:
         """How many of each kind are live; *requests* comes from the request counter."""
         live_workers = sum(1 for r in self.workers if r.task in self._records)

@@ -24,7 +24,6 @@ STATE_CLASSES = {
     "forced": "warn",
     "stopping": "bad",
     "failed": "bad",
-    "given up": "bad",
     "not clean": "bad",
 }
 
