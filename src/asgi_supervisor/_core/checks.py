@@ -17,13 +17,26 @@ logger = logging.getLogger("asgi_supervisor")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
-    """The outcome of one check. ``error`` is for logs and admins, never for anonymous probes."""
+    """The outcome of one readiness check's last run, as ``Supervisor.check_results()`` gives it.
+
+    Example::
+
+        failing = [r.name for r in await supervisor.check_results() if not r.ok]
+
+    ``error`` is for logs and admins, never for anonymous probes: ``/health`` shows only
+    ``ok`` and ``critical``.
+    """
 
     name: str
+    """The name the check was added under."""
     ok: bool
+    """True when it returned anything but False, within its timeout."""
     critical: bool
+    """Whether a failure makes readiness fail."""
     error: str | None
+    """Why it failed (``"timed out after 1 s"``, ``"ValueError: ..."``), or None."""
     duration: float
+    """Seconds its run took."""
 
 
 @dataclass(frozen=True, slots=True)

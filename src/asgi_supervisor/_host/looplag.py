@@ -51,7 +51,7 @@ class LoopLagStats:
 
     Example::
 
-        stats = supervisor.loop_lag.stats()
+        stats = supervisor.loop_lag
         print(stats.stall_count, stats.stalled_duration, stats.longest_stall_duration)
     """
 
