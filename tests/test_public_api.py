@@ -119,6 +119,19 @@ def test_the_middlewares_protocol_is_private() -> None:
             name="consume", state=asgi_supervisor.WorkerState.RUNNING, restarts=1, last_error=None
         ),
         asgi_supervisor.NotRunningError("no lifespan"),
+        asgi_supervisor.ShutdownReport(
+            trigger="api",
+            forced=False,
+            started_at=1_700_000_000.0,
+            duration=2.5,
+            phases=(asgi_supervisor.Phase(name="draining", start=0.0, duration=2.5),),
+            requests_drained_count=3,
+            requests_rejected_count=0,
+            requests_cancelled_count=0,
+            abandoned=(
+                asgi_supervisor.AbandonedTask(id=7, name="job", kind="task", where=None, stack=()),
+            ),
+        ),
     ],
     ids=lambda value: type(value).__name__,
 )

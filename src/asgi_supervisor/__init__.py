@@ -67,9 +67,11 @@ __all__ = [
 
 # The public names say they are this package's (httpx and trio do the same), so that reprs,
 # tracebacks, pickles and documentation tools name `asgi_supervisor.Supervisor`, never the
-# private module that defines it: pickles and links survive moving it. Their annotations
-# then resolve in this namespace (`typing.get_type_hints`, Sphinx), so a public class's
-# fields name only public types and builtins.
+# private module that defines it: pickles and links survive moving it. Two consequences for
+# a public class: its field annotations resolve in this namespace (`typing.get_type_hints`,
+# Sphinx), so they name only public types and builtins; and tools that read the source
+# (Sphinx's attribute docs, `inspect.getsource`) look for it here, so its fields are
+# documented in its docstring (``Attributes:``), which travels with the class.
 for _name in __all__:
     globals()[_name].__module__ = __name__
 del _name

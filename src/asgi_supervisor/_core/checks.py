@@ -23,20 +23,21 @@ class CheckResult:
 
         failing = [r.name for r in await supervisor.check_results() if not r.ok]
 
-    ``error`` is for logs and admins, never for anonymous probes: ``/health`` shows only
-    ``ok`` and ``critical``.
+    Attributes:
+        name: the name the check was added under.
+        ok: True when it returned anything but False, within its timeout.
+        critical: whether a failure makes readiness fail.
+        error: why it failed (``"timed out after 1 s"``, ``"ValueError: ..."``), or None;
+            for logs and admins, never for anonymous probes (``/health`` shows only ``ok``
+            and ``critical``).
+        duration: seconds its run took.
     """
 
     name: str
-    """The name the check was added under."""
     ok: bool
-    """True when it returned anything but False, within its timeout."""
     critical: bool
-    """Whether a failure makes readiness fail."""
     error: str | None
-    """Why it failed (``"timed out after 1 s"``, ``"ValueError: ..."``), or None."""
     duration: float
-    """Seconds its run took."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,13 +48,15 @@ class WorkerSnapshot:
     Example::
 
         failed = [w.name for w in supervisor.workers() if w.state is WorkerState.FAILED]
+
+    Attributes:
+        name: the worker's name (``add_worker(name=...)``, by default the function's).
+        state: where it is in its life.
+        restarts: how many times its policy started it again.
+        last_error: ``"Type: message"`` of the last exception it raised, or None.
     """
 
     name: str
-    """The worker's name (``add_worker(name=...)``, by default the function's)."""
     state: WorkerState
-    """Where it is in its life."""
     restarts: int
-    """How many times its policy started it again."""
     last_error: str | None
-    """``"Type: message"`` of the last exception it raised, or None."""

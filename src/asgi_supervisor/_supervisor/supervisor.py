@@ -75,12 +75,14 @@ class Supervisor:
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
 
+    Attributes:
+        config: the settings, validated; fixed for the supervisor's life.
+
     Raises:
         ValueError, TypeError: a setting is invalid; the message names it.
     """
 
     config: Config
-    """The settings, validated; fixed for the supervisor's life."""
 
     def __init__(
         self,
