@@ -2,7 +2,8 @@
 
 The public API is this namespace (``__all__``), plus the public modules ``exceptions``,
 ``testing`` and the server integration ``gunicorn``; ``python -m asgi_supervisor`` is the
-command line. Everything else lives in private subpackages, one per layer.
+command line. Everything else lives in private subpackages, one per layer: each public name
+reports this package as its ``__module__``, and no public signature names a private type.
 """
 
 # General layout, from the bottom up. Each layer imports only the layers below it, and two
@@ -26,9 +27,12 @@ command line. Everything else lives in private subpackages, one per layer.
 from __future__ import annotations
 
 from ._asgi.middleware import SupervisorMiddleware
+from ._core.checks import CheckResult
 from ._core.lifecycle import State
 from ._core.registry import Kind
 from ._core.report import AbandonedTask, Phase, ShutdownReport
+from ._core.stopping import Stopping
+from ._core.worker_state import WorkerSnapshot, WorkerState
 from ._core.workers import Restart
 from ._host.looplag import LoopLagStats
 from ._supervisor.config import Config
@@ -42,6 +46,7 @@ from .exceptions import (
 
 __all__ = [
     "AbandonedTask",
+    "CheckResult",
     "Config",
     "Kind",
     "LoopLagStats",
@@ -51,10 +56,24 @@ __all__ = [
     "ShutdownReport",
     "StartupError",
     "State",
+    "Stopping",
     "Supervisor",
     "SupervisorClosedError",
     "SupervisorError",
     "SupervisorMiddleware",
+    "WorkerSnapshot",
+    "WorkerState",
 ]
+
+# The public names say they are this package's (httpx and trio do the same), so that reprs,
+# tracebacks, pickles and documentation tools name `asgi_supervisor.Supervisor`, never the
+# private module that defines it: pickles and links survive moving it. Two consequences for
+# a public class: its field annotations resolve in this namespace (`typing.get_type_hints`,
+# Sphinx), so they name only public types and builtins; and tools that read the source
+# (Sphinx's attribute docs, `inspect.getsource`) look for it here, so its fields are
+# documented in its docstring (``Attributes:``), which travels with the class.
+for _name in __all__:
+    globals()[_name].__module__ = __name__
+del _name
 
 __version__ = "0.1.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from asgi_supervisor import State, Supervisor, SupervisorMiddleware
+from asgi_supervisor import State, Supervisor, SupervisorMiddleware, WorkerState
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import (
     LOOPBACK,
@@ -247,6 +248,42 @@ async def test_tasks_history_says_how_tasks_ended() -> None:
         "fails": ("failed", "ValueError: bad input 42"),
         "parked": ("cancelled", "user went away"),
     }
+
+
+async def test_work_the_shutdown_abandoned_shows_so_until_it_ends() -> None:
+    """1. a worker and a spawned task swallow their cancellation; 2. the drain abandons both
+    at its deadline; 3. /health, /tasks, the metrics and `workers()` show them abandoned;
+    4. once they end after all, the worker shows the state its own loop wrote."""
+    supervisor = admin_supervisor(grace_period=0.6, cancel_timeout=0.3)
+    release = asyncio.Event()
+
+    async def stuck() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await release.wait()
+
+    supervisor.add_worker(stuck, name="stuck-worker")
+    app = make_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        stuck_tasks = {supervisor.spawn(stuck, name="stuck-task")}
+        stuck_tasks |= {t for t in asyncio.all_tasks() if t.get_name() == "worker stuck-worker"}
+        try:
+            report = await supervisor.drain()
+            assert sorted(a.name for a in report.abandoned) == ["stuck-task", "stuck-worker"]
+            health = (await http.get("/health")).json()
+            assert health["workers"] == {"stuck-worker": {"state": "abandoned", "restarts": 0}}
+            rows = (await http.get("/tasks")).json()["tasks"]
+            assert {row["name"]: row["state"] for row in rows} == {
+                "stuck-worker": "abandoned",
+                "stuck-task": "abandoned",
+            }
+            metrics = (await http.get("/metrics")).text
+            assert 'worker_state{state="abandoned",worker="stuck-worker"} 1.0' in metrics
+            assert [w.state for w in supervisor.workers()] == [WorkerState.ABANDONED]
+        finally:
+            release.set()  # whatever failed: stuck tasks would hang the loop's close
+            await asyncio.wait(stuck_tasks, timeout=5.0)
+        assert [w.state for w in supervisor.workers()] == [WorkerState.COMPLETED]
 
 
 async def test_tasks_with_ten_thousand_tasks() -> None:

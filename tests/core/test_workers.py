@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import itertools
 import logging
 import time
+from pathlib import Path
 
 import pytest
 
-from asgi_supervisor import Restart, State, Supervisor
+import asgi_supervisor
+from asgi_supervisor import Restart, State, Supervisor, WorkerSnapshot, WorkerState
 from asgi_supervisor._core.workers import WorkerSpec
 from asgi_supervisor.testing import LifespanManager, LifespanStartupFailed
 from tests._inprocess import bare_app, quiet_supervisor, wait_until
@@ -86,11 +89,15 @@ async def test_crashing_worker_restarts_with_backoff_then_gives_up(
     caplog.set_level(logging.INFO, logger="asgi_supervisor")
     async with LifespanManager(bare_app(supervisor)):
         await asyncio.wait_for(gave_up.wait(), 5)
-        record = supervisor.registry.workers[0]
-        await wait_until(lambda: record.state == "failed")
-        assert record.state == "failed"
-        assert record.restarts == 3
-        assert record.last_error == "RuntimeError: crash 4"
+        await wait_until(lambda: supervisor.workers()[0].state is WorkerState.FAILED)
+        assert supervisor.workers() == (
+            WorkerSnapshot(
+                name="crashes",
+                state=WorkerState.FAILED,
+                restarts=3,
+                last_error="RuntimeError: crash 4",
+            ),
+        )
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert len(starts) == 4
     assert gaps[0] >= 0.025
@@ -115,7 +122,7 @@ async def test_restart_never_gives_up_at_once_and_critical_fails_readiness() -> 
         await asyncio.wait_for(crashed.wait(), 5)
         await wait_until(supervisor.failures)
         assert supervisor.failures() == {"consumer": "critical worker 'consumer' gave up"}
-        assert supervisor.registry.workers[0].restarts == 0
+        assert supervisor.workers()[0].restarts == 0
         assert supervisor.state is State.READY
 
 
@@ -172,9 +179,8 @@ async def test_on_failure_does_not_restart_a_worker_that_returns() -> None:
 
     supervisor.add_worker(returns)
     async with LifespanManager(bare_app(supervisor)):
-        record = supervisor.registry.workers[0]
         # "completed" is final: the worker's loop has returned, and nothing runs it again.
-        await wait_until(lambda: record.state == "completed")
+        await wait_until(lambda: supervisor.workers()[0].state is WorkerState.COMPLETED)
         assert runs == 1
 
 
@@ -190,3 +196,29 @@ async def test_worker_failing_while_starting_fails_startup() -> None:
         async with LifespanManager(bare_app(supervisor)):
             pass
     assert supervisor.state is State.FAILED
+    assert supervisor.workers() == (
+        WorkerSnapshot(
+            name="broken",
+            state=WorkerState.FAILED,
+            restarts=0,
+            last_error="ConnectionError: no broker",
+        ),
+    )
+
+
+def test_a_workers_state_has_one_writer() -> None:
+    """Outside the record's constructor, only the worker's own loop writes a worker's state:
+    the registry and the views read it (and derive ``abandoned``), never store it."""
+    package = Path(asgi_supervisor.__file__).parent
+    writers = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for target in targets:
+                if (
+                    isinstance(target, ast.Attribute)
+                    and target.attr == "state"
+                    and not (isinstance(target.value, ast.Name) and target.value.id == "self")
+                ):
+                    writers.add(path.relative_to(package).as_posix())
+    assert writers == {"_core/workers.py"}

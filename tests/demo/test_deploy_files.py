@@ -21,7 +21,6 @@ from app.settings import Settings
 from asgi_supervisor import Config
 
 REPO = Path(__file__).resolve().parents[2]
-HEALTH_PATHS = {"/health/live", "/health/ready", "/health/startup"}
 
 
 def tool(name: str) -> str:

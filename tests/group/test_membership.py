@@ -346,7 +346,7 @@ async def test_a_supervisor_drains_with_its_group_and_tells_it(
     supervisor = quiet_supervisor(grace_period=10.0, process_group=True, runtime_dir=str(runtime))
     sibling = Member(runtime, 701, status={"state": "closing", "drained": True})
     async with LifespanManager(bare_app(supervisor)):
-        group = supervisor.group
+        group = supervisor._group
         assert group is not None
         await asyncio.wait_for(_until(lambda: group.joined), 2.0)
         await joined(sibling)
@@ -374,7 +374,7 @@ async def test_token_files_and_group_sockets_share_the_runtime_dir_set_in_code(
     app = bare_app(supervisor)
     port = listener.getsockname()[1]
     async with LifespanManager(app):
-        group = supervisor.group
+        group = supervisor._group
         assert group is not None
         await asyncio.wait_for(_until(lambda: group.joined), 2.0)
         await app._endpoints.local_tokens.refresh()
@@ -413,7 +413,7 @@ async def test_one_look_at_the_listening_ports_serves_the_token_and_the_group(
     app = bare_app(supervisor)
     local = app._endpoints.local_tokens
     async with LifespanManager(app):
-        group = supervisor.group
+        group = supervisor._group
         assert group is not None
         try:
             await asyncio.wait_for(_until(first_look.is_set), 2.0)

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from asgi_supervisor import ShutdownReport, Supervisor, SupervisorMiddleware
+from asgi_supervisor import ShutdownReport, Supervisor, SupervisorMiddleware, WorkerState
 from asgi_supervisor._observe.metrics import take_snapshot
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import (
@@ -52,7 +52,9 @@ def metrics_app(supervisor: Supervisor, held: Held) -> SupervisorMiddleware:
 
 
 def crash_loop_gave_up(supervisor: Supervisor) -> bool:
-    return any(r.name == "crash-loop" and r.state == "failed" for r in supervisor.registry.workers)
+    return any(
+        w.name == "crash-loop" and w.state is WorkerState.FAILED for w in supervisor.workers()
+    )
 
 
 async def test_metrics_in_a_known_ready_state() -> None:
@@ -68,7 +70,7 @@ async def test_metrics_in_a_known_ready_state() -> None:
         spawned = supervisor.spawn(parked, name="spawned")
         response = await http.get("/metrics")
         checks = {result.name: result for result in await supervisor.check_results()}
-        counts = supervisor.registry.counts()
+        counts = supervisor.counts()
         held.release.set()
         await request
         spawned.cancel()
@@ -87,6 +89,14 @@ async def test_metrics_in_a_known_ready_state() -> None:
     assert value(samples, "worker_restarts_total", worker="parked") == 0
     assert value(samples, "worker_give_ups_total", worker="parked") == 0
     assert value(samples, "worker_state", worker="parked", state="running") == 1
+    parked_states = {
+        dict(labels)["state"]: v
+        for labels, v in named(samples, "worker_state").items()
+        if dict(labels)["worker"] == "parked"
+    }
+    assert parked_states == {
+        state.value: float(state is WorkerState.RUNNING) for state in WorkerState
+    }
     assert value(samples, "check_success", check="db", critical="true") == 1
     assert value(samples, "check_success", check="cache", critical="false") == 0
     for name in ("db", "cache"):

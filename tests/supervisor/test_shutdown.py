@@ -177,6 +177,6 @@ async def test_a_worker_crashing_after_its_first_suspension_is_restarted_under_e
     try:
         async with LifespanManager(bare_app(supervisor)):
             await asyncio.wait_for(restarted.wait(), 5)
-            assert supervisor.registry.workers[0].restarts == 1
+            assert supervisor.workers()[0].restarts == 1
     finally:
         loop.set_task_factory(None)

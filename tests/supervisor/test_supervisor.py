@@ -24,11 +24,11 @@ async def test_spawned_task_exception_is_logged_and_kept() -> None:
     async with LifespanManager(bare_app(supervisor)):
         task = supervisor.spawn(send_email, "a@example.com", name="send-email")
         await asyncio.wait({task})
-        finished = list(supervisor.registry.history)
+        finished = supervisor._registry.history
         assert [f.name for f in finished] == ["send-email"]
         assert finished[0].ending.value == "failed"
         assert finished[0].detail == "ConnectionError: smtp refused a@example.com"
-        assert task not in supervisor.registry.records
+        assert supervisor.counts()["tasks"] == 0
 
 
 async def test_spawned_failure_log(caplog: pytest.LogCaptureFixture) -> None:
@@ -89,7 +89,7 @@ async def test_ten_thousand_spawned_tasks_are_stopped_and_nothing_leaks() -> Non
         assert not report.abandoned
         assert cleaned == 10_000
         assert all(task.cancelled() for task in tasks)
-        assert supervisor.registry.records == {}
+        assert supervisor.counts()["tasks"] == 0
     del tasks
     gc.collect()
     leftovers = [t for t in asyncio.all_tasks() if "parked" in repr(t.get_coro())]

@@ -84,11 +84,6 @@ class LocalTokens:
         self._broken = False
         self._closed = False
 
-    @property
-    def directory(self) -> Path | None:
-        """Where the token files go, or None when disabled."""
-        return self._dir
-
     def start(self) -> None:
         """Take part in the token file of each port the watch finds from now on; in the loop."""
         self._closed = False

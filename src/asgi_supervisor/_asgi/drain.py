@@ -32,7 +32,7 @@ async def process_outcomes(supervisor: Supervisor) -> list[dict[str, Any]]:
         supervisor.counts(),
         supervisor.deadline_remaining(),
     )
-    group = supervisor.group
+    group = supervisor._group
     if group is None or not group.joined:
         return [own]
     remaining = supervisor.deadline_remaining() or 0.0

@@ -138,7 +138,7 @@ class Endpoints:
         sup = self._sup
         reasons = await self._not_ready_reasons()
         checks = {r.name: {"ok": r.ok, "critical": r.critical} for r in await sup.check_results()}
-        workers = {r.name: {"state": r.state, "restarts": r.restarts} for r in sup.registry.workers}
+        workers = {w.name: {"state": w.state.value, "restarts": w.restarts} for w in sup.workers()}
         remaining = sup.deadline_remaining()
         body = {
             "state": sup.state.value,

@@ -108,7 +108,7 @@ class LifespanBridge:
             await self._stop()
             # The app's own shutdown may block in sync cleanup; nobody is served any more,
             # so that is no stall to report.
-            self._sup.loop_lag.stop()
+            self._sup._loop_lag.stop()
         return message
 
     async def send(self, message: Message) -> None:
@@ -133,7 +133,7 @@ class LifespanBridge:
     async def _start(self) -> bool:
         assert self._run is not None
         try:
-            await self._sup.start(self._run)
+            await self._sup._start(self._run)
         except StartupError as exc:
             self._failure = exc
             logger.error("startup failed: %s", exc, extra={"state": "failed"})
@@ -152,7 +152,7 @@ class LifespanBridge:
     async def _over(self) -> None:
         # Idempotent: the lifespan is over, whichever way it ended.
         if self._run is not None:
-            self._sup.end(self._run)
+            self._sup._end(self._run)
             self._run = None
             await self._end()
 

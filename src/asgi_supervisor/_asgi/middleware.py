@@ -75,7 +75,7 @@ class SupervisorMiddleware:
         self._listeners = ListenerWatch()
         # The endpoints own the local admin token, which lives as long as the lifespan.
         self._endpoints = Endpoints(
-            supervisor, request_ages=self.request_ages, listeners=self._listeners
+            supervisor, request_ages=self._request_ages, listeners=self._listeners
         )
         self._routes = self._endpoints.routes
         # What requests need of the lifespan this instance runs; None outside one.
@@ -160,7 +160,7 @@ class SupervisorMiddleware:
             found = tasks_running(asyncio.all_tasks(loop), _CALL_CODE, self, _COUNTED)
             return [task for task, _ in found]
 
-        run = self.supervisor.begin_startup(find_requests, listeners=self._listeners)
+        run = self.supervisor._begin_startup(find_requests, listeners=self._listeners)
         self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
         return run
 
@@ -184,7 +184,7 @@ class SupervisorMiddleware:
         ]
         await finish_cleanup(cleanups, deadline=time.monotonic() + _CLEANUP_PERIOD)
 
-    def request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:
+    def _request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:
         """In-flight requests of the running lifespan on its loop, with their start times."""
         run = self._run
         if run is None or not run.requests.in_flight:

@@ -45,7 +45,6 @@ class WebSocketConnection:
         "_receive",
         "_receiver",
         "_send",
-        "accepted",
         "close_code",
         "closed",
         "started",
@@ -54,7 +53,6 @@ class WebSocketConnection:
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
         self._send = send
-        self.accepted = False
         self.closed = False
         self.close_code: int | None = None
         self.started = time.monotonic()
@@ -89,10 +87,7 @@ class WebSocketConnection:
 
     async def send(self, message: Message) -> None:
         """The app's send: a close after ours is dropped, as the socket is already closing."""
-        kind = message["type"]
-        if kind == "websocket.accept":
-            self.accepted = True
-        elif kind == "websocket.close":
+        if message["type"] == "websocket.close":
             if self.closed:
                 return
             self.closed = True

@@ -17,7 +17,21 @@ logger = logging.getLogger("asgi_supervisor")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckResult:
-    """The outcome of one check. ``error`` is for logs and admins, never for anonymous probes."""
+    """The outcome of one readiness check's last run, as ``Supervisor.check_results()`` gives it.
+
+    Example::
+
+        failing = [r.name for r in await supervisor.check_results() if not r.ok]
+
+    Attributes:
+        name: the name the check was added under.
+        ok: True when it returned anything but False, within its timeout.
+        critical: whether a failure makes readiness fail.
+        error: why it failed (``"timed out after 1 s"``, ``"ValueError: ..."``), or None;
+            for logs and admins, never for anonymous probes (``/health`` shows only ``ok``
+            and ``critical``).
+        duration: seconds its run took.
+    """
 
     name: str
     ok: bool

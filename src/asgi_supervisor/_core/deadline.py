@@ -80,10 +80,6 @@ class Deadline:
         """Seconds left before `end`, never negative."""
         return max(0.0, self.end - (time.monotonic() if now is None else now))
 
-    def until(self, mark: float, now: float | None = None) -> float:
-        """Seconds left before *mark* (one of this deadline's marks), never negative."""
-        return max(0.0, min(mark, self.end) - (time.monotonic() if now is None else now))
-
     def force(self, now: float | None = None) -> None:
         """Skip the remaining waits, and keep at most ``cancel_timeout`` for cancellation."""
         now = time.monotonic() if now is None else now

@@ -3,7 +3,9 @@
 It is the one owner of its tables: other modules add and remove entries through its methods
 and only read the rest. Workers and spawned tasks get a `TaskRecord` each, and how each one
 ended is recorded in a bounded history and, from the first shutdown trigger on, in the
-`Endings` tally the report is built from. In-flight HTTP requests are not here: they come and
+`Endings` tally the report is built from. A worker's state is its own loop's to write (see
+`workers`); the registry only reads it, and adds what the loop cannot know: that the shutdown
+abandoned it (`shown_state`). In-flight HTTP requests are not here: they come and
 go on the per-request path, where the middleware only counts them (see `requests`).
 """
 
@@ -16,6 +18,8 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
+
+from .worker_state import WorkerSnapshot, WorkerState
 
 __all__ = ["Ending", "FinishedTask", "Kind", "Registry", "TaskRecord"]
 
@@ -42,8 +46,9 @@ class Ending(enum.Enum):
 class TaskRecord:
     """The live record of one worker or spawned task (mutable; snapshot it to publish).
 
-    Its worker state (``running``, ``restarting``, ``failed``, ``stopped``, ``completed``) is
-    written by the worker's own loop in `workers`, the only code that knows it.
+    A worker's `state` and `last_error` are written by its own loop in `workers`, the only
+    code that knows them; a spawned task's `last_error` by the registry when it fails, and its
+    `state` stays ``running`` (it is listed only while it runs).
     """
 
     __slots__ = ("id", "kind", "last_error", "name", "restarts", "started", "state", "task")
@@ -56,10 +61,10 @@ class TaskRecord:
         self.started = time.monotonic()
         self.restarts = 0
         self.last_error: str | None = None
-        self.state = "running"
+        self.state = WorkerState.RUNNING
 
     def __repr__(self) -> str:
-        return f"<TaskRecord {self.id} {self.kind.value} {self.name!r} {self.state}>"
+        return f"<TaskRecord {self.id} {self.kind.value} {self.name!r} {self.state.value}>"
 
 
 class FinishedTask(NamedTuple):
@@ -100,6 +105,7 @@ class Registry:
     """
 
     __slots__ = (
+        "_abandoned",
         "_cancel_message",
         "_ended_count",
         "_history_size",
@@ -119,6 +125,8 @@ class Registry:
         self._records: dict[asyncio.Task[Any], TaskRecord] = {}
         self.workers: list[TaskRecord] = []
         self._websockets: dict[asyncio.Task[Any], Any] = {}
+        # Tracked tasks the shutdown gave up on at its deadline.
+        self._abandoned: set[asyncio.Task[Any]] = set()
         # The last `history_size` endings, in a ring of four preallocated columns (record,
         # ending, detail, monotonic end). Ten thousand tasks end at once in a shutdown:
         # storing into lists allocates nothing the garbage collector counts, where a tuple
@@ -168,10 +176,9 @@ class Registry:
         self._websockets.pop(task, None)
 
     def abandon(self, task: asyncio.Task[Any]) -> None:
-        """The shutdown gave up on *task* at its deadline: say so where it is listed."""
-        record = self._records.get(task)
-        if record is not None:
-            record.state = "abandoned"
+        """The shutdown gave up on *task* at its deadline: it shows as abandoned while it runs."""
+        if task in self._records:
+            self._abandoned.add(task)
 
     def begin_tally(self) -> None:
         """From now on count how every tracked task ends, for the shutdown report."""
@@ -236,13 +243,28 @@ class Registry:
         """Live websocket handler tasks and their connections."""
         return self._websockets
 
-    def spawned(self) -> list[asyncio.Task[Any]]:
-        """Live spawned tasks, in the order they were spawned."""
-        return [task for task, r in self._records.items() if r.kind is Kind.TASK]
+    def shown_state(self, record: TaskRecord) -> WorkerState:
+        """*record*'s state as `/health`, `/tasks` and the metrics show it.
 
-    def live_workers(self) -> list[asyncio.Task[Any]]:
-        """Live worker tasks, in reverse order of registration (the order to stop them in)."""
-        return [r.task for r in reversed(self.workers) if r.task in self._records]
+        The state its loop wrote, except ``abandoned`` while the shutdown has given up on it
+        and it still runs.
+        """
+        task = record.task
+        if task is None or not task.done():
+            return WorkerState.ABANDONED if task in self._abandoned else record.state
+        if task.cancelled() and record.state is WorkerState.RUNNING:
+            # Cancelled before its first step, its loop never ran to say it stopped.
+            return WorkerState.STOPPED
+        return record.state
+
+    def worker_snapshots(self) -> tuple[WorkerSnapshot, ...]:
+        """Every worker of this lifespan, live or ended, in order of registration."""
+        return tuple(
+            WorkerSnapshot(
+                name=r.name, state=self.shown_state(r), restarts=r.restarts, last_error=r.last_error
+            )
+            for r in self.workers
+        )
 
     def counts(self, requests: int = 0) -> dict[str, int]:
         """How many of each kind are live; *requests* comes from the request counter."""
@@ -261,8 +283,6 @@ class Registry:
         if record is None:
             return
         if task.cancelled():
-            if record.kind is Kind.WORKER:
-                record.state = "stopped"
             self._finish(record, _CANCELLED, self._cancel_message or _cancel_reason(task))
         else:
             self._returned_or_failed(task, record)
@@ -271,26 +291,26 @@ class Registry:
 
     def _returned_or_failed(self, task: asyncio.Task[Any], record: TaskRecord) -> None:
         exc = task.exception()
+        is_worker = record.kind is Kind.WORKER
         if exc is None:
-            if record.kind is Kind.WORKER and record.state == "failed":
+            if is_worker and record.state is WorkerState.FAILED:
                 # A worker that gave up returned by itself: it failed, with its last error.
                 self._finish(record, _FAILED, record.last_error)
                 return
-            detail = record.state if record.kind is Kind.WORKER else None
-            self._finish(record, _COMPLETED, detail)
+            self._finish(record, _COMPLETED, record.state.value if is_worker else None)
+            return
+        if is_worker:
+            # Its loop logged the error and wrote its state: this is its final failure.
+            self._finish(record, _FAILED, record.last_error)
             return
         record.last_error = f"{type(exc).__name__}: {exc}"
-        if record.kind is Kind.WORKER:
-            # Crashes are logged by the worker's own loop; this is its final failure.
-            record.state = "failed"
-        else:
-            logger.error(
-                "task %r failed: %s",
-                record.name,
-                record.last_error,
-                exc_info=exc,
-                extra={"task": record.name, "task_id": record.id},
-            )
+        logger.error(
+            "task %r failed: %s",
+            record.name,
+            record.last_error,
+            exc_info=exc,
+            extra={"task": record.name, "task_id": record.id},
+        )
         self._finish(record, _FAILED, record.last_error)
 
     def _finish(self, record: TaskRecord, ending: int, detail: str | None) -> None:

@@ -21,6 +21,8 @@ class Stopping:
 
         while not supervisor.stopping.is_set():
             await handle(await queue.get())
+
+    Users get it from ``supervisor.stopping`` (and may annotate with it); they never make one.
     """
 
     __slots__ = ("_current",)
@@ -39,6 +41,9 @@ class Stopping:
 
     async def wait(self) -> None:
         """Wait until draining begins.
+
+        Cancellation: cancelling the caller ends only its own wait. No timeout of its own:
+        wrap it in ``asyncio.timeout`` to bound it.
 
         Raises:
             NotRunningError: no lifespan is running to wait on.

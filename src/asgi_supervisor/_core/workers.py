@@ -1,4 +1,8 @@
-"""Run one worker under its restart policy: backoff with jitter, a cap per period, give up."""
+"""Run one worker under its restart policy: backoff with jitter, a cap per period, give up.
+
+The worker's loop (`run_worker`) is the one writer of its `WorkerState` and last error: it
+is the only code that sees every crash, restart and ending. The registry reads them.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from typing import Any
 
 from .errors import StartupError
 from .registry import Kind, Registry, TaskRecord
+from .worker_state import WorkerState
 
 __all__ = ["Restart", "StartWindow", "WorkerSpec", "run_worker", "start_workers"]
 
@@ -104,14 +109,36 @@ async def run_worker(
     """Run *spec* until it ends for good, restarting it per its policy.
 
     Cancellation: propagates from the worker's own ``await`` (its ``finally`` runs there) and
-    ends the loop; a backoff sleep in progress is cut short by ``stopping`` as well.
+    ends the loop, ``stopped``; a backoff sleep in progress is cut short by ``stopping`` as
+    well.
 
     Raises:
         StartupError: the worker raised before the supervisor finished starting.
     """
+    try:
+        await _restart_loop(spec, record, stopping, window, on_give_up)
+    except asyncio.CancelledError:
+        record.state = WorkerState.STOPPED
+        raise
+    except BaseException as exc:
+        # It failed while starting or stopping (the loop noted the error), or raised what no
+        # loop catches, such as KeyboardInterrupt: its final failure either way.
+        if not isinstance(exc, Exception):
+            record.last_error = f"{type(exc).__name__}: {exc}"
+        record.state = WorkerState.FAILED
+        raise
+
+
+async def _restart_loop(
+    spec: WorkerSpec,
+    record: TaskRecord,
+    stopping: asyncio.Event,
+    window: StartWindow,
+    on_give_up: Callable[[TaskRecord], None],
+) -> None:
     recent: collections.deque[float] = collections.deque()
     while True:
-        record.state = "running"
+        record.state = WorkerState.RUNNING
         try:
             await spec.fn(*spec.args)
         except Exception as exc:
@@ -141,12 +168,11 @@ async def run_worker(
                 return
         else:
             if spec.restart is not Restart.ALWAYS or stopping.is_set():
-                record.state = "completed"
+                record.state = WorkerState.COMPLETED
                 logger.info("worker %r returned", spec.name, extra={"worker": spec.name})
                 return
-        if stopping.is_set():
-            record.state = "stopped"
-            return
+        # Here it crashed or returned to be run again, and `stopping` is unset: both branches
+        # above checked it, with no await since.
         now = time.monotonic()
         recent.append(now)
         while recent and recent[0] < now - spec.restart_period:
@@ -156,7 +182,7 @@ async def run_worker(
             _give_up(spec, record, on_give_up, why)
             return
         record.restarts += 1
-        record.state = "restarting"
+        record.state = WorkerState.RESTARTING
         delay = spec.backoff(len(recent))
         logger.warning(
             "worker %r restarts in %.2f s (restart %d)",
@@ -170,7 +196,7 @@ async def run_worker(
                 await stopping.wait()
         except TimeoutError:
             continue
-        record.state = "stopped"
+        record.state = WorkerState.STOPPED
         return
 
 
@@ -216,7 +242,7 @@ async def start_workers(
 def _give_up(
     spec: WorkerSpec, record: TaskRecord, on_give_up: Callable[[TaskRecord], None], why: str
 ) -> None:
-    record.state = "failed"
+    record.state = WorkerState.FAILED
     logger.error(
         "worker %r gave up: %s; last error: %s",
         spec.name,

@@ -51,20 +51,23 @@ class LoopLagStats:
 
     Example::
 
-        stats = supervisor.loop_lag.stats()
+        stats = supervisor.loop_lag
         print(stats.stall_count, stats.stalled_duration, stats.longest_stall_duration)
+
+    Attributes:
+        threshold: seconds of lag that make a stall; None when detection is off.
+        stall_count: stalls that have ended.
+        stalled_duration: total seconds the loop was stalled, over all stalls.
+        longest_stall_duration: seconds of the longest stall.
+        last_where: ``file:line in function`` holding the loop in the last stall, if it was
+            caught.
     """
 
     threshold: float | None
-    """Seconds of lag that make a stall; None when detection is off."""
     stall_count: int = 0
-    """Stalls that have ended."""
     stalled_duration: float = 0.0
-    """Total seconds the loop was stalled, over all stalls."""
     longest_stall_duration: float = 0.0
-    """Seconds of the longest stall."""
     last_where: str | None = None
-    """``file:line in function`` holding the loop in the last stall, if it was caught."""
 
 
 @dataclasses.dataclass(slots=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_supervisor._core.lifecycle import State
 from asgi_supervisor._core.registry import Kind
+from asgi_supervisor._core.worker_state import WorkerState
 
 if TYPE_CHECKING:
     from asgi_supervisor._supervisor.supervisor import Supervisor
@@ -102,8 +103,6 @@ FAMILIES: tuple[Family, ...] = (
     ),
 )
 
-# The worker states `workers` sets; one it does not list still shows, as 1.
-WORKER_STATES = ("running", "restarting", "failed", "stopped", "completed")
 # `Supervisor.counts()` keys, by the kind they count.
 _COUNT_KEYS = {
     Kind.WORKER: "workers",
@@ -165,13 +164,13 @@ async def take_snapshot(supervisor: Supervisor) -> Snapshot:
     remaining = supervisor.deadline_remaining()
     if remaining is not None:
         add((PREFIX + "deadline_remaining_seconds", (), remaining))
-    for record in supervisor.registry.workers:
-        name = record.name
-        add((PREFIX + "worker_restarts_total", (name,), float(record.restarts)))
-        add((PREFIX + "worker_give_ups_total", (name,), float(record.state == "failed")))
-        states = WORKER_STATES if record.state in WORKER_STATES else (*WORKER_STATES, record.state)
-        for state_name in states:
-            add((PREFIX + "worker_state", (name, state_name), float(record.state == state_name)))
+    for worker in supervisor.workers():
+        name = worker.name
+        add((PREFIX + "worker_restarts_total", (name,), float(worker.restarts)))
+        add((PREFIX + "worker_give_ups_total", (name,), float(worker.state is WorkerState.FAILED)))
+        for worker_state in WorkerState:
+            shown = float(worker.state is worker_state)
+            add((PREFIX + "worker_state", (name, worker_state.value), shown))
     for check in checks:
         add((PREFIX + "check_success", (check.name, _bool(check.critical)), float(check.ok)))
         add((PREFIX + "check_duration_seconds", (check.name,), check.duration))

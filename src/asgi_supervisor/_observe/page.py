@@ -62,8 +62,8 @@ class HtmlPage:
 def tasks_page(supervisor: Supervisor, payload: dict[str, Any]) -> HtmlPage:
     """The page for *payload*, with *supervisor*'s workers and last shutdown report."""
     workers = [
-        {"name": r.name, "state": r.state, "restarts": r.restarts, "last_error": r.last_error}
-        for r in supervisor.registry.workers
+        {"name": w.name, "state": w.state.value, "restarts": w.restarts, "last_error": w.last_error}
+        for w in supervisor.workers()
     ]
     page = render_tasks_page(payload, workers, supervisor.last_report, generated_at=time.time())
     return HtmlPage(page)

@@ -7,33 +7,42 @@ SHA-256 hash, so it must not vary between requests. No ``style=`` attribute is u
 
 from __future__ import annotations
 
+from asgi_supervisor._core.lifecycle import State
+from asgi_supervisor._core.registry import Ending
+from asgi_supervisor._core.worker_state import WorkerState
+
 __all__ = ["CSS", "PHASE_CLASSES", "STATE_CLASSES"]
 
-# Badge colour of each state or ending word the payload uses; others get the neutral badge.
-STATE_CLASSES = {
-    "ready": "ok",
-    "running": "ok",
-    "completed": "ok",
+# Badge colour of each state or ending the payload shows, by the vocabulary that spells it;
+# words with no entry (``stopped``) get the neutral badge.
+_BADGES: dict[State | WorkerState | Ending, str] = {
+    State.STARTING: "info",
+    State.READY: "ok",
+    State.DRAINING: "warn",
+    State.CLOSING: "warn",
+    State.STOPPING: "bad",
+    State.FAILED: "bad",
+    WorkerState.RUNNING: "ok",
+    WorkerState.RESTARTING: "warn",
+    WorkerState.COMPLETED: "ok",
+    WorkerState.FAILED: "bad",
+    WorkerState.ABANDONED: "bad",
+    Ending.COMPLETED: "ok",
+    Ending.CANCELLED: "warn",
+    Ending.FAILED: "bad",
+}
+STATE_CLASSES = {member.value: badge for member, badge in _BADGES.items()} | {
+    # The report's verdicts, and a task whose cancellation is under way.
     "clean": "ok",
-    "starting": "info",
-    "draining": "warn",
-    "closing": "warn",
-    "cancelling": "warn",
-    "restarting": "warn",
-    "cancelled": "warn",
-    "forced": "warn",
-    "stopping": "bad",
-    "failed": "bad",
-    "given up": "bad",
     "not clean": "bad",
+    "forced": "warn",
+    "cancelling": "warn",
 }
 
 # Fill of each shutdown phase in the timeline; a phase the core adds later gets `ph-other`.
 PHASE_CLASSES = {
-    "draining": "ph-draining",
-    "closing": "ph-closing",
-    "stopping": "ph-stopping",
-    "stopped": "ph-stopped",
+    state.value: f"ph-{state.value}"
+    for state in (State.DRAINING, State.CLOSING, State.STOPPING, State.STOPPED)
 }
 
 CSS = """\

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgi_supervisor._core.registry import Kind, TaskRecord
 from asgi_supervisor._core.stacks import format_stack, where_and_chain
+from asgi_supervisor._core.worker_state import WorkerState
 
 if TYPE_CHECKING:
     from asgi_supervisor._supervisor.supervisor import Supervisor
@@ -85,14 +86,16 @@ def tasks_payload(
 ) -> dict[str, Any]:
     """The JSON body of `/tasks` for *query*; *requests* are in-flight requests and starts."""
     now = time.monotonic()
-    registry = supervisor.registry
+    registry = supervisor._registry
     # (task, kind, name, state, record or start time): cheap to build and to filter; the
     # JSON rows, and the frame walks behind `where`, are made for the page alone.
     rows: list[tuple[asyncio.Task[Any], str, str, str, Any]] = []
     for task, record in registry.records.items():
-        state = record.state
-        if record.kind is Kind.TASK and task.cancelling():
+        shown = registry.shown_state(record)
+        if shown is WorkerState.RUNNING and record.kind is Kind.TASK and task.cancelling():
             state = "cancelling"
+        else:
+            state = shown.value
         rows.append((task, record.kind.value, record.name, state, record))
     for task, connection in registry.websockets.items():
         rows.append((task, "websocket", task.get_name(), _state(task), connection.started))
@@ -149,4 +152,4 @@ def tasks_payload(
 
 
 def _state(task: asyncio.Task[Any]) -> str:
-    return "cancelling" if task.cancelling() else "running"
+    return "cancelling" if task.cancelling() else WorkerState.RUNNING.value

@@ -1,4 +1,9 @@
-"""The supervisor: the public facade that registers work and answers for each lifespan's run."""
+"""The supervisor: the public facade that registers work and answers for each lifespan's run.
+
+Its public methods and properties are the library's API and name only public types. What
+only the middleware calls (`_begin_startup`, `_start`, `_end`) and what only the endpoints
+read (`_registry`, `_group`) is private to the package.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,11 @@ from asgi_supervisor._core.lifecycle import State
 from asgi_supervisor._core.registry import Registry
 from asgi_supervisor._core.report import ShutdownReport
 from asgi_supervisor._core.stopping import Stopping
+from asgi_supervisor._core.worker_state import WorkerSnapshot
 from asgi_supervisor._core.workers import Restart, WorkerSpec, parse_restart
 from asgi_supervisor._group.membership import ProcessGroup
 from asgi_supervisor._host.logs import show_logs_through_server
-from asgi_supervisor._host.looplag import LoopLagMonitor
+from asgi_supervisor._host.looplag import LoopLagMonitor, LoopLagStats
 
 from .config import Config
 from .run import Run
@@ -65,13 +71,18 @@ class Supervisor:
         watchdog: end the process if it is still alive after the deadline plus
             ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).
         loop_lag_threshold: log the code holding the event loop when it stalls for longer
-            than this many seconds (None: off); counts are in ``supervisor.loop_lag.stats()``.
+            than this many seconds (None: off); counts are in ``supervisor.loop_lag``.
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
+
+    Attributes:
+        config: the settings, validated; fixed for the supervisor's life.
 
     Raises:
         ValueError, TypeError: a setting is invalid; the message names it.
     """
+
+    config: Config
 
     def __init__(
         self,
@@ -95,7 +106,7 @@ class Supervisor:
         self._run: Run | None = None
         self._stopping = Stopping(lambda: None if self._run is None else self._run.stopping)
         # Loop-lag detection; its counts span every lifespan of this supervisor.
-        self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
+        self._loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Supervisor:
@@ -137,13 +148,6 @@ class Supervisor:
         return self._run is not None and self._run.lifecycle.draining
 
     @property
-    def registry(self) -> Registry:
-        """The tracked work of the current (or last) lifespan; empty before any."""
-        if self._run is None:
-            return Registry(self.config.history_size)
-        return self._run.registry
-
-    @property
     def last_report(self) -> ShutdownReport | None:
         """The report of the last shutdown that ended, or None."""
         return None if self._run is None else self._run.shutdown.report
@@ -159,9 +163,12 @@ class Supervisor:
         return self._run is not None and self._run.shutdown.lingering
 
     @property
-    def group(self) -> ProcessGroup | None:
-        """The current lifespan's process group (see ``membership``), or None."""
-        return None if self._run is None else self._run.group
+    def loop_lag(self) -> LoopLagStats:
+        """What loop-lag detection has seen over every lifespan of this supervisor.
+
+        A frozen snapshot, taken now; ``threshold`` is None when detection is off.
+        """
+        return self._loop_lag.stats()
 
     def counts(self) -> dict[str, int]:
         """Live requests, websockets, tasks and workers."""
@@ -169,12 +176,24 @@ class Supervisor:
             return {"requests": 0, "websockets": 0, "tasks": 0, "workers": 0}
         return self._run.registry.counts(self._run.requests.in_flight)
 
+    def workers(self) -> tuple[WorkerSnapshot, ...]:
+        """Every worker of the current (or last) lifespan, as ``/health`` shows them.
+
+        Frozen snapshots in order of registration, ended workers included; empty before the
+        first startup.
+        """
+        return () if self._run is None else self._run.registry.worker_snapshots()
+
     def failures(self) -> dict[str, str]:
         """Why the supervisor is unhealthy: critical workers that gave up, by name."""
         return {} if self._run is None else dict(self._run.failures)
 
     async def check_results(self) -> tuple[CheckResult, ...]:
-        """Run (or reuse the cached results of) the readiness checks; never raises."""
+        """Run (or reuse the cached results of) the readiness checks; never raises.
+
+        Each check is bounded by its own timeout. Cancellation: cancelling the caller does
+        not cancel a run that other callers (probes, a metrics scrape) share.
+        """
         return await self._checks.results()
 
     # -- registration -----------------------------------------------------------------------
@@ -336,7 +355,7 @@ class Supervisor:
 
     # -- lifespan (called by the middleware) ---------------------------------------------------
 
-    def begin_startup(
+    def _begin_startup(
         self, find_requests: Callable[[], list[asyncio.Task[Any]]], *, listeners: ListenerWatch
     ) -> Run:
         """Begin a lifespan: a fresh `Run` on the running loop (the last one is dropped).
@@ -364,7 +383,7 @@ class Supervisor:
         )
         return self._run
 
-    async def start(self, run: Run) -> None:
+    async def _start(self, run: Run) -> None:
         """Start *run*'s workers after the app's own startup.
 
         Raises:
@@ -374,11 +393,11 @@ class Supervisor:
         # Now that the server and the app's startup have configured logging (or not), make
         # our records show; then watch the loop while it serves.
         show_logs_through_server()
-        self.loop_lag.start(run.loop)
+        self._loop_lag.start(run.loop)
 
-    def end(self, run: Run) -> None:
+    def _end(self, run: Run) -> None:
         """*run*'s lifespan is over, whichever way it ended: stop watching its loop."""
-        self.loop_lag.stop()
+        self._loop_lag.stop()
         run.close()
 
     # -- draining ---------------------------------------------------------------------------
@@ -437,6 +456,20 @@ class Supervisor:
     def deadline_remaining(self) -> float | None:
         """Seconds left before the shutdown deadline, or None before any trigger."""
         return None if self._run is None else self._run.shutdown.remaining()
+
+    # -- what the endpoints read --------------------------------------------------------------
+
+    @property
+    def _registry(self) -> Registry:
+        """The tracked work of the current (or last) lifespan; empty before any."""
+        if self._run is None:
+            return Registry(self.config.history_size)
+        return self._run.registry
+
+    @property
+    def _group(self) -> ProcessGroup | None:
+        """The current lifespan's process group (see ``membership``), or None."""
+        return None if self._run is None else self._run.group
 
     def _running(self, what: str) -> Run:
         run = self._run
