@@ -206,9 +206,9 @@ async def process_group(stack: contextlib.AsyncExitStack, peers: int) -> Supervi
     await stack.enter_async_context(LifespanManager(app))
     snapshot = await take_snapshot(supervisor)
     loop = asyncio.get_running_loop()
+    where = RuntimeDir(Path(directory), removable=False)
     for n in range(peers):
-        where = RuntimeDir(Path(directory), removable=False)
-        peer = Presence(loop, runtime_dir=where, pid=2**22 + n, find=lambda: {port})
+        peer = Presence(loop, runtime_dir=lambda: where, pid=2**22 + n, find=lambda: {port})
         copy = dataclasses.replace(snapshot, pid=peer.pid).to_dict()
 
         async def answer(body: dict[str, Any], copy: dict[str, Any] = copy) -> dict[str, Any]:

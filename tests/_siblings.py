@@ -66,7 +66,7 @@ class Member:
         self._sending: list[asyncio.Task[list[int]]] = []
         self.presence = Presence(
             asyncio.get_running_loop(),
-            runtime_dir=RuntimeDir(runtime, removable=True),
+            runtime_dir=lambda: RuntimeDir(runtime, removable=True),
             pid=pid,
             find=find,
         )

@@ -99,7 +99,7 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     late = Member(runtime, 302, find=lambda: found)
     late.start()
     assert not late.presence.joined
-    found.update(listening_ports())  # the server listens after lifespan startup
+    found.update(await asyncio.to_thread(listening_ports))  # it listens after startup
     await asyncio.wait_for(until(lambda: late.presence.joined), 2.0)
     assert await late.wait_heard() == ("api (from pid 301)", deadline)
     for member in (a, late):

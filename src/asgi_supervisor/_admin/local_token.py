@@ -67,9 +67,9 @@ class LocalTokens:
     def __init__(self, presence: Presence) -> None:
         self.tokens: tuple[bytes, ...] = ()
         self._presence = presence
-        # port -> token, written by the presence's join thread (one at a time) and read on
-        # the loop once that join has returned.
-        self._joined: dict[int, str] = {}
+        # port -> (token, its file), written by the presence's join thread (one at a time)
+        # and read on the loop once that join has returned.
+        self._joined: dict[int, tuple[str, Path]] = {}
         self._known: set[int] = set()
         self._next_refresh = 0.0
         presence.on_join(self._join)
@@ -97,12 +97,13 @@ class LocalTokens:
 
     def _join(self, folder_fd: int, port: int) -> None:
         # In the presence's join thread, under the folder's lock.
-        self._joined[port] = token_file.join_token(folder_fd)
+        where = self._presence.path / folder_name(port) / token_file.TOKEN_NAME
+        self._joined[port] = (token_file.join_token(folder_fd), where)
 
     def _settle(self) -> None:
-        self.tokens = tuple(token.encode() for token in self._joined.values())
+        self.tokens = tuple(token.encode() for token, _ in self._joined.values())
         for port in sorted(self._joined.keys() - self._known):
-            where = self._presence.path / folder_name(port) / token_file.TOKEN_NAME
+            where = self._joined[port][1]
             logger.info(
                 "the local admin token for port %d is in %s",
                 port,

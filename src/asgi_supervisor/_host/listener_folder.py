@@ -26,6 +26,7 @@ others hold for microseconds): call them in a thread, never on the event loop.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import time
@@ -63,9 +64,15 @@ def folder_name(port: int) -> str:
     """The folder of the listener on TCP *port*, in this process's network namespace.
 
     The one key of the cross-process protocol: members meet, and the command finds the
-    token, under this name. Ports are per network namespace, so the namespace is part of it.
+    token, under this name. Ports are per network namespace, so the namespace is part of it
+    (read from ``/proc`` once per process: call it first off the event loop).
     """
-    return f"{FOLDER_PREFIX}port{port}-net{network_namespace()}"
+    return f"{FOLDER_PREFIX}port{port}-net{_namespace()}"
+
+
+@functools.cache
+def _namespace() -> int:
+    return network_namespace()
 
 
 def socket_name(pid: int) -> str:

@@ -51,7 +51,7 @@ class Presence:
 
     Example::
 
-        presence = Presence(loop, runtime_dir=locate(None, os.environ))
+        presence = Presence(loop, runtime_dir=lambda: locate(None, os.environ))
         presence.on_join(write_token)        # in each folder joined, under its lock
         presence.start()                     # joins once the watch finds a port
         await presence.channel.ask("status", {}, answer_timeout=1.0)
@@ -62,7 +62,8 @@ class Presence:
 
     Args:
         loop: the event loop of the lifespan.
-        runtime_dir: where the folders are, and whether it may be removed once empty.
+        runtime_dir: where the folders are, and whether it may be removed once empty; asked
+            in the first join's thread (finding it looks at the file system).
         pid: the name of our socket; this process's pid unless a test gives its own.
         find: how the watch finds the listening ports (run in a thread).
     """
@@ -71,12 +72,13 @@ class Presence:
         self,
         loop: asyncio.AbstractEventLoop,
         *,
-        runtime_dir: RuntimeDir,
+        runtime_dir: Callable[[], RuntimeDir],
         pid: int | None = None,
         find: Callable[[], set[int]] = listening_ports,
     ) -> None:
         self._loop = loop
-        self._runtime_dir = runtime_dir
+        self._locate = runtime_dir
+        self._runtime_dir: RuntimeDir | None = None  # set by the first join's thread
         self.pid = os.getpid() if pid is None else pid
         self.watch = ListenerWatch(find)
         self.channel = Channel(loop, self.pid)
@@ -94,8 +96,13 @@ class Presence:
 
     @property
     def path(self) -> Path:
-        """The runtime directory the folders are in."""
-        return self._runtime_dir.path
+        """The runtime directory the folders are in; in a thread (it may look for it)."""
+        return self._where().path
+
+    def _where(self) -> RuntimeDir:
+        if self._runtime_dir is None:
+            self._runtime_dir = self._locate()
+        return self._runtime_dir
 
     @property
     def joined(self) -> bool:
@@ -174,11 +181,12 @@ class Presence:
                 joined, shared = await asyncio.to_thread(self._enter, sock, before, new)
                 self._folders.update(joined)
                 self.channel.attach(tuple(self._folders.values()), shared=shared)
+                where = str(self._where().path)  # found by the join's thread
                 logger.info(
                     "joined the listener folder of port %s in %s",
                     ",".join(str(port) for port in new),
-                    self._runtime_dir.path,
-                    extra={"pid": self.pid, "runtime_dir": str(self._runtime_dir.path)},
+                    where,
+                    extra={"pid": self.pid, "runtime_dir": where},
                 )
                 for callback in self._joined_callbacks:
                     callback()
@@ -186,12 +194,13 @@ class Presence:
             self.channel.discard()
             # An unsafe directory stays unsafe: stop trying. Anything else may pass.
             self._broken = isinstance(exc, RuntimeDirError)
+            where = "?" if self._runtime_dir is None else str(self._runtime_dir.path)
             logger.error(
                 "cannot join the listener folder in %s: %s; until this is fixed this process "
                 "drains alone and its admin endpoints accept only the configured admin_token",
-                self._runtime_dir.path,
+                where,
                 exc,
-                extra={"runtime_dir": str(self._runtime_dir.path)},
+                extra={"runtime_dir": where},
             )
         finally:
             self._joining = None
@@ -202,7 +211,7 @@ class Presence:
         """In a thread: join the folders of *ports*; return their kept descriptors and
         whether a live sibling was in one. *before* are the folders joined already."""
         for attempt in range(1, _ATTEMPTS + 1):
-            base_fd = open_private(self._runtime_dir.path, create=True)
+            base_fd = open_private(self._where().path, create=True)
             try:
                 return self._enter_folders(base_fd, sock, before, ports)
             except FileNotFoundError:
@@ -243,7 +252,7 @@ class Presence:
 
     def _leave_all(self, joined: dict[int, int]) -> None:
         try:
-            base_fd = open_private(self._runtime_dir.path, create=False)
+            base_fd = open_private(self._where().path, create=False)
         except OSError as exc:
             logger.warning("cannot leave the listener folders: %s", exc)
             for fd in joined.values():
@@ -253,8 +262,8 @@ class Presence:
             self._leave(base_fd, joined)
         finally:
             os.close(base_fd)
-        if self._runtime_dir.removable:
-            remove_if_empty(self._runtime_dir.path)
+        if self._where().removable:
+            remove_if_empty(self._where().path)
 
     def _leave(self, base_fd: int, joined: dict[int, int]) -> None:
         """In a thread: leave the folders of *joined*, closing the kept descriptors."""

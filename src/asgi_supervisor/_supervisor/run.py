@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -163,7 +164,8 @@ class Run:
     def _join_neighbours(self) -> None:
         # One membership serves both: the local token needs the folder, and so does the
         # group; process_group=False only means no drain is sent or acted on.
-        presence = Presence(self.loop, runtime_dir=locate(self.config.runtime_dir, os.environ))
+        where = functools.partial(locate, self.config.runtime_dir, os.environ)
+        presence = Presence(self.loop, runtime_dir=where)
         if self.config.process_group:
 
             async def describe(drain_timeout: float) -> dict[str, Any]:
