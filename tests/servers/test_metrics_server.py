@@ -61,7 +61,8 @@ def test_any_worker_of_a_process_group_answers_for_all(tmp_path: Path) -> None:
         # A new connection per scrape, so the kernel may hand it to either worker.
         text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
         states = named(parse(text), "state")
-        return {dict(k)["pid"]: dict(k)["state"] for k, v in states.items() if v == 1}
+        # No pid label yet: the worker answering has not met its sibling (the first moments).
+        return {dict(k).get("pid", "?"): dict(k)["state"] for k, v in states.items() if v == 1}
 
     with server:
         deadline = time.monotonic() + 30
