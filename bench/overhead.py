@@ -257,7 +257,10 @@ async def measure(calls: int, repeats: int) -> dict[str, Summary]:
 
 async def measure_scrape(calls: int, repeats: int, peers: int = 3) -> dict[str, Summary]:
     """Microseconds per scrape: one process, and one of a group with *peers* other workers."""
-    single_supervisor = Supervisor(handle_signals=False, watchdog=False)
+    # Outside any group: in this one process it would find the group's listener too.
+    single_supervisor = Supervisor(
+        handle_signals=False, watchdog=False, local_token=False, process_group=False
+    )
     single = SupervisorMiddleware(starlette(), supervisor=single_supervisor)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(LifespanManager(single))
