@@ -44,6 +44,7 @@ import uvicorn
 import uvicorn_worker
 from gunicorn.arbiter import Arbiter
 
+from ._host.proc import socket_inodes
 from ._host.server_facts import ServerFacts, register
 
 __all__ = ["UvicornWorker"]
@@ -100,21 +101,10 @@ class UvicornWorker(uvicorn_worker.UvicornWorker):  # type: ignore[misc]  # unty
             sys.exit(Arbiter.WORKER_BOOT_ERROR)
 
     def _master_holds_listener(self) -> bool:
-        # /proc/<master>/fd/N links read "socket:[<inode>]"; a master that is stopping has
-        # closed its listeners before it signals the workers. Any error (no /proc, another
-        # user) reads as "not taken over": the usual drain is the safe default.
-        try:
-            names = os.listdir(f"/proc/{self.ppid}/fd")
-        except OSError:
-            return False
-        wanted = {f"socket:[{inode}]" for inode in self._listener_inodes}
-        for name in names:
-            try:
-                if os.readlink(f"/proc/{self.ppid}/fd/{name}") in wanted:
-                    return True
-            except OSError:
-                continue
-        return False
+        # A master that is stopping has closed its listeners before it signals the workers.
+        # Any error (no /proc, another user) reads as "not taken over": the usual drain is
+        # the safe default.
+        return not self._listener_inodes.isdisjoint(socket_inodes(self.ppid))
 
 
 class _Server(uvicorn.Server):

@@ -359,3 +359,20 @@ async def test_drain_endpoint_waits_for_requests_and_joins_concurrent_calls() ->
     assert first["drained"] is second["drained"] is True
     assert first["report"]["trigger"] == second["report"]["trigger"] == "drain endpoint"
     assert first["report"]["requests"]["drained"] == 1
+
+
+async def test_drain_answer_and_its_own_process_line_agree_when_a_request_outlasts_it() -> None:
+    """1. a request is in flight; 2. /drain waits out the drain budget while it stays;
+    3. the answer says not drained, and so does this process's own line in `processes`."""
+    supervisor = admin_supervisor(grace_period=1.5, cancel_timeout=1.0)
+    held = Held()
+    app = make_app(supervisor, held)
+    async with LifespanManager(app), client(app) as http:
+        request = asyncio.create_task(http.get("/held"))
+        await held.entered.wait()
+        body = (await http.post("/drain")).json()
+        held.release.set()
+        await request
+    assert body["drained"] is False
+    assert body["processes"][0]["drained"] is False
+    assert body["state"] == body["processes"][0]["state"]

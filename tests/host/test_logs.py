@@ -11,7 +11,6 @@ import re
 
 import pytest
 
-from asgi_supervisor._core.report import describe_report
 from asgi_supervisor._host.logs import show_logs_through_server
 from asgi_supervisor.testing import LifespanManager
 from tests.conftest import bare_app, quiet_supervisor
@@ -127,29 +126,6 @@ def test_without_a_server_logger_warnings_still_reach_last_resort(
     assert [r.getMessage() for r in last_resort.records] == ["forced"]
 
 
-def test_report_line_is_readable() -> None:
-    """Phases with durations, then the counts, in one line."""
-    summary = {
-        "trigger": "signal SIGTERM",
-        "forced": False,
-        "duration": 1.5234,
-        "clean": False,
-        "phases": [
-            {"name": "draining", "start": 0.0, "duration": 1.0},
-            {"name": "closing", "start": 1.0, "duration": 0.2},
-            {"name": "stopping", "start": 1.2, "duration": 0.3234},
-        ],
-        "requests": {"drained": 3, "rejected": 1, "cancelled": 0},
-        "websockets_closed": {"1012": 2},
-        "tasks": {"finished": 2, "cancelled": 1, "failed": 1, "cut_short": 0, "abandoned": 0},
-    }
-    assert describe_report(summary) == (
-        "signal SIGTERM, NOT clean, 1.52 s: draining 1.00 s, closing 0.20 s, stopping 0.32 s; "
-        "requests drained 3, rejected 1, cancelled 0; websockets closed 1012x2, cancelled 0; "
-        "tasks finished 2, cancelled 1, failed 1, cut short 0, abandoned 0"
-    )
-
-
 async def test_drain_logs_the_report_as_one_line_with_the_dict_in_extra(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -166,4 +142,5 @@ async def test_drain_logs_the_report_as_one_line_with_the_dict_in_extra(
         record.getMessage(),
     )
     assert supervisor.last_report is not None
+    assert record.getMessage() == f"shutdown report: {supervisor.last_report.summary()}"
     assert record.report == supervisor.last_report.to_dict()  # type: ignore[attr-defined]

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from asgi_supervisor import SupervisorMiddleware
+from asgi_supervisor import AbandonedTask, Phase, ShutdownReport, SupervisorMiddleware
 from asgi_supervisor._asgi.negotiate import prefers_html
+from asgi_supervisor._core.report import format_duration
 from asgi_supervisor._observe.page import render_tasks_page
 from asgi_supervisor.testing import LifespanManager
 from tests.conftest import bare_app, quiet_supervisor
@@ -101,21 +102,23 @@ def payload(**overrides: Any) -> dict[str, Any]:
     return {**body, **overrides}
 
 
-def report(phases: list[tuple[str, float, float]]) -> dict[str, Any]:
-    """A `ShutdownReport.to_dict()` shaped report with *phases* as (name, start, duration)."""
+def report(phases: list[tuple[str, float, float]]) -> ShutdownReport:
+    """A report of a shutdown with *phases* as (name, start, duration), that abandoned a task."""
     end = max((start + duration for _, start, duration in phases), default=0.0)
-    return {
-        "trigger": EVIL,
-        "forced": False,
-        "started_at": 1_700_000_000.0,
-        "duration": end,
-        "clean": False,
-        "phases": [{"name": n, "start": s, "duration": d} for n, s, d in phases],
-        "requests": {"drained": 2, "rejected": 1, "cancelled": 0},
-        "websockets_closed": {"1012": 3},
-        "tasks": {"finished": 1, "cancelled": 1, "failed": 0, "recancelled": 0, "abandoned": 1},
-        "abandoned": [{"id": 7, "name": EVIL, "kind": "task", "where": EVIL_IMG, "stack": []}],
-    }
+    return ShutdownReport(
+        trigger=EVIL,
+        forced=False,
+        started_at=1_700_000_000.0,
+        duration=end,
+        phases=tuple(Phase(name=n, start=s, duration=d) for n, s, d in phases),
+        requests_drained_count=2,
+        requests_rejected_count=1,
+        requests_cancelled_count=0,
+        websockets_closed={1012: 3},
+        tasks_finished_count=1,
+        tasks_cancelled_count=1,
+        abandoned=(AbandonedTask(id=7, name=EVIL, kind="task", where=EVIL_IMG, stack=()),),
+    )
 
 
 WORKERS = [{"name": EVIL, "state": "restarting", "restarts": 3, "last_error": EVIL_IMG}]
@@ -278,3 +281,38 @@ async def test_page_needs_the_same_admin_access_as_the_json(
     assert "<html" not in refused.text
     if token is not None:
         assert allowed.headers["content-type"] == "text/html; charset=utf-8"
+
+
+def test_the_report_section_says_what_the_log_line_says() -> None:
+    """The shutdown section shows the report's own words: the duration as the line writes
+    it, each tally's counts (zeros muted), and each phase's duration in the legend."""
+    shown = report([("draining", 0.0, 75.0), ("closing", 75.0, 0.004)])
+    page = render_tasks_page(payload(), [], shown, generated_at=0.0)
+    section = page[page.index('<section id="shutdown">') :]
+    assert "<dt>Took</dt><dd>1 min 15 s</dd>" in section
+    assert (
+        "<dt>Requests</dt><dd>drained 2, rejected 1, <span class=muted>cancelled 0</span></dd>"
+        in section
+    )
+    assert "<dt>Websockets</dt><dd>closed 1012x3, <span class=muted>cancelled 0</span>" in section
+    assert "<dt>Tasks</dt><dd>finished 1, cancelled 1, <span class=muted>failed 0" in section
+    line = shown.summary()
+    for phase in shown.phases:
+        took = format_duration(phase.duration)
+        assert f"{phase.name} {took}" in line
+        assert f"{phase.name} <b>{took}</b>" in section
+    assert "draining <b>1 min 15 s</b>" in section
+
+
+def test_the_axis_ticks_are_durations_written_the_one_way() -> None:
+    """Ticks fall on round steps and read as every other duration does: a 40 ms shutdown
+    has 10 ms ticks, a 5 min one whole minutes."""
+
+    def ticks(seconds: float) -> list[str]:
+        page = render_tasks_page(
+            payload(), [], report([("draining", 0.0, seconds)]), generated_at=0
+        )
+        return re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', page)
+
+    assert ticks(0.04) == ["0.00 s", "0.01 s", "0.02 s", "0.03 s", "0.04 s"]
+    assert ticks(300.0) == ["0.00 s", *(f"{minutes} min 00 s" for minutes in range(1, 6))]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asgi_supervisor._group.membership import member_status
+from asgi_supervisor._core.drain_outcome import drain_outcome
 
 if TYPE_CHECKING:
     from asgi_supervisor._supervisor.supervisor import Supervisor
@@ -26,7 +26,7 @@ async def process_outcomes(supervisor: Supervisor) -> list[dict[str, Any]]:
     Waits for the siblings at most until the shared deadline's drain point (they drain by
     the same deadline) plus a margin.
     """
-    own = member_status(
+    own = drain_outcome(
         supervisor.state.value,
         supervisor.is_draining,
         supervisor.counts(),

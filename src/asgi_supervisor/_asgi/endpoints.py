@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from asgi_supervisor._admin.auth import AdminAuth
+from asgi_supervisor._core.drain_outcome import is_drained
 from asgi_supervisor._core.errors import NotRunningError
 from asgi_supervisor._core.lifecycle import State
 from asgi_supervisor._observe.page import HtmlPage, tasks_page
@@ -185,11 +186,9 @@ class Endpoints:
             return 503, {"error": "the lifespan is not running: nothing to drain"}
         # This request is not counted, so the drain never waits for itself.
         await sup.wait_drained()
-        counts = sup.counts()
-        drained = not counts["requests"] and not counts["websockets"]
         body: dict[str, Any] = {
             "state": sup.state.value,
-            "drained": drained,
+            "drained": is_drained(sup.is_draining, sup.counts()),
             "report": sup.drain_progress(),
         }
         body["processes"] = await process_outcomes(sup)  # process group: every worker process

@@ -12,10 +12,13 @@ Standard library only, so it works in slim images without curl (a Kubernetes pre
 5     the server answered something unexpected
 ====  =====================================================================
 
-The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN``, else, for a
-loopback URL only, the local token the server wrote in the listener folder of the URL's port
-(see `asgi_supervisor._admin.local_token.find_token`): run on the server's host as its user,
-the command needs no configuration. The local token is never sent to any other host.
+The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN`` (unless set to
+``none``), else, for a loopback URL only, the local token the server wrote in the listener
+folder of the URL's port (see `asgi_supervisor._admin.local_token.find_token`): run on the
+server's host as its user, the command needs no configuration. The local token is never sent
+to any other host. A given token is checked as the server checks its own
+(`asgi_supervisor._admin.admin_token`): one that cannot go in a header is a usage error, in
+the server's words.
 """
 
 from __future__ import annotations
@@ -32,12 +35,13 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from asgi_supervisor._admin.admin_token import VARIABLE as TOKEN_VARIABLE
+from asgi_supervisor._admin.admin_token import admin_token, admin_token_from_variable
 from asgi_supervisor._admin.local_token import find_token
 
 __all__ = ["main"]
 
 OK, NOT_READY, USAGE, UNREACHABLE, REFUSED, UNEXPECTED = 0, 1, 2, 3, 4, 5
-TOKEN_VARIABLE = "ASGI_SUPERVISOR_ADMIN_TOKEN"
 
 
 class _Failure(Exception):
@@ -146,24 +150,14 @@ def _send(url: str, method: str, token: str | None, timeout: float) -> tuple[int
 
 
 def _explicit_token(args: argparse.Namespace) -> tuple[str | None, str]:
-    if args.token is not None:
-        raw, source = args.token, "--token"
-    elif os.environ.get(TOKEN_VARIABLE) is not None:
-        raw, source = os.environ[TOKEN_VARIABLE], TOKEN_VARIABLE
-    else:
-        return None, ""
-    # As the server does: a trailing newline from a mounted secret is not part of it.
-    token = raw.strip()
-    if not token:
-        raise _Failure(USAGE, f"the token from {source} is empty; pass the server's admin token")
-    bad = next((c for c in token if not "!" <= c <= "~"), None)
-    if bad is not None:
-        raise _Failure(
-            USAGE,
-            f"the token from {source} contains {bad!r}, which cannot be sent in an HTTP "
-            "header; pass the token itself (visible ASCII characters, no spaces)",
-        )
-    return token, source
+    # As the server reads them (`admin_token`): set to 'none', the variable is unset.
+    try:
+        if args.token is not None:
+            return admin_token(args.token, source="--token"), "--token"
+        token = admin_token_from_variable(os.environ.get(TOKEN_VARIABLE))
+    except ValueError as exc:
+        raise _Failure(USAGE, str(exc)) from None
+    return token, (TOKEN_VARIABLE if token is not None else "")
 
 
 def _local_token(parts: urllib.parse.SplitResult) -> tuple[str | None, str]:
@@ -221,13 +215,11 @@ def _drain(args: argparse.Namespace, out: TextIO) -> int:
     status, body = _request(args, "/drain", method="POST")
     if status != 200 or not isinstance(body, dict):
         raise _Failure(UNEXPECTED, f"drain answered {status}: {body}")
-    report = body.get("report") or {}
-    requests = report.get("requests", {})
-    print(
-        f"state={body.get('state')} drained={body.get('drained')} "
-        f"requests_drained={requests.get('drained', 0)} rejected={requests.get('rejected', 0)}",
-        file=out,
-    )
+    # The report writes itself as one line (its `summary`), the same the server logs.
+    report = body.get("report")
+    summary = report.get("summary") if isinstance(report, dict) else None
+    said = f": {summary}" if isinstance(summary, str) else ""
+    print(f"state={body.get('state')} drained={body.get('drained')}{said}", file=out)
     everyone = _print_processes(body, out)  # process group: a line per worker process
     return OK if body.get("drained") and everyone else NOT_READY
 

@@ -31,17 +31,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from asgi_supervisor._host.presence import Presence
 
-__all__ = [
-    "ProcessGroup",
-    "member_status",
-]
+__all__ = ["ProcessGroup"]
 
 logger = logging.getLogger("asgi_supervisor")
 
@@ -177,15 +173,3 @@ class ProcessGroup:
             logger.exception("process group: describing this process failed")
             status = {"state": "unknown", "drained": False}
         return {k: v for k, v in status.items() if k != "pid"}
-
-
-def member_status(
-    state: str, draining: bool, counts: dict[str, int], remaining: float | None
-) -> dict[str, Any]:
-    """One worker's drain outcome, as `/drain` lists it and siblings answer it."""
-    return {
-        "pid": os.getpid(),
-        "state": state,
-        "drained": draining and not counts["requests"] and not counts["websockets"],
-        "deadline_remaining": None if remaining is None else round(remaining, 3),
-    }

@@ -1,4 +1,4 @@
-"""Which TCP sockets a process is listening on, read from ``/proc`` (Linux only).
+"""Which sockets a process holds and which TCP ports it listens on, read from ``/proc``.
 
 The worker processes of one server listen on the same port: uvicorn ``--workers`` and
 gunicorn ``-w`` workers hold the very socket their parent bound (one socket inode in all of
@@ -8,14 +8,17 @@ spreads the connections over them: they are one server.
 
 A process's descriptors are in ``/proc/PID/fd`` (links reading ``socket:[INODE]``) and the
 TCP sockets of its network namespace, with their state, in ``/proc/PID/net/tcp`` and
-``tcp6``. Where ``/proc`` is missing (macOS) or unreadable, both functions return an empty set.
+``tcp6``. `socket_inodes` is the one scan of ``/proc/PID/fd`` in the package: the listener
+lookups here and the gunicorn worker's "does the master still hold our socket" both use it.
+Where ``/proc`` is missing (macOS, Linux only) or unreadable, every function returns an
+empty set (or 0 for the namespace).
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["listening_inodes", "listening_ports", "network_namespace"]
+__all__ = ["listening_inodes", "listening_ports", "network_namespace", "socket_inodes"]
 
 _LISTEN = "0A"  # TCP_LISTEN in the kernel's st column
 
@@ -46,20 +49,12 @@ def network_namespace(pid: int | str = "self") -> int:
     return int(link.partition("[")[2].rstrip("]") or 0)
 
 
-def _listening(pid: int | str) -> dict[int, int]:
-    """Listening socket inode -> port, for the sockets *pid* holds."""
-    held = _socket_inodes(pid)
-    if not held:
-        return {}
-    listening: dict[int, int] = {}
-    for table in ("tcp", "tcp6"):
-        for inode, port in _listening_in_table(f"/proc/{pid}/net/{table}"):
-            if inode in held:
-                listening[inode] = port
-    return listening
+def socket_inodes(pid: int | str = "self") -> set[int]:
+    """The inodes of every socket *pid* holds open, of any family, listening or not.
 
-
-def _socket_inodes(pid: int | str) -> set[int]:
+    Never raises: a process that has exited, or a ``/proc`` that cannot be read (another
+    user's process), gives an empty set.
+    """
     folder = f"/proc/{pid}/fd"
     try:
         names = os.listdir(folder)
@@ -68,12 +63,25 @@ def _socket_inodes(pid: int | str) -> set[int]:
     inodes = set()
     for name in names:
         try:
-            target = os.readlink(f"{folder}/{name}")
+            target = os.readlink(f"{folder}/{name}")  # like "socket:[123456]"
         except OSError:
             continue  # closed since the listing
         if target.startswith("socket:["):
             inodes.add(int(target[8:-1]))
     return inodes
+
+
+def _listening(pid: int | str) -> dict[int, int]:
+    """Listening socket inode -> port, for the sockets *pid* holds."""
+    held = socket_inodes(pid)
+    if not held:
+        return {}
+    listening: dict[int, int] = {}
+    for table in ("tcp", "tcp6"):
+        for inode, port in _listening_in_table(f"/proc/{pid}/net/{table}"):
+            if inode in held:
+                listening[inode] = port
+    return listening
 
 
 def _listening_in_table(path: str) -> list[tuple[int, int]]:

@@ -1,7 +1,9 @@
 """`/tasks` for a browser: the same payload as the JSON, drawn as one self-refreshing page.
 
 `render_tasks_page` is a pure function of the JSON payload, the workers and the last shutdown
-report, so it is tested without a server. Every value it shows may come from users (task
+report, so it is tested without a server. The report section says what the log line says, in
+the same words (`report.tallies`), and every duration on the page, a task's age included, is
+written by `report.format_duration`. Every value it shows may come from users (task
 names, error messages, file paths): each goes through `html.escape`, and the page carries a
 Content-Security-Policy that allows no script at all, so a value that escaped escaping would
 still not run. The page loads nothing from elsewhere (pods often have no internet): its CSS is
@@ -17,6 +19,8 @@ import time
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
+
+from asgi_supervisor._core.report import ShutdownReport, Tally, format_duration, tallies
 
 from .page_style import CSS, STATE_CLASSES
 from .timeline import timeline_svg
@@ -61,15 +65,14 @@ def tasks_page(supervisor: Supervisor, payload: dict[str, Any]) -> HtmlPage:
         {"name": r.name, "state": r.state, "restarts": r.restarts, "last_error": r.last_error}
         for r in supervisor.registry.workers
     ]
-    report = supervisor.last_report
-    report_dict = None if report is None else report.to_dict()
-    return HtmlPage(render_tasks_page(payload, workers, report_dict, generated_at=time.time()))
+    page = render_tasks_page(payload, workers, supervisor.last_report, generated_at=time.time())
+    return HtmlPage(page)
 
 
 def render_tasks_page(
     payload: Mapping[str, Any],
     workers: Sequence[Mapping[str, Any]],
-    report: Mapping[str, Any] | None,
+    report: ShutdownReport | None,
     *,
     generated_at: float,
     refresh_period: int = REFRESH_PERIOD,
@@ -79,7 +82,7 @@ def render_tasks_page(
     Args:
         payload: what `tasks_payload` returns (tasks, history, state, paging).
         workers: each worker's ``name``, ``state``, ``restarts`` and ``last_error``.
-        report: ``ShutdownReport.to_dict()`` of the last shutdown, or None before any.
+        report: the last shutdown's report, or None before any.
         generated_at: wall-clock time of the payload (``time.time()``), shown in UTC.
         refresh_period: seconds between the page's reloads of itself.
     """
@@ -185,45 +188,39 @@ def _history_table(history: Sequence[Mapping[str, Any]]) -> str:
     return _table(headings, rows, "No task has finished yet.")
 
 
-def _shutdown(report: Mapping[str, Any] | None) -> str:
+def _shutdown(report: ShutdownReport | None) -> str:
     if report is None:
         return "<p class=empty>No shutdown yet: the timeline appears once one has ended.</p>"
-    tasks = report.get("tasks", {})
-    requests = report.get("requests", {})
-    closed = report.get("websockets_closed", {})
     facts = [
-        ("Trigger", _e(report.get("trigger"))),
-        ("Began", f"{_clock(report.get('started_at'))} UTC"),
-        ("Took", _duration(report.get("duration"))),
-        ("Requests", _counts(requests)),
-        ("Websockets closed", _counts({f"code {c}": n for c, n in closed.items()}) or "none"),
-        ("Tasks", _counts(tasks)),
+        ("Trigger", _e(report.trigger)),
+        ("Began", f"{_clock(report.started_at)} UTC"),
+        ("Took", format_duration(report.duration)),
+        *((tally.label.capitalize(), _tally(tally)) for tally in tallies(report)),
     ]
     stats = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     parts = [timeline_svg(report), f'<dl class="stats">{stats}</dl>']
-    abandoned = report.get("abandoned") or []
-    if abandoned:
+    if report.abandoned:
         items = "".join(
-            f'<li><span class="name">{_e(a.get("name"))}</span> ({_e(a.get("kind"))}) stuck at '
-            f"<code>{_e(a.get('where') or '?')}</code></li>"
-            for a in abandoned
+            f'<li><span class="name">{_e(task.name)}</span> ({_e(task.kind)}) stuck at '
+            f"<code>{_e(task.where or '?')}</code></li>"
+            for task in report.abandoned
         )
         parts.append(f'<h3>Abandoned at the deadline</h3><ul class="abandoned">{items}</ul>')
     return "".join(parts)
 
 
-def _verdict(report: Mapping[str, Any] | None) -> str:
+def _verdict(report: ShutdownReport | None) -> str:
     if report is None:
         return ""
-    verdict = _badge("clean") if report.get("clean") else _badge("not clean")
-    return verdict + (" " + _badge("forced") if report.get("forced") else "")
+    verdict = _badge("clean") if report.clean else _badge("not clean")
+    return verdict + (" " + _badge("forced") if report.forced else "")
 
 
-def _counts(counts: Mapping[str, Any]) -> str:
-    # Zeros are muted so the counts that matter stand out.
+def _tally(tally: Tally) -> str:
+    # The log line's words; zeros are muted so the counts that matter stand out.
     return ", ".join(
-        f"{_e(n)} {_e(name)}" if n else f"<span class=muted>0 {_e(name)}</span>"
-        for name, n in counts.items()
+        _e(words) if count else f"<span class=muted>{_e(words)}</span>"
+        for words, count in tally.items
     )
 
 
@@ -238,14 +235,4 @@ def _clock(stamp: object) -> str:
 
 
 def _duration(seconds: object) -> str:
-    """Seconds as a person reads them: 0.42 s, 12.3 s, 4 min 05 s, 2 h 07 min."""
-    if not isinstance(seconds, int | float):
-        return "—"
-    if seconds < 10:
-        return f"{seconds:.2f} s"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} min"
+    return format_duration(seconds) if isinstance(seconds, int | float) else "—"

@@ -8,6 +8,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from asgi_supervisor._admin.admin_token import admin_token, admin_token_from_variable
+
 __all__ = ["Config"]
 
 _ENV_PREFIX = "ASGI_SUPERVISOR_"
@@ -117,7 +119,8 @@ class Config:
         if self.admin_token is not None:
             # A secret mounted from a file usually ends in a newline: that must not lock
             # every caller out, so surrounding whitespace is not part of the token.
-            object.__setattr__(self, "admin_token", _admin_token(self.admin_token))
+            token = admin_token(self.admin_token, source="admin_token")
+            object.__setattr__(self, "admin_token", token)
         if self.runtime_dir is not None and not self.runtime_dir.strip():
             raise ValueError("runtime_dir is empty; pass None to use the default folder.")
         prefix = self.path_prefix
@@ -154,14 +157,11 @@ class Config:
 
 
 def _parse(name: str, annotation: str, raw: str) -> object:
+    if name == "admin_token":
+        # As the command line reads it: errors name the variable, and 'none' turns it off.
+        return admin_token_from_variable(raw)
     variable = _ENV_PREFIX + name.upper()
     text = raw.strip()
-    if name == "admin_token" and not text:
-        # Most likely a secret that came out empty: refuse rather than run without it.
-        raise ValueError(
-            f"{variable} is set but empty; set it to the token, or unset it (or set it to "
-            "'none') to allow only callers that hold the local token file."
-        )
     if "None" in annotation and text.lower() in ("", "none"):
         return None
     try:
@@ -185,26 +185,6 @@ def _parse(name: str, annotation: str, raw: str) -> object:
 
 
 _EXAMPLES = {"bool": "'true' or 'false'", "float": "'25.0'", "int": "'5'"}
-
-
-def _admin_token(value: object) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"admin_token must be a str or None, not {type(value).__name__}.")
-    token = value.strip()
-    if not token:
-        raise ValueError(
-            "admin_token is empty (or only whitespace); set it to a secret such as the output "
-            "of `python -c 'import secrets; print(secrets.token_urlsafe(32))'`, or leave it "
-            "unset to allow only callers that hold the local token file."
-        )
-    bad = next((c for c in token if not "!" <= c <= "~"), None)
-    if bad is not None:
-        raise ValueError(
-            f"admin_token contains {bad!r}, which cannot be sent in an HTTP Authorization "
-            "header as a bearer token; use visible ASCII characters only (letters, digits "
-            "and punctuation, no spaces), such as the output of secrets.token_urlsafe()."
-        )
-    return token
 
 
 def _positive(name: str, value: float) -> None:

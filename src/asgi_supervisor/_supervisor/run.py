@@ -22,11 +22,12 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from asgi_supervisor._admin.local_token import LocalTokens
+from asgi_supervisor._core.drain_outcome import drain_outcome
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._core.workers import WorkerSpec, start_workers
-from asgi_supervisor._group.membership import ProcessGroup, member_status
+from asgi_supervisor._group.membership import ProcessGroup
 from asgi_supervisor._host.presence import Presence
 from asgi_supervisor._host.runtime_dir import locate
 
@@ -176,7 +177,7 @@ class Run:
                 counts = self.registry.counts(self.requests.in_flight)
                 lifecycle = self.lifecycle
                 remaining = self.shutdown.remaining()
-                return member_status(lifecycle.state.value, lifecycle.draining, counts, remaining)
+                return drain_outcome(lifecycle.state.value, lifecycle.draining, counts, remaining)
 
             self.group = ProcessGroup(
                 presence,

@@ -20,7 +20,12 @@ from asgi_supervisor._core.cancel import CANCEL_MESSAGE, cancel_and_wait, wait_r
 from asgi_supervisor._core.deadline import Deadline
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.registry import Ending, Kind, Registry
-from asgi_supervisor._core.report import AbandonedTask, ShutdownReport, log_report
+from asgi_supervisor._core.report import (
+    AbandonedTask,
+    ShutdownProgress,
+    ShutdownReport,
+    log_report,
+)
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._host.server_facts import (
     check_kill_timeout,
@@ -190,24 +195,23 @@ class Shutdown:
         return await asyncio.shield(self._task)
 
     def progress(self) -> dict[str, object]:
-        """The report so far, as `/drain` answers it before the sequence has ended."""
+        """The shutdown so far (`ShutdownProgress`), or its report once it ended, as `/drain`
+        answers them: JSON-ready, with the one-line ``summary`` the command line prints."""
         if self.report is not None:
             return self.report.to_dict()
         assert self.deadline is not None
         requests = self._requests
-        return {
-            "trigger": self.trigger_name,
-            "forced": self.deadline.forced,
-            "started_at": self.started_at,
-            "elapsed": round(time.monotonic() - self.deadline.start, 6),
-            "phases": [phase.to_dict() for phase in self._lifecycle.shutdown_phases()],
-            "requests": {
-                "drained": requests.drained_count,
-                "rejected": requests.rejected_count,
-                "in_flight": requests.in_flight,
-            },
-            "websockets_closed": {str(c): n for c, n in sorted(self._websockets_closed.items())},
-        }
+        return ShutdownProgress(
+            trigger=self.trigger_name or "unknown",
+            forced=self.deadline.forced,
+            started_at=self.started_at,
+            elapsed=time.monotonic() - self.deadline.start,
+            phases=self._lifecycle.shutdown_phases(),
+            requests_drained_count=requests.drained_count,
+            requests_rejected_count=requests.rejected_count,
+            requests_in_flight_count=requests.in_flight,
+            websockets_closed=dict(self._websockets_closed),
+        ).to_dict()
 
     # -- the sequence -----------------------------------------------------------------------
 
