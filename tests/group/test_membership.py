@@ -279,3 +279,25 @@ def test_cli_drain_prints_every_worker_and_fails_if_one_did_not_drain(
         "  pid=7 state=stopped drained=True",
         f"  pid=8 state=unknown drained={second_drained} (no answer)",
     ]
+
+
+async def test_with_process_group_off_a_member_hears_no_drain(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """``process_group=False`` with the local token on: the supervisor is a member of its
+    listener folder (it keeps the token there), but a sibling's drain does not drain it."""
+    supervisor = quiet_supervisor(process_group=False, local_token=True, runtime_dir=str(runtime))
+    sibling = Member(runtime, 1501)
+    assert sibling.group is not None
+    async with LifespanManager(bare_app(supervisor)):
+        await asyncio.wait_for(
+            until(lambda: (folder_of(runtime, listener) / "token").exists()), 2.0
+        )
+        await joined(sibling)
+        sibling.group.announce("drain endpoint", time.monotonic() + 3.0)
+        await sibling.flush()
+        # Its answer comes after the drain it was sent: by then the drain was handled.
+        replies = await sibling.presence.channel.ask("status", {"timeout": 0.0}, 1.0)
+        assert replies[os.getpid()].error == "this process does not answer 'status'"
+        assert not supervisor.is_draining
+    await sibling.close()

@@ -170,6 +170,8 @@ class Presence:
 
     async def _join(self, *, look: bool) -> None:
         try:
+            if self._closed:
+                return  # asked after the lifespan ended: no look, no join
             if look:
                 # Shielded: our cancellation must not cut the watch's look short.
                 await asyncio.shield(self.watch.look())
