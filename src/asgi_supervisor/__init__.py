@@ -13,8 +13,10 @@ reports this package as its ``__module__``, and no public signature names a priv
 #   _core        the asyncio shutdown core: the deadline, cancellation within it, the
 #                lifecycle, the registry of tracked tasks, workers, checks and the report.
 #                Standard library only; it imports no other part of the package.
-#   _host        facts about this host and process: /proc, the private runtime folder,
-#                signals, the watchdog, loop lag, what the server integration said, logs.
+#   _host        facts about this host and process: /proc, the private runtime folder and
+#                the listener folders in it (the one cross-process channel, its one
+#                liveness check), signals, the watchdog, loop lag, the server integration,
+#                logs.
 #   _group       the process group: the worker processes of one server drain together.
 #   _admin       admin access: the local token and who may call the admin endpoints.
 #   _supervisor  the supervisor, its settings, and one lifespan's run and shutdown.

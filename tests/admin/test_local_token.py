@@ -1,4 +1,5 @@
-"""The local admin token: the private directory, the shared file, and finding the port."""
+"""The local admin token: the private directory, the token in the listener folder, shared
+by its members and gone with the last, and how the command finds it."""
 
 from __future__ import annotations
 
@@ -6,11 +7,7 @@ import asyncio
 import os
 import socket
 import stat
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -19,13 +16,17 @@ from starlette.applications import Starlette
 
 from asgi_supervisor import SupervisorMiddleware
 from asgi_supervisor._admin.local_token import LocalTokens, find_token
-from asgi_supervisor._admin.token_file import acquire, read_token, release
-from asgi_supervisor._host.listeners import ListenerWatch
+from asgi_supervisor._admin.token_file import join_token, read_token
+from asgi_supervisor._host import listeners as _listeners
+from asgi_supervisor._host.listener_folder import folder_name
 from asgi_supervisor._host.proc import listening_inodes, listening_ports
 from asgi_supervisor._host.runtime_dir import RuntimeDirError, candidates, locate, open_private
+from asgi_supervisor.testing import LifespanManager
+from tests._siblings import Member, folder_of, joined, listener, runtime, until
 from tests.conftest import quiet_supervisor
 
 PORT = 8123
+__all__ = ["listener", "runtime"]  # fixtures
 
 
 @pytest.fixture
@@ -125,62 +126,71 @@ def test_locate_the_setting_first_and_only_a_default_is_removable(tmp_path: Path
 # -- the token file ---------------------------------------------------------------------------
 
 
-def test_workers_share_one_token_and_the_last_removes_it(run_dir: Path, dir_fd: int) -> None:
-    """1. two users join one port: one token, mode 0600, two references; 2. the first leaves:
-    the token stays; 3. the last leaves: nothing is left."""
-    first = acquire(dir_fd, PORT, "a")
-    assert acquire(dir_fd, PORT, "b") == first
-    token_path = run_dir / f"port-{PORT}.token"
-    assert token_path.read_text() == first + "\n"
+def test_the_first_member_writes_the_token_and_the_others_read_it(dir_fd: int) -> None:
+    """The token appears whole (a temporary file linked into place), mode 0600, and a
+    second join reads it rather than writing another."""
+    first = join_token(dir_fd)
+    assert join_token(dir_fd) == first
     assert len(first) >= 40
-    assert mode(token_path) == 0o600
-    assert len(list(run_dir.glob("*.ref"))) == 2
-    assert not list(run_dir.glob(".*.tmp"))
-    release(dir_fd, PORT, "a")
-    assert read_token(dir_fd, PORT) == first
-    release(dir_fd, PORT, "b")
-    assert os.listdir(run_dir) == []
-
-
-def test_concurrent_creation_gives_every_user_the_same_token(run_dir: Path, dir_fd: int) -> None:
-    """Sixteen users joining at once (separate locks, as separate processes have) all get
-    the token the first one wrote."""
-    with ThreadPoolExecutor(8) as pool:
-        tokens = set(pool.map(lambda n: acquire(dir_fd, PORT, f"t{n}"), range(16)))
-    assert len(tokens) == 1
-    assert len(list(run_dir.glob("*.ref"))) == 16
-    assert (run_dir / f"port-{PORT}.token").read_text().strip() in tokens
-
-
-def test_a_dead_servers_token_is_replaced(run_dir: Path, dir_fd: int) -> None:
-    """A token whose only user died (SIGKILL: no release) is pruned and replaced."""
-    child = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    dead_pid = int(child.stdout)
-    (run_dir / f"port-{PORT}.token").write_text("old-token\n")
-    (run_dir / f"port-{PORT}.token").chmod(0o600)
-    (run_dir / f"port-{PORT}.{dead_pid}.x.ref").write_text("1")
-    token = acquire(dir_fd, PORT, "new")
-    assert token != "old-token"
-    assert [p.name for p in run_dir.glob("*.ref")] == [f"port-{PORT}.{os.getpid()}.new.ref"]
+    assert os.listdir(dir_fd) == ["token"]
+    info = os.stat("token", dir_fd=dir_fd)
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert read_token(dir_fd) == first
 
 
 def test_a_token_file_others_can_read_is_refused(run_dir: Path, dir_fd: int) -> None:
-    """A token file with mode 0644 is refused, naming the fix."""
-    token_path = run_dir / f"port-{PORT}.token"
+    """A token file with mode 0644 is refused, naming the file and the fix."""
+    token_path = run_dir / "token"
     token_path.write_text("t\n")
     token_path.chmod(0o644)
-    with pytest.raises(RuntimeDirError, match=r"token file 'port-8123.token' has mode 0644"):
-        read_token(dir_fd, PORT)
+    with pytest.raises(RuntimeDirError, match=r"token file 'token' has mode 0644.*chmod 600"):
+        read_token(dir_fd)
+
+
+async def test_members_share_one_token_and_the_last_removes_it(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """1. three members join one listener at once: one token for all; 2. the first leaves:
+    the token stays; 3. the last leaves: nothing is left."""
+    members = [Member(runtime, pid, group=False) for pid in (11, 12, 13)]
+    tokens = [LocalTokens(member.presence) for member in members]
+    await joined(*members)
+    await asyncio.wait_for(until(lambda: all(local.tokens for local in tokens)), 2.0)
+    assert len({local.tokens for local in tokens}) == 1
+    token_path = folder_of(runtime, listener) / "token"
+    assert token_path.read_text().strip().encode() == tokens[0].tokens[0]
+    await members[0].close()
+    assert token_path.exists()
+    for member in members[1:]:
+        await member.close()
+    assert not runtime.exists()
+
+
+async def test_a_dead_servers_token_is_never_inherited(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """A server killed with SIGKILL left its token and its socket: the next one to join
+    finds no live member and writes a new token."""
+    folder = folder_of(runtime, listener)
+    folder.mkdir(parents=True, mode=0o700)
+    runtime.chmod(0o700)
+    (folder / "token").write_text("old-token\n")
+    (folder / "token").chmod(0o600)
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(folder / "99.sock"))
+    dead.close()
+    member = Member(runtime, 100, group=False)
+    local = LocalTokens(member.presence)
+    await joined(member)
+    await asyncio.wait_for(until(lambda: local.tokens), 2.0)
+    assert local.tokens != (b"old-token",)
+    assert sorted(os.listdir(folder)) == ["100.sock", "token"]
+    await member.close()
 
 
 def test_find_token_looks_everywhere_and_names_problems(tmp_path: Path) -> None:
-    """The command finds the token in the configured directory, skips an unsafe one and
-    says why."""
+    """The command finds the token in the listener folder of the URL's port, in the
+    configured directory, skips an unsafe one and says why."""
     unsafe = tmp_path / "unsafe"
     unsafe.mkdir(mode=0o755)
     unsafe.chmod(0o755)
@@ -188,14 +198,15 @@ def test_find_token_looks_everywhere_and_names_problems(tmp_path: Path) -> None:
     assert found.token is None
     assert any("has mode 0755" in problem for problem in found.problems)
     good = tmp_path / "good"
-    fd = open_private(good, create=True)
+    os.close(open_private(good, create=True))
+    folder = open_private(good / folder_name(PORT), create=True)
     try:
-        token = acquire(fd, PORT, "a")
-        found = find_token(PORT, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(good)})
-        assert (found.token, found.path) == (token, good / f"port-{PORT}.token")
-        release(fd, PORT, "a")
+        token = join_token(folder)
     finally:
-        os.close(fd)
+        os.close(folder)
+    found = find_token(PORT, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(good)})
+    assert (found.token, found.path) == (token, good / folder_name(PORT) / "token")
+    assert find_token(PORT + 1, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(good)}).token is None
 
 
 # -- the listening ports ----------------------------------------------------------------------
@@ -232,129 +243,78 @@ def test_listening_ports_of_ipv6() -> None:
 # -- the supervisor's side ------------------------------------------------------------------
 
 
-async def test_local_tokens_find_a_socket_bound_after_start(run_dir: Path) -> None:
-    """1. started before any socket listens (single-process uvicorn, hypercorn): no token;
-    2. a socket starts listening: the schedule finds it and writes the file; 3. closed: the
-    file is gone."""
-    watch = ListenerWatch()
-    local = LocalTokens(environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=watch)
-    local.start()
-    watch.start()  # as the run does once the app's startup is over
-    with socket.socket() as sock:
-        await asyncio.sleep(0.1)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        deadline = time.monotonic() + 10
-        while not local.tokens:
-            assert time.monotonic() < deadline, "no token within 10 s"
-            await asyncio.sleep(0.02)
-        token_path = run_dir / f"port-{port}.token"
-        assert token_path.read_text().strip().encode() in local.tokens
-        await local.aclose()
-        await watch.aclose()
-    assert not token_path.exists()
-    assert local.tokens == ()
-    assert run_dir.is_dir()  # named by the variable: not ours to remove
+async def found(port: int) -> str:
+    """The token the command finds for *port*, once there is one (read off the loop)."""
+    while True:
+        token = (await asyncio.to_thread(find_token, port, os.environ)).token
+        if token is not None:
+            return token
+        await asyncio.sleep(0.02)
 
 
-async def test_local_tokens_remove_a_default_directory_they_leave_empty(tmp_path: Path) -> None:
-    """The default directory ($XDG_RUNTIME_DIR/asgi-supervisor here) goes with the last
-    token file, as the process group's sockets leave it."""
-    default = tmp_path / "asgi-supervisor"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        local = LocalTokens(environ={"XDG_RUNTIME_DIR": str(tmp_path)}, listeners=ListenerWatch())
-        await local.refresh()
-        assert local.tokens
-        assert list(default.glob("*.token"))
-        await local.aclose()
-    assert not default.exists()
-
-
-async def test_local_tokens_make_the_directory_again_if_a_leaver_removed_it(
+async def test_a_socket_bound_after_startup_gets_its_token_and_loses_it_at_the_end(
     run_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Another user of the directory (a worker, a process group member) leaves it empty and
-    removes it between our open and our first file: the token is written all the same."""
-    removed: list[Path] = []
-
-    def open_then_lose(path: Path, *, create: bool) -> int:
-        fd = open_private(path, create=create)
-        if not removed:
-            removed.append(path)
-            path.rmdir()  # as `remove_if_empty` does in the process leaving
-        return fd
-
-    monkeypatch.setattr("asgi_supervisor._admin.local_token.open_private", open_then_lose)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        local = LocalTokens(
-            environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=ListenerWatch()
-        )
-        await local.refresh()
-        port = sock.getsockname()[1]
-        assert removed == [run_dir]
-        assert (run_dir / f"port-{port}.token").read_text().strip().encode() in local.tokens
-        await local.aclose()
+    """1. the lifespan starts before any socket listens (single-process uvicorn, hypercorn):
+    no token; 2. a socket starts listening: the schedule finds it and writes the token;
+    3. the lifespan ends: the file is gone, the directory named by the variable stays."""
+    monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(run_dir))
+    app = SupervisorMiddleware(Starlette(), supervisor=quiet_supervisor(local_token=True))
+    async with LifespanManager(app):
+        with socket.create_server(("127.0.0.1", 0)) as sock:
+            port = sock.getsockname()[1]
+            token = await asyncio.wait_for(found(port), 10.0)
+            async with httpx.AsyncClient(
+                transport=httpx.ASGITransport(app), base_url="http://t"
+            ) as client:
+                headers = {"Authorization": f"Bearer {token}"}
+                assert (await client.get("/tasks", headers=headers)).status_code == 200
+    assert os.listdir(run_dir) == []
 
 
-async def test_local_tokens_refresh_on_demand_and_log_an_unsafe_directory(
-    run_dir: Path, caplog: pytest.LogCaptureFixture
+async def test_a_default_runtime_directory_goes_with_the_last_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`refresh` finds a listening socket at once; an unsafe directory is logged once and
-    leaves no token."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        local = LocalTokens(
-            environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=ListenerWatch()
-        )
-        await local.refresh()
-        assert len(local.tokens) >= 1
-        await local.aclose()
-        os.chmod(run_dir, 0o755)
-        unsafe = LocalTokens(
-            environ={"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}, listeners=ListenerWatch()
-        )
-        await unsafe.refresh()
-        await unsafe.refresh()
-        await unsafe.aclose()
-    assert unsafe.tokens == ()
-    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(errors) == 1
-    assert "has mode 0755" in errors[0]
-    assert "accept only the configured admin_token" in errors[0]
+    """The default directory ($XDG_RUNTIME_DIR/asgi-supervisor here) goes with the last
+    listener folder."""
+    monkeypatch.delenv("ASGI_SUPERVISOR_RUNTIME_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    default = tmp_path / "asgi-supervisor"
+    app = SupervisorMiddleware(Starlette(), supervisor=quiet_supervisor(local_token=True))
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        port = sock.getsockname()[1]
+        async with LifespanManager(app):
+            await asyncio.wait_for(found(port), 10.0)
+            assert (default / folder_name(port) / "token").exists()
+    assert not default.exists()
 
 
 @pytest.mark.parametrize("in_code", [False, True], ids=["variable", "runtime_dir in code"])
 async def test_an_admin_request_writes_the_token_the_command_then_reads(
     run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_code: bool
 ) -> None:
-    """No look has run yet (the server bound late): 1. a request without a token gets 401,
-    and by then the file of the listening port exists; 2. the command's retry with the
-    token from that file gets 200. ``runtime_dir=`` set in code wins over the variable (here
-    naming another directory): the command finds the file once given it as the variable."""
+    """The server binds after its startup and no look has found it yet: 1. a request without
+    a token gets 401, and by then the token of the listening port exists; 2. the command's
+    retry with the token from that file gets 200. ``runtime_dir=`` set in code wins over the
+    variable (here naming another directory): the command finds the file once given it as
+    the variable."""
     elsewhere = tmp_path / "elsewhere"
     monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", str(elsewhere if in_code else run_dir))
+    monkeypatch.setattr(_listeners, "_DELAYS", (60.0,))  # the schedule's first look is late
     settings = {"runtime_dir": str(run_dir)} if in_code else {}
     app = SupervisorMiddleware(
         Starlette(), supervisor=quiet_supervisor(local_token=True, **settings)
     )
     transport = httpx.ASGITransport(app)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen()
-        port = sock.getsockname()[1]
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            assert (await client.get("/tasks")).status_code == 401
-            assert (run_dir / f"port-{port}.token").exists()
-            found = find_token(port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)})
-            assert found.token is not None
-            headers = {"Authorization": f"Bearer {found.token}"}
-            assert (await client.get("/tasks", headers=headers)).status_code == 200
-        await app._endpoints.local_tokens.aclose()
+    async with LifespanManager(app):
+        with socket.create_server(("127.0.0.1", 0)) as sock:
+            port = sock.getsockname()[1]
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                assert (await client.get("/tasks")).status_code == 401
+                variable = {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}
+                token = (await asyncio.to_thread(find_token, port, variable)).token
+                assert token is not None
+                headers = {"Authorization": f"Bearer {token}"}
+                assert (await client.get("/tasks", headers=headers)).status_code == 200
     assert os.listdir(run_dir) == []
     assert not elsewhere.exists()

@@ -40,7 +40,8 @@ async def test_the_schedule_goes_on_past_the_short_steps_only_while_no_port_is_k
 
 async def test_nobody_subscribed_means_no_look_and_close_waits_for_a_look_under_way() -> None:
     """1. started with no subscriber, the watch does not look; 2. a look under way is joined,
-    not repeated; 3. closing waits for it and tells nobody of its answer."""
+    not repeated; 3. closing waits for it (it ends after the look) and tells nobody of its
+    answer."""
     calls: list[int] = []
     release = threading.Event()
 
@@ -56,17 +57,20 @@ async def test_nobody_subscribed_means_no_look_and_close_waits_for_a_look_under_
     heard: list[frozenset[int]] = []
     watch.subscribe(heard.append)
     watch.start()
+    ended: list[str] = []
     try:
         await asyncio.wait_for(_until(lambda: bool(calls)), 2.0)
         asked = watch.look()
         assert asked is watch.look()
+        asked.add_done_callback(lambda _: ended.append("look"))
         closing = asyncio.get_running_loop().create_task(watch.aclose())
-        await asyncio.sleep(0.05)  # room for the close to end early, which it must not
-        assert not closing.done()
+        closing.add_done_callback(lambda _: ended.append("close"))
+        # The close has begun (the schedule is stopped) while the look still reads.
+        await asyncio.wait_for(_until(lambda: "idle" in repr(watch)), 2.0)
     finally:
         release.set()
     await asyncio.wait_for(closing, 2.0)
-    assert asked.done()
+    assert ended == ["look", "close"]
     assert (calls, heard, watch.ports) == ([1], [], frozenset())
 
 

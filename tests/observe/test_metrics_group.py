@@ -1,48 +1,28 @@
-"""`/metrics` in a process group: snapshots published to files, merged by any scrape."""
+"""`/metrics` in a process group: a scrape asks the siblings over the listener folder's
+channel and answers for all of them, each sample labelled with its pid."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
+import socket
 from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
 
 from asgi_supervisor import SupervisorMiddleware
-from asgi_supervisor._observe.metrics import Snapshot
-from asgi_supervisor._observe.metrics_group import ENV, PUBLISH_PERIOD, STALE_AFTER, write_snapshot
+from asgi_supervisor._host.channel import MAX_MESSAGE, encode
+from asgi_supervisor._observe.metrics import Snapshot, take_snapshot
+from asgi_supervisor._observe.metrics_group import serve_snapshots
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import client, named, parse
+from tests._siblings import Member, folder_of, joined, listener, runtime, until
+from tests.apps import cooperative_worker
 from tests.conftest import quiet_supervisor
 
-
-@pytest.fixture
-def live_pid() -> Iterator[int]:
-    """The pid of a process of ours that stays alive during the test."""
-    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        yield process.pid
-    finally:
-        process.kill()
-        process.wait(timeout=10)
-
-
-def dead_pid() -> int:
-    """The pid of a process of ours that has exited and been reaped."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait(timeout=10)
-    return process.pid
-
-
-def peer(pid: int, state: str, age: float = 0.0) -> Snapshot:
-    """A peer's snapshot saying only its state."""
-    sample = ("asgi_supervisor_state", (state,), 1.0)
-    return Snapshot(pid=pid, taken_at=time.time() - age, samples=(sample,))
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+__all__ = ["listener", "runtime"]  # fixtures
 
 
 def pids_by_state(text: str) -> dict[str, str]:
@@ -54,54 +34,78 @@ def pids_by_state(text: str) -> dict[str, str]:
     }
 
 
-async def test_a_scrape_merges_live_peers_and_drops_dead_and_stale_ones(
-    tmp_path: Path, live_pid: int, monkeypatch: pytest.MonkeyPatch
+async def test_a_scrape_answers_for_every_sibling_and_names_the_silent_ones(
+    listener: socket.socket, runtime: Path
 ) -> None:
-    """1. peers: one live, one exited, one stale, one unreadable file; 2. a scrape shows this
-    process and the live peer, each labelled with its pid and its snapshot's age; 3. the
-    exited peer's file is removed."""
-    monkeypatch.setenv(ENV, str(tmp_path))
-    gone = dead_pid()
-    write_snapshot(tmp_path, peer(live_pid, "draining", age=1.0))
-    write_snapshot(tmp_path, peer(gone, "ready"))
-    write_snapshot(tmp_path, peer(os.getppid(), "ready", age=STALE_AFTER + 5))
-    (tmp_path / "asgi_supervisor_junk.json").write_text("{not json")
-    app = SupervisorMiddleware(Starlette(), supervisor=quiet_supervisor())
+    """1. a supervisor and a sibling that answers, one whose loop never reads (a socket
+    nobody reads), and one that was killed (its socket refuses); 2. a scrape shows this
+    process and the answering sibling, each sample labelled with its pid; 3. the silent one
+    is shown as not answered, with no old values; the dead one is not shown at all."""
+    supervisor = quiet_supervisor(process_group=True, runtime_dir=str(runtime))
+    app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
+    sibling = Member(runtime, 2001)
+    serve_snapshots(sibling.presence.channel, quiet_supervisor())  # never started: "starting"
+    folder = folder_of(runtime, listener)
     async with LifespanManager(app), client(app) as http:
-        response = await http.get("/metrics")
-    assert pids_by_state(response.text) == {str(os.getpid()): "ready", str(live_pid): "draining"}
-    ages = named(parse(response.text), "snapshot_age_seconds")
-    ages_by_pid = {dict(labels)["pid"]: age for labels, age in ages.items()}
-    assert set(ages_by_pid) == {str(os.getpid()), str(live_pid)}
-    assert 1.0 <= ages_by_pid[str(live_pid)] < 30
-    assert not (tmp_path / f"asgi_supervisor_{gone}.json").exists()
+        await joined(sibling)
+        await asyncio.wait_for(until(sibling.presence.channel.is_shared), 2.0)
+        dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        dead.bind(str(folder / "2003.sock"))
+        dead.close()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as silent:
+            silent.bind(str(folder / "2002.sock"))
+            response = await http.get("/metrics")
+        os.unlink(folder / "2002.sock")
+        await supervisor.drain()
+    await sibling.close()
+    own = str(os.getpid())
+    assert pids_by_state(response.text) == {own: "ready", "2001": "starting"}
+    answered = named(parse(response.text), "group_answered")
+    assert {dict(labels)["pid"]: value for labels, value in answered.items()} == {
+        own: 1.0,
+        "2001": 1.0,
+        "2002": 0.0,
+    }
 
 
-async def test_the_publisher_follows_the_lifespan_and_changes_of_state(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_process_alone_labels_nothing_with_a_pid(
+    listener: socket.socket, runtime: Path
 ) -> None:
-    """1. at startup the process's file appears; 2. after a drain it says stopped well within
-    the publish period; 3. when the lifespan ends the file is gone."""
-    monkeypatch.setenv(ENV, str(tmp_path))
-    own = tmp_path / f"asgi_supervisor_{os.getpid()}.json"
+    """A single process (no sibling in its listener folder) exposes its samples as a process
+    outside any group does: no pid label, no answered gauge."""
+    supervisor = quiet_supervisor(process_group=True, runtime_dir=str(runtime))
+    app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
+    async with LifespanManager(app), client(app) as http:
+        await asyncio.wait_for(until(lambda: folder_of(runtime, listener).exists()), 2.0)
+        text = (await http.get("/metrics")).text
+        await supervisor.drain()
+    assert list(named(parse(text), "state")) != []
+    assert all("pid" not in dict(labels) for labels in named(parse(text), "state"))
+    assert named(parse(text), "group_answered") == {}
 
-    def published_state() -> str | None:
-        if not own.exists():
-            return None
-        samples = Snapshot.from_json(own.read_text()).samples
-        return next(
-            labels[0] for name, labels, v in samples if name == "asgi_supervisor_state" and v
+
+async def test_a_large_apps_snapshot_fits_in_one_message() -> None:
+    """The answer of an app with 200 workers of long names, 50 readiness checks and a
+    finished shutdown's report fits in one datagram of the channel, with room to spare: if
+    this fails, snapshots must be split or the limit raised. The scrape reads back every
+    sample it was sent (grouped by family on the way)."""
+    supervisor = quiet_supervisor()
+    for n in range(200):
+        supervisor.add_worker(
+            cooperative_worker, supervisor, name=f"consume-jobs-from-queue-{n:04d}"
         )
 
-    supervisor = quiet_supervisor()
+    async def ok() -> bool:
+        return True
+
+    for n in range(50):
+        supervisor.add_check(f"database-replica-{n:04d}-reachable", ok)
     async with LifespanManager(SupervisorMiddleware(Starlette(), supervisor=supervisor)):
-        async with asyncio.timeout(5):
-            while published_state() != "ready":
-                await asyncio.sleep(0.02)
         await supervisor.drain()
-        stopped_at = time.monotonic()
-        async with asyncio.timeout(PUBLISH_PERIOD - 1):
-            while published_state() != "stopped":
-                await asyncio.sleep(0.02)
-        assert time.monotonic() - stopped_at < PUBLISH_PERIOD - 1
-    assert not own.exists()
+    snapshot = await take_snapshot(supervisor)
+    answer = {"type": "answer", "id": "0" * 16, "pid": 4194304, "body": snapshot.to_dict()}
+    size = len(encode(answer))  # raises if it does not fit
+    assert size < 0.75 * MAX_MESSAGE, f"a large app's snapshot is {size} bytes"
+    read_back = Snapshot.from_dict(snapshot.to_dict())
+    assert sorted(read_back.samples) == sorted(snapshot.samples)
+    assert (read_back.pid, read_back.taken_at) == (snapshot.pid, snapshot.taken_at)

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from asgi_supervisor._host.listener_folder import folder_name
 from tests.servers._started import Started
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,10 +185,15 @@ class ServerProcess(Started):
         return self.process.wait(timeout=timeout)
 
     @property
+    def listener_folder(self) -> Path:
+        """The folder its workers share in the runtime directory: sockets and the token."""
+        runtime_dir = Path(self.env.get("ASGI_SUPERVISOR_RUNTIME_DIR") or self.runtime_dir)
+        return runtime_dir / folder_name(self.port)
+
+    @property
     def token_path(self) -> Path:
         """The local admin token file of this server's port."""
-        runtime_dir = Path(self.env.get("ASGI_SUPERVISOR_RUNTIME_DIR") or self.runtime_dir)
-        return runtime_dir / f"port-{self.port}.token"
+        return self.listener_folder / "token"
 
     def admin_headers(self, timeout: float = 10.0) -> dict[str, str]:
         """An Authorization header with the local admin token, once the server wrote it.

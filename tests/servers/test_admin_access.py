@@ -95,15 +95,18 @@ def test_spoofed_forwarding_headers_and_browsers_are_refused(tmp_path: Path) -> 
 
 
 def test_workers_of_one_server_share_one_token_and_leave_no_file(tmp_path: Path) -> None:
-    """Under uvicorn --workers 2: 1. both workers join one token file (two references);
-    2. requests, whichever worker takes them, accept it; 3. after SIGTERM no file is left."""
+    """Under uvicorn --workers 2: 1. both workers are members of one listener folder, with
+    one token; 2. requests, whichever worker takes them, accept it; 3. after SIGTERM no file
+    is left."""
     with ServerProcess(APP, tmp_path=tmp_path, args=("--workers", "2")) as server:
         token = server.admin_headers()
+        folder = server.listener_folder
         deadline = time.monotonic() + 20
-        while len(list(server.runtime_dir.glob("*.ref"))) < 2:
-            assert time.monotonic() < deadline, sorted(os.listdir(server.runtime_dir))
+        while len(list(folder.glob("*.sock"))) < 2:
+            assert time.monotonic() < deadline, sorted(os.listdir(folder))
             time.sleep(0.05)
-        assert len(list(server.runtime_dir.glob("*.token"))) == 1
+        assert sorted(os.listdir(server.runtime_dir)) == [folder.name]
+        assert len(os.listdir(folder)) == 3  # two sockets and the token
         for _ in range(8):
             # A new connection each time, so the kernel may hand it to either worker.
             with httpx.Client(base_url=server.base_url, timeout=5.0) as client:

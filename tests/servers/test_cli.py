@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asgi_supervisor._host.listener_folder import folder_name
 from tests.servers._process import ServerProcess, free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
@@ -42,7 +43,8 @@ def test_health_tasks_and_drain_with_no_configuration(tmp_path: Path) -> None:
     app's own shutdown runs, and the token file goes with the server."""
     unset = {"ASGI_SUPERVISOR_RUNTIME_DIR": "", "XDG_RUNTIME_DIR": ""}
     with ServerProcess("tests.servers.served:app", tmp_path=tmp_path, env=unset) as server:
-        token_path = Path(f"/tmp/asgi-supervisor-{os.geteuid()}/port-{server.port}.token")
+        default = Path(f"/tmp/asgi-supervisor-{os.geteuid()}")
+        token_path = default / folder_name(server.port) / "token"
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
             assert client.get("/tasks").status_code == 401
             assert client.post("/drain").status_code == 401
@@ -71,6 +73,7 @@ def test_health_tasks_and_drain_with_no_configuration(tmp_path: Path) -> None:
         assert "stopped without a signal: asking the server to exit" in server.output()
         assert "app shutdown" in [event for _, event in server.events()]
     assert not token_path.exists()
+    assert not token_path.parent.exists()
 
 
 def test_admin_token_from_a_secret_with_a_newline(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
-"""`/metrics` on real uvicorn: scraped by a real Prometheus, and merged across `--workers`."""
+"""`/metrics` on real uvicorn: scraped by a real Prometheus, and answered for all `--workers`."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -50,19 +51,18 @@ def test_prometheus_scrapes_the_demo_state_and_last_shutdown(tmp_path: Path) -> 
 
 
 def test_any_worker_of_a_process_group_answers_for_all(tmp_path: Path) -> None:
-    """1. uvicorn --workers 2 with PROMETHEUS_MULTIPROC_DIR; 2. every scrape shows both pids
-    ready; 3. /drain reaches a worker; 4. every later scrape shows the drained one stopped,
-    with its report, next to the other, whichever worker answers."""
-    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
-    server = ServerProcess(
-        "tests.servers.served:app", tmp_path=tmp_path, env=env, args=("--workers", "2")
-    )
+    """1. uvicorn --workers 2, with no setting at all (the workers ask each other over their
+    listener folder); 2. every scrape shows both pids ready, each answering; 3. /drain
+    reaches a worker; 4. every later scrape shows the drained one stopped, with its report,
+    next to the other, whichever worker answers; 5. nothing is written for the metrics."""
+    server = ServerProcess("tests.servers.served:app", tmp_path=tmp_path, args=("--workers", "2"))
 
     def scrape_states() -> dict[str, str]:
         # A new connection per scrape, so the kernel may hand it to either worker.
         text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
         states = named(parse(text), "state")
-        return {dict(k)["pid"]: dict(k)["state"] for k, v in states.items() if v == 1}
+        # No pid label yet: the worker answering has not met its sibling (the first moments).
+        return {dict(k).get("pid", "?"): dict(k)["state"] for k, v in states.items() if v == 1}
 
     with server:
         deadline = time.monotonic() + 30
@@ -86,9 +86,13 @@ def test_any_worker_of_a_process_group_answers_for_all(tmp_path: Path) -> None:
                 dict(k)["pid"]: dict(k)["state"] for k, v in named(samples, "state").items() if v
             }
             reported = {dict(k)["pid"] for k in named(samples, "last_shutdown_duration_seconds")}
-            scrapes.append((pids, reported))
-    for pids, reported in scrapes:
+            answered = {dict(k)["pid"]: v for k, v in named(samples, "group_answered").items()}
+            scrapes.append((pids, reported, answered))
+        # The listener folder holds the two sockets and the token, nothing for metrics.
+        assert len(os.listdir(server.listener_folder)) == 3
+    for pids, reported, answered in scrapes:
         assert set(pids) == set(states), scrapes
+        assert answered == dict.fromkeys(states, 1.0), scrapes
         # The drain reaches every worker of the process group.
         stopped = {pid for pid, state in pids.items() if state == "stopped"}
         assert stopped, scrapes

@@ -18,7 +18,7 @@ The trust model (the README's "Admin access and threat model" says it for users)
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -46,10 +46,11 @@ class AdminAuth:
 
     Args:
         admin_token: the configured token for remote callers, or None.
-        local: the local tokens this process accepts.
+        local: the local tokens of the lifespan running now, or None (outside a lifespan,
+            or with the local token off).
     """
 
-    def __init__(self, admin_token: str | None, local: LocalTokens) -> None:
+    def __init__(self, admin_token: str | None, local: Callable[[], LocalTokens | None]) -> None:
         self._admin_token = admin_token.encode() if admin_token is not None else None
         self._local = local
         if admin_token is None:
@@ -77,14 +78,14 @@ class AdminAuth:
                 token = bearer_token(value)
                 if token is not None:
                     credentials.append(token)
-        local = self._local
-        if not local.tokens:
+        local = self._local()
+        if local is not None and not local.tokens:
             # The server may have bound its socket since our last look. Even a caller with
             # no token waits for it: the command reads the file it writes, and asks again.
             await local.refresh()
         if not credentials:
             return self._unauthorized
-        expected = [*local.tokens]
+        expected = [] if local is None else [*local.tokens]
         if self._admin_token is not None:
             expected.append(self._admin_token)
         matched = False

@@ -1,7 +1,7 @@
 """Every worker process's drain outcome, for the ``/drain`` answer.
 
-The run joins its group (`Run._join_group`) and tells it of drains; this module, on the ASGI
-side, asks the siblings how their drain went.
+The run makes the process group and tells it of drains (`Run.begin_drain`); this module, on
+the ASGI side, asks the siblings how their drain went.
 """
 
 from __future__ import annotations

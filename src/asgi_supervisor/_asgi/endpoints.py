@@ -9,12 +9,10 @@ answers ``POST`` only.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from asgi_supervisor._admin.auth import AdminAuth
-from asgi_supervisor._admin.local_token import LocalTokens
 from asgi_supervisor._core.drain_outcome import is_drained
 from asgi_supervisor._core.errors import NotRunningError
 from asgi_supervisor._core.lifecycle import State
@@ -27,7 +25,9 @@ from .negotiate import prefers_html
 from .response import send_body, send_json
 
 if TYPE_CHECKING:
-    from asgi_supervisor._host.listeners import ListenerWatch
+    from asgi_supervisor._admin.local_token import LocalTokens
+    from asgi_supervisor._host.channel import Channel
+    from asgi_supervisor._supervisor.run import Run
     from asgi_supervisor._supervisor.supervisor import Supervisor
 
     from .types import Receive, Scope, Send
@@ -41,9 +41,9 @@ _READ = ("GET", "HEAD")
 class Endpoints:
     """The endpoint handlers of one supervisor, keyed by full path in `routes`.
 
-    `local_tokens` must be started in the lifespan's loop and closed at its end (the
-    middleware does it), so the local token file exists while the server listens; it learns
-    the ports from *listeners*, the watch the process group shares (`listeners`).
+    They read what the lifespan running now shares with other processes (its local tokens,
+    its channel to the siblings) through *run*, and never create, start or close any of it:
+    the run does.
     """
 
     def __init__(
@@ -51,20 +51,14 @@ class Endpoints:
         supervisor: Supervisor,
         *,
         request_ages: Callable[[], list[tuple[asyncio.Task[Any], float]]],
-        listeners: ListenerWatch,
+        run: Callable[[], Run | None],
     ) -> None:
         self._sup = supervisor
         self._request_ages = request_ages
+        self._run = run
         config = supervisor.config
         prefix = config.path_prefix
-        # The same runtime directory as the process group's sockets (`Run._join_group`).
-        self.local_tokens = LocalTokens(
-            environ=os.environ,
-            listeners=listeners,
-            runtime_dir=config.runtime_dir,
-            enabled=config.local_token,
-        )
-        self._auth = AdminAuth(config.admin_token, self.local_tokens)
+        self._auth = AdminAuth(config.admin_token, self._local_tokens)
         self.routes: dict[str, Handler] = {
             f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
             f"{prefix}/health/ready": self._guard(_READ, admin=False, fn=self._ready),
@@ -72,8 +66,16 @@ class Endpoints:
             f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
             f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
             f"{prefix}/drain": self._guard(("POST",), admin=True, fn=self._drain),
-            f"{prefix}/metrics": MetricsEndpoint(supervisor),  # public, like /health
+            f"{prefix}/metrics": MetricsEndpoint(supervisor, self._channel),  # public, like /health
         }
+
+    def _local_tokens(self) -> LocalTokens | None:
+        run = self._run()
+        return None if run is None else run.local_tokens
+
+    def _channel(self) -> Channel | None:
+        run = self._run()
+        return None if run is None or run.presence is None else run.presence.channel
 
     def _guard(
         self,
@@ -95,10 +97,10 @@ class Endpoints:
                 if refusal is not None:
                     await send_json(send, scope["method"], *refusal)
                     return
-            elif not self.local_tokens.tokens:
+            elif (local := self._local_tokens()) is not None and not local.tokens:
                 # A probe may come before the server's socket was seen: look again, in the
                 # background, as a probe must not wait for it.
-                self.local_tokens.refresh_soon()
+                local.refresh_soon()
             try:
                 status, body = await fn(scope)
             except _BadRequest as exc:

@@ -8,19 +8,20 @@ answers 501 and says what to install.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from asgi_supervisor._observe.metrics import FAMILIES, PREFIX, Snapshot, Type, take_snapshot
-from asgi_supervisor._observe.metrics_group import group_directory, read_snapshots, write_snapshot
+from asgi_supervisor._observe.metrics_group import Peer, ask_snapshots
 
 from .response import send_body, send_json
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
+    from asgi_supervisor._host.channel import Channel
     from asgi_supervisor._supervisor.supervisor import Supervisor
 
     from .types import Receive, Scope, Send
@@ -29,7 +30,7 @@ __all__ = ["MetricsEndpoint"]
 
 logger = logging.getLogger("asgi_supervisor")
 
-Encoder = Callable[[Sequence[Snapshot], bool, str], tuple[bytes, str]]
+Encoder = Callable[[Snapshot, Sequence[Peer] | None, str], tuple[bytes, str]]
 _MISSING = (
     "/metrics needs the prometheus_client package, which is not installed; install it with "
     "pip install 'asgi-supervisor[metrics]' and restart the server."
@@ -39,15 +40,20 @@ _MISSING = (
 class MetricsEndpoint:
     """The ASGI handler of ``{path_prefix}/metrics`` for one supervisor (GET and HEAD).
 
-    Each scrape reads the supervisor there and then; in a process group it also publishes
-    this process's snapshot and merges the others' (see `metrics_group`). It runs the
-    readiness checks or reuses their cached results, so it waits at most the slowest
-    check's timeout.
+    Each scrape reads the supervisor there and then; in a process group it also asks the
+    siblings for theirs (see `metrics_group`). It runs the readiness checks or reuses their
+    cached results, so it waits at most the slowest check's timeout, or a sibling's
+    `ANSWER_TIMEOUT`.
+
+    Args:
+        supervisor: the supervisor to read.
+        channel: the channel of the lifespan running now, or None (outside a lifespan,
+            with neither the local token nor the process group on).
     """
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervisor, channel: Callable[[], Channel | None]) -> None:
         self._sup = supervisor
-        self._directory = group_directory()
+        self._channel = channel
         self._encode: Encoder | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,18 +66,15 @@ class MetricsEndpoint:
         if encode is None:
             await send_json(send, method, 501, {"error": _MISSING})
             return
-        snapshot = await take_snapshot(self._sup)
-        snapshots = [snapshot]
-        if self._directory is not None:
-            try:
-                write_snapshot(self._directory, snapshot)
-            except OSError as exc:
-                logger.warning("could not publish the metrics snapshot: %s", exc)
-            others = read_snapshots(self._directory, skip_pid=snapshot.pid, now=snapshot.taken_at)
-            snapshots.extend(others)
+        channel = self._channel()
+        if channel is None:
+            snapshot, peers = await take_snapshot(self._sup), None
+        else:
+            # Our own checks and the siblings' answers take their time side by side.
+            snapshot, asked = await asyncio.gather(take_snapshot(self._sup), ask_snapshots(channel))
+            peers = asked if channel.is_shared() else None
         accept = b",".join(value for name, value in scope.get("headers", ()) if name == b"accept")
-        group = self._directory is not None
-        body, content_type = encode(snapshots, group, accept.decode("latin-1"))
+        body, content_type = encode(snapshot, peers, accept.decode("latin-1"))
         await send_body(send, method, 200, content_type.encode(), body)
 
     def _encoder(self) -> Encoder | None:
@@ -84,11 +87,12 @@ class MetricsEndpoint:
         return self._encode
 
 
-def _encode(snapshots: Sequence[Snapshot], group: bool, accept: str) -> tuple[bytes, str]:
-    """The exposition of *snapshots* in the format *accept* prefers, and its content type.
+def _encode(own: Snapshot, peers: Sequence[Peer] | None, accept: str) -> tuple[bytes, str]:
+    """The exposition of *own* and *peers* in the format *accept* prefers, and its type.
 
-    Text format 0.0.4 unless the client asks for OpenMetrics (Prometheus does). In a *group*,
-    every sample is labelled with its process's ``pid``.
+    Text format 0.0.4 unless the client asks for OpenMetrics (Prometheus does). In a process
+    group (*peers* is not None), every sample is labelled with its process's ``pid``, and
+    each process says whether it answered.
     """
     from prometheus_client.exposition import choose_encoder
     from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
@@ -101,20 +105,23 @@ def _encode(snapshots: Sequence[Snapshot], group: bool, accept: str) -> tuple[by
             # A family with no sample (no shutdown yet, no check) would say only its type.
             return [family for family in families.values() if family.samples]
 
+    group = peers is not None
     extra = ("pid",) if group else ()
     families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
     for family in FAMILIES:
         kind = CounterMetricFamily if family.type is Type.COUNTER else GaugeMetricFamily
         families[family.name] = kind(family.name, family.help, labels=[*family.labels, *extra])
-    now = time.time()
-    for snapshot in snapshots:
-        pid = (str(snapshot.pid),) if group else ()
-        for name, labels, value in snapshot.samples:
+    answered = families[PREFIX + "group_answered"]
+    everyone = [Peer(own.pid, own), *(peers or ())]
+    for peer in sorted(everyone, key=lambda peer: peer.pid):
+        pid = (str(peer.pid),) if group else ()
+        if group:
+            answered.add_metric([*pid], float(peer.snapshot is not None))
+        if peer.snapshot is None:
+            continue
+        for name, labels, value in peer.snapshot.samples:
             metric = families.get(name)
             if metric is not None:  # None: a family that a newer peer in the group added
                 metric.add_metric([*labels, *pid], value)
-        if group:
-            age = max(0.0, now - snapshot.taken_at)
-            families[PREFIX + "snapshot_age_seconds"].add_metric([*pid], age)
     encoder, content_type = choose_encoder(accept)
     return encoder(Families()), content_type

@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 from asgi_supervisor._core.cancel import finish_cleanup
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.stacks import tasks_running
-from asgi_supervisor._host.listeners import ListenerWatch
-from asgi_supervisor._observe.metrics_group import SnapshotPublisher
+from asgi_supervisor._observe.metrics_group import serve_snapshots
 
 from .asyncio_only import on_asyncio, refuse_lifespan
 from .endpoints import Endpoints
@@ -35,8 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["SupervisorMiddleware", "WebSocketConnection"]
 
 _IDLE = Lifecycle()
-# The lifespan's own files (local token, metrics snapshot) are removed, and the listener
-# watch stopped, within this bound.
+# The lifespan leaves its listener folders (the local token, the group's socket) within
+# this bound: the folder locks time out after 2 s.
 _CLEANUP_PERIOD = 3.0
 
 
@@ -70,19 +69,16 @@ class SupervisorMiddleware:
     def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
         self.app = app
         self.supervisor = supervisor
-        # One look at our listening ports serves the local token and the process group:
-        # each lifespan's run starts the watch, `_remove_files` closes it (`listeners`).
-        self._listeners = ListenerWatch()
-        # The endpoints own the local admin token, which lives as long as the lifespan.
         self._endpoints = Endpoints(
-            supervisor, request_ages=self._request_ages, listeners=self._listeners
+            supervisor, request_ages=self._request_ages, run=lambda: self._run
         )
         self._routes = self._endpoints.routes
         # What requests need of the lifespan this instance runs; None outside one.
         self._run: Run | None = None
         self._requests: RequestCount | None = None
         self._lifecycle: Lifecycle = _IDLE  # read only while `requests` is set
-        self._publisher: SnapshotPublisher | None = None
+        # The run that has not left its listener folders yet (see `_leave`).
+        self._staying: Run | None = None
         # Built once per state: a rejection is the same bytes every time.
         self._rejections: dict[State, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
         retry_after = str(supervisor.config.retry_after).encode()
@@ -141,13 +137,10 @@ class SupervisorMiddleware:
             bridge = LifespanBridge(
                 self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
             )
-            self._endpoints.local_tokens.start()  # write the local token file
-            # Metrics of a process group: publish this worker's snapshot.
-            self._publisher = SnapshotPublisher.start(self.supervisor)
             try:
                 await bridge(scope)
             finally:
-                await self._remove_files()  # done already, unless the lifespan never began
+                await self._leave()  # done already, unless the lifespan ended abnormally
         else:
             await self.app(scope, receive, send)
 
@@ -160,29 +153,27 @@ class SupervisorMiddleware:
             found = tasks_running(asyncio.all_tasks(loop), _CALL_CODE, self, _COUNTED)
             return [task for task, _ in found]
 
-        run = self.supervisor._begin_startup(find_requests, listeners=self._listeners)
+        run = self.supervisor._begin_startup(find_requests)
         self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
+        self._staying = run
+        if run.presence is not None:
+            # A sibling's scrape asks this process for its metrics (`metrics_group`).
+            serve_snapshots(run.presence.channel, self.supervisor)
         return run
 
     async def _end(self) -> None:
         self._run = self._requests = None
         self._lifecycle = _IDLE
-        await self._remove_files()
+        await self._leave()
 
-    async def _remove_files(self) -> None:
-        # The lifespan's files (local token, metrics snapshot) go, and the listener watch
-        # stops, before the server hears the lifespan is over: hypercorn cancels the
+    async def _leave(self) -> None:
+        # The run leaves its listener folders (the last member removes the local token and
+        # the folder) before the server hears the lifespan is over: hypercorn cancels the
         # lifespan task right after that, and a cancellation meanwhile only delays this
         # bounded cleanup.
-        publisher, self._publisher = self._publisher, None
-        if publisher is None:
-            return
-        cleanups = [
-            publisher.aclose(),
-            self._endpoints.local_tokens.aclose(),
-            self._listeners.aclose(),
-        ]
-        await finish_cleanup(cleanups, deadline=time.monotonic() + _CLEANUP_PERIOD)
+        run, self._staying = self._staying, None
+        if run is not None:
+            await finish_cleanup([run.leave()], deadline=time.monotonic() + _CLEANUP_PERIOD)
 
     def _request_ages(self) -> list[tuple[asyncio.Task[Any], float]]:
         """In-flight requests of the running lifespan on its loop, with their start times."""

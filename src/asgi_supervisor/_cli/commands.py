@@ -13,11 +13,12 @@ Standard library only, so it works in slim images without curl (a Kubernetes pre
 ====  =====================================================================
 
 The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN`` (unless set to
-``none``), else, for a loopback URL only, the local token file the server wrote for the URL's
-port (see `asgi_supervisor._admin.local_token`): run on the server's host as its user, the
-command needs no configuration. The local token is never sent to any other host. A given
-token is checked as the server checks its own (`asgi_supervisor._admin.admin_token`): one
-that cannot go in a header is a usage error, in the server's words.
+``none``), else, for a loopback URL only, the local token the server wrote in the listener
+folder of the URL's port (see `asgi_supervisor._admin.local_token.find_token`): run on the
+server's host as its user, the command needs no configuration. The local token is never sent
+to any other host. A given token is checked as the server checks its own
+(`asgi_supervisor._admin.admin_token`): one that cannot go in a header is a usage error, in
+the server's words.
 """
 
 from __future__ import annotations

@@ -1,23 +1,22 @@
 """One look at the TCP ports this process listens on, for everything that needs them.
 
-The local admin token (`local_token`: a file per port) and the process group (`membership`: a
-group per port) both need this process's listening ports. Reading them from ``/proc``
-(`proc`) costs milliseconds on a host with many sockets, so one `ListenerWatch` looks
-for both: in a thread, never on the loop, one look at a time, and every subscriber is told
-the answer of every look that finds a port.
+The presence in the listener folders (`presence`: a folder per port, where the process group
+and the local admin token meet) needs this process's listening ports. Reading them from
+``/proc`` (`proc`) costs milliseconds on a host with many sockets, so the `ListenerWatch`
+looks in a thread, never on the loop, one look at a time, and every subscriber is told the
+answer of every look that finds a port.
 
 * **When.** uvicorn and gunicorn workers hold their parent's socket before the lifespan
   startup; granian's workers and single-process servers bind only after it. So the watch
   starts when the app's startup is over (`Run.start`), looks at once, then 0.05 s later,
   the delay doubling up to 12.8 s (about 25 s in all). Once a port is known it goes on only
   through the 3.2 s step (about 6 s in: a server may open another port, and each port gets
-  its token), and it stops when nobody is subscribed (the group leaves once joined). An
-  endpoint called while no token is known asks for a look at once (`LocalTokens.refresh_soon`,
-  at most once a second), which joins the look under way, if any.
-* **Who.** The middleware makes one watch per instance and hands it to its local tokens
-  (`endpoints`) and to each lifespan's run (`run`, for the group); it closes the watch at
-  the end of each lifespan, with the token files: the schedule stops, the subscribers are
-  dropped and a look under way is waited for, so nothing of it runs after the lifespan.
+  its folder), and it stops when nobody is subscribed. An endpoint called while no token is
+  known asks for a look at once (`LocalTokens.refresh_soon`, at most once a second), which
+  joins the look under way, if any.
+* **Who.** Each lifespan's `Presence` makes one watch, starts it when the app's startup is
+  over and closes it when the lifespan ends: the schedule stops, the subscribers are dropped
+  and a look under way is waited for, so nothing of it runs after the lifespan.
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ class ListenerWatch:
     Example::
 
         watch = ListenerWatch()
-        watch.subscribe(group.found, group.not_found)  # told of each look that finds a port
+        watch.subscribe(found, not_found)               # told of each look that finds a port
         watch.start()                                   # in the loop: look now, then backing off
         ports = await asyncio.shield(watch.look())      # look now, or join the look under way
         await watch.aclose()                            # at the end of the lifespan

@@ -1,4 +1,4 @@
-"""The private runtime directory: the local admin token files and the process group sockets.
+"""The private runtime directory: one folder per listener, shared by its processes.
 
 What is there proves something only if no other user can write to the directory or read what
 is in it (a planted token or socket, a stolen token), so the directory is opened without
@@ -7,17 +7,18 @@ is set; a directory that fails the check is refused, never repaired.
 
 Where it is (`locate`): the ``runtime_dir`` setting, else ``$ASGI_SUPERVISOR_RUNTIME_DIR``,
 else ``$XDG_RUNTIME_DIR/asgi-supervisor`` when that directory exists and is ours, else
-``<tmp>/asgi-supervisor-<uid>``. The token files and the group sockets of one supervisor go
-to the same place. The `asgi-supervisor` command, another process, sees only the variables:
-it looks in every candidate (`candidates`), so a directory set in code alone must also be
-given to it through the variable. A default directory is removed by whoever leaves it empty;
-a directory someone named (the setting or the variable) is theirs and stays.
+``<tmp>/asgi-supervisor-<uid>``. It holds one folder per listener (see `listener_folder`).
+The `asgi-supervisor` command, another process, sees only the variables: it looks in every
+candidate (`candidates`), so a directory set in code alone must also be given to it through
+the variable. A default directory is removed by whoever leaves it empty; a directory someone
+named (the setting or the variable) is theirs and stays.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
 import tempfile
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ __all__ = [
     "locate",
     "make_private",
     "open_private",
+    "publish",
     "remove_if_empty",
 ]
 
@@ -157,6 +159,29 @@ def check_private(info: os.stat_result, path: str, *, is_dir: bool) -> None:
             f"{what} has mode {mode:04o}, so other users may read or change it; run "
             f"`chmod {private} {path}` or remove it (the library creates it with mode 0{private})."
         )
+
+
+def publish(dir_fd: int, name: str, data: bytes) -> None:
+    """Make the file *name* in the directory *dir_fd* appear with *data*, whole, mode 0600.
+
+    Written to a temporary file that is then hard-linked to *name*: a reader that takes no
+    lock (the command) sees the whole file or no file, never a part. An existing *name* is
+    never replaced. Blocking, and quick.
+
+    Raises:
+        FileExistsError: *name* exists already.
+        OSError: the directory cannot be written.
+    """
+    temporary = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(temporary, flags, 0o600, dir_fd=dir_fd)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            file.write(data)
+        os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    finally:
+        os.unlink(temporary, dir_fd=dir_fd)
 
 
 def remove_if_empty(path: Path) -> None:

@@ -1,15 +1,14 @@
 """What `/metrics` reports, as plain data: the metric families and one process's snapshot.
 
-Everything is read from the supervisor when a scrape (or, in a process group, the snapshot
-publisher) asks for it, never on the per-request path. Nothing here imports
+Everything is read from the supervisor when a scrape (or, in a process group, a sibling's
+scrape) asks for it, never on the per-request path. Nothing here imports
 ``prometheus_client``: it is an optional extra, and a snapshot is also what the workers of a
-process group write to files for each other (see `metrics_group`).
+process group send each other over their listener folder's channel (see `metrics_group`).
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -97,9 +96,10 @@ FAMILIES: tuple[Family, ...] = (
     ),
     _family("last_shutdown_tasks", _G, "Tasks the last shutdown stopped, by outcome.", "outcome"),
     _family(
-        "snapshot_age_seconds",
+        "group_answered",
         _G,
-        "Seconds since the process published this snapshot (process groups only).",
+        "1 when the worker process answered this scrape in time, 0 when it did not "
+        "(process groups only).",
     ),
 )
 
@@ -123,26 +123,32 @@ class Snapshot:
     taken_at: float
     samples: tuple[Sample, ...]
 
-    def to_json(self) -> str:
-        """The JSON a process group's workers exchange."""
-        samples = [[name, list(labels), value] for name, labels, value in self.samples]
-        return json.dumps({"pid": self.pid, "taken_at": self.taken_at, "samples": samples})
+    def to_dict(self) -> dict[str, Any]:
+        """What a process group's workers send each other, compact (one datagram holds a
+        large app's): samples grouped by family, names without `PREFIX`, whole numbers as
+        integers."""
+        families: dict[str, list[list[str | float]]] = {}
+        cut = len(PREFIX)
+        for name, labels, value in self.samples:
+            number = int(value) if value.is_integer() else value
+            families.setdefault(name[cut:], []).append([*labels, number])
+        return {"pid": self.pid, "taken_at": self.taken_at, "families": families}
 
     @classmethod
-    def from_json(cls, text: str) -> Snapshot:
-        """Parse `to_json`'s output.
+    def from_dict(cls, data: Any) -> Snapshot:
+        """Parse `to_dict`'s output.
 
         Raises:
-            ValueError: *text* is not such a snapshot.
+            ValueError: *data* is not such a snapshot.
         """
         try:
-            data = json.loads(text)
             samples = tuple(
-                (str(name), tuple(str(label) for label in labels), float(value))
-                for name, labels, value in data["samples"]
+                (PREFIX + str(name), tuple(str(label) for label in labels), float(value))
+                for name, rows in data["families"].items()
+                for *labels, value in rows
             )
             return cls(pid=int(data["pid"]), taken_at=float(data["taken_at"]), samples=samples)
-        except (TypeError, KeyError, ValueError) as exc:
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
             raise ValueError(f"Not a metrics snapshot: {exc!r}") from None
 
 

@@ -31,10 +31,12 @@ class Config:
         supervisor = Supervisor(config=config)
 
     ``process_group`` makes the worker processes of one server (``--workers N``) drain
-    together; their sockets, and the local token files, live in the private folder
-    ``runtime_dir`` (default ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else
+    together. With it or ``local_token`` on, each worker joins its listener's folder in the
+    private folder ``runtime_dir`` (default ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else
     ``$XDG_RUNTIME_DIR/asgi-supervisor``, else ``/tmp/asgi-supervisor-<uid>``; see
-    ``runtime_dir``). The command line reads only the variable.
+    ``_host.presence``), where its socket and the local token live; ``process_group=False``
+    only means it neither sends nor acts on a drain. The command line reads only the
+    variable.
 
     Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
     (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``

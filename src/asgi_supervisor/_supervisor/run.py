@@ -3,31 +3,36 @@
 A supervisor outlives its lifespans (test clients run one per test, on a new loop each time);
 what belongs to one lifespan lives in one `Run`, made at ``lifespan.startup`` and dropped
 when the next one begins. Nothing is reset in place.
+
+The run is also the one owner of what the lifespan shares with other processes: it makes
+the presence in the listener folders (`_host.presence`, which owns the listener watch), the
+process group and the local tokens on top of it, starts the presence once the app's startup
+is over, and leaves (`leave`) before the server hears the lifespan is over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from asgi_supervisor._admin.local_token import LocalTokens
 from asgi_supervisor._core.drain_outcome import drain_outcome
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._core.workers import WorkerSpec, start_workers
 from asgi_supervisor._group.membership import ProcessGroup
+from asgi_supervisor._host.presence import Presence
 from asgi_supervisor._host.runtime_dir import locate
 
 from .config import Config
 from .shutdown import Shutdown
-
-if TYPE_CHECKING:
-    from asgi_supervisor._host.listeners import ListenerWatch
 
 __all__ = ["Run"]
 
@@ -47,13 +52,9 @@ class Run:
         *,
         find_requests: Callable[[], list[asyncio.Task[Any]]],
         on_critical_failure: str,
-        listeners: ListenerWatch,
     ) -> None:
         self.config = config
         self.loop = loop
-        # Finds the ports we listen on, for the group and the local token; the middleware
-        # owns it (it closes it at the end of the lifespan), the run starts it.
-        self.listeners = listeners
         self.lifecycle = Lifecycle()
         self.registry = Registry(config.history_size)
         self.requests = RequestCount()
@@ -74,8 +75,12 @@ class Run:
         )
         self._ticker: asyncio.TimerHandle | None = None
         self._tick()
-        # The sibling worker processes, from start() to close().
+        # What other processes of this server see of this lifespan, from start() to leave().
+        self.presence: Presence | None = None
         self.group: ProcessGroup | None = None
+        self.local_tokens: LocalTokens | None = None
+        if config.local_token or config.process_group:
+            self._join_neighbours()
 
     def __repr__(self) -> str:
         return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
@@ -88,11 +93,10 @@ class Run:
                 that really waits); what did start has been stopped.
         """
         self.shutdown.install_signals()
-        # The sibling worker processes of a multi-worker server, to drain together.
-        self.group = self._join_group()
-        # The app's startup is over: servers that bind after it do so now. One look serves
-        # the group and the local token (`listeners`).
-        self.listeners.start()
+        # The app's startup is over: servers that bind after it do so now. The presence
+        # joins the folder of each listener it finds, for the group and the local token.
+        if self.presence is not None:
+            self.presence.start()
         self._critical = {spec.name for spec in specs if spec.critical}
         failure = await start_workers(
             specs, self.registry, stopping=self.stopping, on_give_up=self._worker_gave_up
@@ -122,8 +126,14 @@ class Run:
             self._ticker.cancel()
             self._ticker = None
         self.shutdown.finish()
-        if self.group is not None:
-            self.group.close()
+
+    async def leave(self) -> None:
+        """Leave the listener folders: the last member removes the local token and the
+        folder. Awaited before the server hears the lifespan is over (a server may cancel
+        the lifespan task then); bounded by the folder locks' 2 s timeout.
+        """
+        if self.presence is not None:
+            await self.presence.aclose()
 
     def begin_drain(self, trigger: str, *, deadline: float | None = None) -> None:
         """Start (or join) the drain, and tell the sibling worker processes of the server.
@@ -152,32 +162,31 @@ class Run:
         if self._on_critical_failure == "shutdown":
             self.begin_drain("critical worker failed")
 
-    def _join_group(self) -> ProcessGroup | None:
-        # Joining itself happens once the listener watch finds a port (`ProcessGroup.start`).
-        if not self.config.process_group:
-            return None
-        # The same folder as the local token files (`endpoints`): one `locate` for both.
-        runtime_dir = locate(self.config.runtime_dir, os.environ)
+    def _join_neighbours(self) -> None:
+        # One membership serves both: the local token needs the folder, and so does the
+        # group; process_group=False only means no drain is sent or acted on.
+        where = functools.partial(locate, self.config.runtime_dir, os.environ)
+        presence = Presence(self.loop, runtime_dir=where)
+        if self.config.process_group:
 
-        async def describe(drain_timeout: float) -> dict[str, Any]:
-            if self.shutdown.deadline is not None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(drain_timeout):
-                        await self.shutdown.wait_drained()
-            counts = self.registry.counts(self.requests.in_flight)
-            lifecycle = self.lifecycle
-            remaining = self.shutdown.remaining()
-            return drain_outcome(lifecycle.state.value, lifecycle.draining, counts, remaining)
+            async def describe(drain_timeout: float) -> dict[str, Any]:
+                if self.shutdown.deadline is not None:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(drain_timeout):
+                            await self.shutdown.wait_drained()
+                counts = self.registry.counts(self.requests.in_flight)
+                lifecycle = self.lifecycle
+                remaining = self.shutdown.remaining()
+                return drain_outcome(lifecycle.state.value, lifecycle.draining, counts, remaining)
 
-        group = ProcessGroup(
-            self.loop,
-            folder=runtime_dir.path,
-            remove_folder=runtime_dir.removable,
-            on_drain=lambda trigger, deadline: self.begin_drain(trigger, deadline=deadline),
-            describe=describe,
-        )
-        group.start(self.listeners)
-        return group
+            self.group = ProcessGroup(
+                presence,
+                on_drain=lambda trigger, deadline: self.begin_drain(trigger, deadline=deadline),
+                describe=describe,
+            )
+        if self.config.local_token:
+            self.local_tokens = LocalTokens(presence)
+        self.presence = presence
 
     def _tick(self) -> None:
         # Refresh the cheap clock requests read for their age in /tasks.

@@ -11,7 +11,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from asgi_supervisor._core.checks import CheckResult, Checks
 from asgi_supervisor._core.errors import NotRunningError, SupervisorClosedError
@@ -27,9 +27,6 @@ from asgi_supervisor._host.looplag import LoopLagMonitor, LoopLagStats
 
 from .config import Config
 from .run import Run
-
-if TYPE_CHECKING:
-    from asgi_supervisor._host.listeners import ListenerWatch
 
 __all__ = ["Supervisor"]
 
@@ -355,13 +352,8 @@ class Supervisor:
 
     # -- lifespan (called by the middleware) ---------------------------------------------------
 
-    def _begin_startup(
-        self, find_requests: Callable[[], list[asyncio.Task[Any]]], *, listeners: ListenerWatch
-    ) -> Run:
+    def _begin_startup(self, find_requests: Callable[[], list[asyncio.Task[Any]]]) -> Run:
         """Begin a lifespan: a fresh `Run` on the running loop (the last one is dropped).
-
-        *listeners* finds the ports we listen on; the run starts it, its owner (the
-        middleware) closes it.
 
         Raises:
             RuntimeError: a lifespan of this supervisor is already running.
@@ -379,7 +371,6 @@ class Supervisor:
             asyncio.get_running_loop(),
             find_requests=find_requests,
             on_critical_failure=self._on_critical_failure,
-            listeners=listeners,
         )
         return self._run
 
