@@ -60,7 +60,9 @@ class SupervisorMiddleware:
 
     Cancellation: a request cancelled by the shutdown's deadline before its response began
     is answered 503 with ``Retry-After`` and ``Connection: close``; one whose response had
-    begun is ended, and the report counts both as cancelled.
+    begun is ended, and the report counts both as cancelled. Only the shutdown's own request
+    is withdrawn: a request cancelled by someone else as well ends cancelled, as it would
+    without the middleware.
 
     Args:
         app: the ASGI app to wrap.
@@ -120,10 +122,17 @@ class SupervisorMiddleware:
             try:
                 await self.app(scope, receive, send)
             except asyncio.CancelledError:
-                if not requests.deadline_cancel:
-                    raise
-                # Ours: the shutdown cancelled this request at the deadline.
+                task = asyncio.current_task()
+                assert task is not None
+                before = requests.deadline_cancels.get(task)
+                if before is None:
+                    raise  # not ours: the client left, or the app's caller cancelled it
+                # The shutdown cancelled this request at the deadline. Withdraw that request
+                # and only it, as asyncio's timeouts.py does: a count still above the one
+                # before ours means someone else cancelled the task too, and theirs goes on.
                 cut = True
+                if task.uncancel() > before:
+                    raise
                 await _answer_cut(send, self._rejections[State.STOPPING])
             finally:
                 requests.in_flight -= 1
@@ -227,10 +236,7 @@ _COUNTED = "started"
 
 
 async def _answer_cut(send: Send, rejection: tuple[bytes, list[tuple[bytes, bytes]]]) -> None:
-    # The task was cancelled by us and ends here, quietly: no traceback from the server.
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
+    # The task was cancelled by us alone and ends here, quietly: no traceback from the server.
     body, headers = rejection
     try:
         await send({"type": "http.response.start", "status": 503, "headers": headers})

@@ -9,8 +9,10 @@ tasks for the middleware's frames (see `_stacks.tasks_running`).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["RequestCount"]
 
@@ -19,12 +21,12 @@ class RequestCount:
     """In-flight requests, and the fates of those that met a shutdown.
 
     Written by the middleware alone; the shutdown reads it and sets `on_change` (and
-    `deadline_cancel`, the one flag it owns here) while it waits.
+    `deadline_cancels`, the one table it owns here) while it waits.
     """
 
     __slots__ = (
         "cancelled_count",
-        "deadline_cancel",
+        "deadline_cancels",
         "drained_count",
         "in_flight",
         "now",
@@ -39,9 +41,11 @@ class RequestCount:
         self.drained_count = 0
         self.rejected_count = 0
         self.cancelled_count = 0
-        # Set by the shutdown right before it cancels the requests left: a CancelledError
-        # reaching the middleware from then on is the deadline's, not the client's.
-        self.deadline_cancel = False
+        # Filled by the shutdown right before it cancels the requests left: each request
+        # task with its `cancelling()` count before ours. The middleware withdraws our
+        # request alone, and lets any other one propagate (asyncio's `timeouts` compares
+        # with the count on entry the same way).
+        self.deadline_cancels: dict[asyncio.Task[Any], int] = {}
         # Called when a request ends while draining (the shutdown waits for the last one).
         self.on_change: Callable[[], None] | None = None
         # A cheap clock for request ages in /tasks, refreshed by the lifespan's ticker:
