@@ -31,6 +31,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor._host.looplag import LoopLagMonitor
 from asgi_supervisor._observe.metrics import take_snapshot
 from asgi_supervisor._observe.metrics_group import ENV, write_snapshot
 from asgi_supervisor.testing import LifespanManager
@@ -134,7 +135,7 @@ def per_request_watched(
 ) -> Callable[[], Awaitable[float]]:
     """Per-request cost with loop-lag detection at *loop_lag_threshold* (None: off) running
     only during the sample, the loop turning after each request."""
-    monitor = Supervisor(loop_lag_threshold=loop_lag_threshold).loop_lag
+    monitor = LoopLagMonitor(loop_lag_threshold)
 
     async def run() -> float:
         monitor.start(asyncio.get_running_loop())
@@ -144,6 +145,7 @@ def per_request_watched(
             await asyncio.sleep(0)  # a turn of the loop: heartbeats run here
         elapsed = clock() - started
         monitor.stop()
+        await monitor.wait_finished()
         return elapsed / calls * 1e6
 
     return run

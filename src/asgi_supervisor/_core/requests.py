@@ -5,6 +5,10 @@ not recorded one by one: the middleware, the only writer, adds one to ``in_fligh
 request starts and takes it off when it ends, which costs two integer operations. The request
 tasks themselves are found only when they must be cancelled or listed, by walking the loop's
 tasks for the middleware's frames (see `_stacks.tasks_running`).
+
+A request's start time, for its age in /tasks, is read from a cheap clock (``now``) that the
+count refreshes itself every 0.1 s (`start_clock`): one attribute load per request instead of
+a call to ``time.monotonic()``, and one writer for the clock.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from typing import Any
 
 __all__ = ["RequestCount"]
 
+_CLOCK_PERIOD = 0.1
+
 
 class RequestCount:
     """In-flight requests, and the fates of those that met a shutdown.
@@ -25,6 +31,7 @@ class RequestCount:
     """
 
     __slots__ = (
+        "_ticker",
         "cancelled_count",
         "deadline_cancels",
         "drained_count",
@@ -48,12 +55,28 @@ class RequestCount:
         self.deadline_cancels: dict[asyncio.Task[Any], int] = {}
         # Called when a request ends while draining (the shutdown waits for the last one).
         self.on_change: Callable[[], None] | None = None
-        # A cheap clock for request ages in /tasks, refreshed by the lifespan's ticker:
-        # reading an attribute is cheaper than calling time.monotonic() per request.
+        # A cheap clock for request ages in /tasks, refreshed by our own ticker (its one
+        # writer, `_tick`): reading an attribute is cheaper than time.monotonic() per request.
         self.now = time.monotonic()
+        self._ticker: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<RequestCount in_flight={self.in_flight}>"
+
+    def start_clock(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Refresh `now` every 0.1 s on *loop* until `stop_clock`; call it from the loop."""
+        if self._ticker is None:
+            self._tick(loop)
+
+    def stop_clock(self) -> None:
+        """Stop refreshing `now`; it keeps its last value. Stopping twice does nothing."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.now = time.monotonic()
+        self._ticker = loop.call_later(_CLOCK_PERIOD, self._tick, loop)
 
     def ended_while_draining(self, cancelled: bool) -> None:
         """A request that met the shutdown ended: drained by itself, or cancelled by us."""

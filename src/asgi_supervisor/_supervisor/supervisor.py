@@ -16,7 +16,6 @@ from asgi_supervisor._core.report import ShutdownReport
 from asgi_supervisor._core.stopping import Stopping
 from asgi_supervisor._core.workers import Restart, WorkerSpec, parse_restart
 from asgi_supervisor._group.membership import ProcessGroup
-from asgi_supervisor._host.logs import show_logs_through_server
 from asgi_supervisor._host.looplag import LoopLagMonitor
 
 from .config import Config
@@ -94,7 +93,8 @@ class Supervisor:
         # The current lifespan's run, or the last one's until the next startup.
         self._run: Run | None = None
         self._stopping = Stopping(lambda: None if self._run is None else self._run.stopping)
-        # Loop-lag detection; its counts span every lifespan of this supervisor.
+        # Loop-lag detection; its counts span every lifespan of this supervisor, whose run
+        # starts and stops it.
         self.loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
     @classmethod
@@ -361,6 +361,7 @@ class Supervisor:
             find_requests=find_requests,
             on_critical_failure=self._on_critical_failure,
             listeners=listeners,
+            loop_lag=self.loop_lag,
         )
         return self._run
 
@@ -371,14 +372,9 @@ class Supervisor:
             StartupError: a worker raised before its first suspension.
         """
         await run.start(self._specs)
-        # Now that the server and the app's startup have configured logging (or not), make
-        # our records show; then watch the loop while it serves.
-        show_logs_through_server()
-        self.loop_lag.start(run.loop)
 
     def end(self, run: Run) -> None:
-        """*run*'s lifespan is over, whichever way it ended: stop watching its loop."""
-        self.loop_lag.stop()
+        """*run*'s lifespan is over, whichever way it ended."""
         run.close()
 
     # -- draining ---------------------------------------------------------------------------
