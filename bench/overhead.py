@@ -256,7 +256,8 @@ async def measure_scrape(calls: int, repeats: int, peers: int = 3) -> dict[str, 
                 sys.executable, "-c", "import sys; sys.stdin.read()", stdin=asyncio.subprocess.PIPE
             )
             stack.push_async_callback(end_idle, idle)
-            write_snapshot(Path(directory), dataclasses.replace(snapshot, pid=idle.pid))
+            peer = dataclasses.replace(snapshot, pid=idle.pid)
+            await asyncio.to_thread(write_snapshot, Path(directory), peer)
         variants = {
             "scrape /metrics, one process": scrape(single, calls),
             f"scrape /metrics, group of {peers + 1}": scrape(group, calls),

@@ -7,9 +7,10 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from blockbuster import BlockBuster
 from starlette.applications import Starlette
 
 from asgi_supervisor import Config, LoopLagStats, SupervisorMiddleware
@@ -19,6 +20,22 @@ from tests.apps import hold_the_loop, line_of
 from tests.conftest import bare_app, quiet_supervisor
 
 THREAD_NAME = "asgi-supervisor-loop-lag"
+
+
+@pytest.fixture(autouse=True)
+def unwrapped_sleep(blockbuster: BlockBuster | None) -> Iterator[None]:
+    """These tests hold the loop on purpose, with ``time.sleep`` (`hold_the_loop`), and check
+    that the frame holding it is named: blockbuster's wrapper around ``time.sleep`` would be
+    that frame. So ``time.sleep`` is unwrapped, in this module alone."""
+    if blockbuster is None:
+        yield
+        return
+    sleep = blockbuster.functions["time.sleep"]
+    sleep.deactivate()
+    try:
+        yield
+    finally:
+        sleep.activate()
 
 
 def stall_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:

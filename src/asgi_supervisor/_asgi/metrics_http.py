@@ -4,10 +4,15 @@ Public, like ``/health``: it says the same things (names, states, counts and dur
 never an error text, a stack or a task's name. It needs ``prometheus_client`` (the
 ``asgi-supervisor[metrics]`` extra), imported at the first scrape; without it the endpoint
 answers 501 and says what to install.
+
+Nothing here blocks the event loop: the import (which reads files, and `prometheus_client`
+reads ``/proc`` as it is imported) and, in a process group, the exchange of snapshot files
+run in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +24,8 @@ from asgi_supervisor._observe.metrics_group import group_directory, read_snapsho
 from .response import send_body, send_json
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from prometheus_client.metrics_core import Metric
 
     from asgi_supervisor._supervisor.supervisor import Supervisor
@@ -48,6 +55,8 @@ class MetricsEndpoint:
     def __init__(self, supervisor: Supervisor) -> None:
         self._sup = supervisor
         self._directory = group_directory()
+        # Known once the first scrape has tried the import: None without the extra.
+        self._imported = False
         self._encode: Encoder | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -56,32 +65,39 @@ class MetricsEndpoint:
             error = {"error": f"method {method} is not allowed here; use GET or HEAD"}
             await send_json(send, method, 405, error, [(b"allow", b"GET, HEAD")])
             return
-        encode = self._encoder()
+        if not self._imported:
+            self._encode = await asyncio.to_thread(_import_encoder)
+            self._imported = True
+        encode = self._encode
         if encode is None:
             await send_json(send, method, 501, {"error": _MISSING})
             return
         snapshot = await take_snapshot(self._sup)
         snapshots = [snapshot]
         if self._directory is not None:
-            try:
-                write_snapshot(self._directory, snapshot)
-            except OSError as exc:
-                logger.warning("could not publish the metrics snapshot: %s", exc)
-            others = read_snapshots(self._directory, skip_pid=snapshot.pid, now=snapshot.taken_at)
-            snapshots.extend(others)
+            snapshots.extend(await asyncio.to_thread(_exchange, self._directory, snapshot))
         accept = b",".join(value for name, value in scope.get("headers", ()) if name == b"accept")
         group = self._directory is not None
         body, content_type = encode(snapshots, group, accept.decode("latin-1"))
         await send_body(send, method, 200, content_type.encode(), body)
 
-    def _encoder(self) -> Encoder | None:
-        if self._encode is None:
-            try:
-                import prometheus_client  # noqa: F401  (the optional extra)
-            except ImportError:
-                return None
-            self._encode = _encode
-        return self._encode
+
+def _import_encoder() -> Encoder | None:
+    """`_encode`, or None without the optional extra; in a thread: imports read files."""
+    try:
+        import prometheus_client  # noqa: F401  (the optional extra)
+    except ImportError:
+        return None
+    return _encode
+
+
+def _exchange(directory: Path, snapshot: Snapshot) -> list[Snapshot]:
+    """Publish this process's *snapshot* and read the others' (in a worker thread)."""
+    try:
+        write_snapshot(directory, snapshot)
+    except OSError as exc:
+        logger.warning("could not publish the metrics snapshot: %s", exc)
+    return read_snapshots(directory, skip_pid=snapshot.pid, now=snapshot.taken_at)
 
 
 def _encode(snapshots: Sequence[Snapshot], group: bool, accept: str) -> tuple[bytes, str]:
