@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import time
 
+import pytest
+
 from asgi_supervisor._core.cancel import (
     CANCEL_MESSAGE,
     cancel_and_wait,
@@ -287,3 +289,25 @@ async def test_a_cleanup_cancelled_by_itself_does_not_cancel_the_caller() -> Non
         return me.cancelling()
 
     assert await asyncio.create_task(caller()) == 0
+
+
+async def test_every_cleanup_runs_to_its_end_when_one_fails() -> None:
+    """A cleanup that fails does not cut the wait for the others short: they all finish,
+    then the first error is raised."""
+    finished: list[str] = []
+    failed = asyncio.Event()
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        failed.set()
+        raise RuntimeError("first cleanup failed")
+
+    async def finishes_after_it() -> None:
+        await failed.wait()
+        for _ in range(10):  # some turns of the loop after the first one failed
+            await asyncio.sleep(0)
+        finished.append("second")
+
+    with pytest.raises(RuntimeError, match="first cleanup failed"):
+        await finish_cleanup([fails(), finishes_after_it()], deadline=time.monotonic() + 5)
+    assert finished == ["second"]

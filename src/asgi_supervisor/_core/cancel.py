@@ -27,6 +27,7 @@ itself cancelled). A request counted before the wait began is never withdrawn.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Container, Coroutine, Iterable
 from dataclasses import dataclass
@@ -185,20 +186,18 @@ async def wait_resisting(future: asyncio.Future[Any], until: float) -> int:
 
 async def _wait_holding(future: asyncio.Future[Any], until: float) -> None:
     """Wait for *future* until *until*, catching each cancellation of the caller and leaving
-    its request counted (``cancelling()``): the caller decides what becomes of it."""
+    its request counted (``cancelling()``): the caller decides what becomes of it.
+
+    Never raises what *future* raised, and never cancels it: `asyncio.wait` waits for it to
+    be done without taking its result, where ``wait_for(shield(...))`` would raise a failed
+    cleanup's error mid-wait and leave the cleanups after it unawaited.
+    """
     while not future.done():
         remaining = until - time.monotonic()
         if remaining <= 0:
             return
-        try:
-            # shield: a cancellation of this wait must not cancel the shared future.
-            await asyncio.wait_for(asyncio.shield(future), remaining)
-        except TimeoutError:
-            return
-        except asyncio.CancelledError:
-            # The caller's cancellation, or *future* itself was cancelled (shield passes
-            # that on): the loop tells them apart by `future.done()`, the count by itself.
-            continue
+        with contextlib.suppress(asyncio.CancelledError):  # the caller's: left counted
+            await asyncio.wait((future,), timeout=remaining)
 
 
 _unfinished: set[asyncio.Task[Any]] = set()
