@@ -16,6 +16,8 @@ Two backends keep this promise, chosen by the URL's scheme:
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -146,11 +148,12 @@ async def open_queue(url: str, *, max_connections: int = 10) -> JobQueue:
         psycopg_pool.PoolTimeout: PostgreSQL did not accept a connection in time.
     """
     check_url(url)
+    # Each backend is imported once it is chosen, so that a SQLite-only run never loads the
+    # PostgreSQL driver, and in a thread: an import reads files, which must not hold the loop.
     if url.startswith(POSTGRES_PREFIXES):
-        # Imported here so that a SQLite-only run never loads the PostgreSQL driver.
-        from .queue_postgres import PostgresQueue
-
-        return await PostgresQueue.open(url, max_connections=max_connections)
-    from .queue_sqlite import SqliteQueue
-
-    return await SqliteQueue.open(sqlite_path(url))
+        postgres = await asyncio.to_thread(importlib.import_module, ".queue_postgres", __package__)
+        queue: JobQueue = await postgres.PostgresQueue.open(url, max_connections=max_connections)
+    else:
+        sqlite = await asyncio.to_thread(importlib.import_module, ".queue_sqlite", __package__)
+        queue = await sqlite.SqliteQueue.open(sqlite_path(url))
+    return queue

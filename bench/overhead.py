@@ -147,6 +147,7 @@ def per_request_watched(
             await asyncio.sleep(0)  # a turn of the loop: heartbeats run here
         elapsed = clock() - started
         monitor.stop()
+        await monitor.wait_finished()
         return elapsed / calls * 1e6
 
     return run

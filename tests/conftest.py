@@ -11,13 +11,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from asgi_supervisor import Supervisor
-from tests._inprocess import bare_app, quiet_supervisor
+from tests._inprocess import quiet_supervisor
 from tests._postgres import PostgresNotInstalled, PostgresServer
 
-# Re-exported while some test modules still import them from here.
-__all__ = ["bare_app", "quiet_supervisor"]
+# Where a blocking call on the event loop is allowed, by file and function: each entry says
+# what blockbuster found there and why it stays for now.
+_MAY_BLOCK: list[tuple[str, set[str]]] = [
+    # Test code that blocks the loop on purpose: a route waiting for a second TestClient,
+    # which serves on its own loop in another thread.
+    ("tests/asgi/test_transparency.py", {"outer"}),
+]
+
+
+@pytest.fixture(autouse=True)
+def blockbuster(request: pytest.FixtureRequest) -> Iterator[BlockBuster | None]:
+    """Every in-process test runs under blockbuster: a blocking call on the event loop made
+    from the library or the demo app fails the test (Starlette's own suite does the same),
+    except where `_MAY_BLOCK` says why not yet."""
+    if request.node.get_closest_marker("server") is not None:
+        yield None  # real servers run in their own processes; this one only drives them
+        return
+    with blockbuster_ctx(["asgi_supervisor", "app"]) as detector:
+        for function in detector.functions.values():
+            for filename, functions in _MAY_BLOCK:
+                function.can_block_in(filename, functions)
+        yield detector
 
 
 @pytest.fixture

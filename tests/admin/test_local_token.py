@@ -22,8 +22,8 @@ from asgi_supervisor._host.listener_folder import folder_name
 from asgi_supervisor._host.proc import listening_inodes, listening_ports
 from asgi_supervisor._host.runtime_dir import RuntimeDirError, candidates, locate, open_private
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import quiet_supervisor
 from tests._siblings import Member, folder_of, joined, listener, runtime, until
-from tests.conftest import quiet_supervisor
 
 PORT = 8123
 __all__ = ["listener", "runtime"]  # fixtures

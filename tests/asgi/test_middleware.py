@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import httpx
@@ -102,6 +103,79 @@ async def test_request_still_running_at_its_budget_is_cancelled_with_a_503() -> 
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"
     assert response.headers["connection"] == "close"
+
+
+def start_request(app: SupervisorMiddleware) -> tuple[asyncio.Task[None], list[Any]]:
+    """A ``GET /`` through *app* in a task of its own, and the messages it sends."""
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "path": "/", "method": "GET", "headers": []}
+    return asyncio.create_task(app(scope, receive, send)), sent
+
+
+async def test_a_request_cancelled_at_the_deadline_and_by_another_stays_cancelled() -> None:
+    """1. a request outlives its budget; 2. the stopping phase cancels it; 3. while its
+    cleanup awaits, something else cancels it too; 4. that other cancellation reaches the
+    request's task: no 503 stands in for it, and the report still counts it as cut."""
+    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    entered, cleaning = asyncio.Event(), asyncio.Event()
+
+    async def holds_then_cleans_up(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan of its own: the supervisor runs its own
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            cleaning.set()
+            await asyncio.sleep(3600)  # the other cancellation lands here
+
+    app = SupervisorMiddleware(holds_then_cleans_up, supervisor=supervisor)
+    async with LifespanManager(app):
+        request, sent = start_request(app)
+        await entered.wait()
+        drain = asyncio.create_task(supervisor.drain())
+        await cleaning.wait()
+        request.cancel()  # someone else: a server whose client left, say
+        await asyncio.wait({request})
+        report = await drain
+    assert request.cancelled()
+    assert sent == []
+    assert report.requests_cancelled_count == 1
+
+
+async def test_a_deadline_cut_keeps_a_cancellation_the_app_counted_before() -> None:
+    """A request whose task caught an earlier cancellation without withdrawing it is cut
+    at the deadline: it gets its 503, and only our request is withdrawn (its count stays)."""
+    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    entered = asyncio.Event()
+
+    async def caught_one_earlier(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        me = asyncio.current_task()
+        assert me is not None
+        me.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)  # caught, not uncancel()ed: the count stays at 1
+        entered.set()
+        await asyncio.sleep(3600)
+
+    app = SupervisorMiddleware(caught_one_earlier, supervisor=supervisor)
+    async with LifespanManager(app):
+        request, sent = start_request(app)
+        await entered.wait()
+        report = await supervisor.drain()
+        await request
+    assert sent[0]["status"] == 503
+    assert request.cancelling() == 1
+    assert report.requests_cancelled_count == 1
 
 
 async def test_closing_sends_the_configured_close_frame_and_app_sees_it() -> None:

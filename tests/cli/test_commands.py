@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -27,7 +28,9 @@ async def test_drain_prints_the_line_the_report_writes_of_itself(
     assert summary.startswith("drain endpoint, ")
     monkeypatch.setattr(commands, "_request", lambda args, path, **_: (200, body))
     out = io.StringIO()
-    assert commands.main(["drain", "http://127.0.0.1:1"], out=out) == commands.OK
+    # The command line runs with no event loop (it reads files and argparse stats them).
+    status = await asyncio.to_thread(commands.main, ["drain", "http://127.0.0.1:1"], out)
+    assert status == commands.OK
     first, own = out.getvalue().splitlines()
     assert first == f"state={body['state']} drained=True: {summary}"
     assert own.startswith(f"  pid={body['processes'][0]['pid']} state=")

@@ -6,7 +6,15 @@ import asyncio
 import contextlib
 import time
 
-from asgi_supervisor._core.cancel import CANCEL_MESSAGE, cancel_and_wait, recancel_margin
+import pytest
+
+from asgi_supervisor._core.cancel import (
+    CANCEL_MESSAGE,
+    cancel_and_wait,
+    finish_cleanup,
+    recancel_margin,
+    wait_resisting,
+)
 
 
 async def slow_cleanup(cleaned: asyncio.Event, cleaning: asyncio.Event | None = None) -> None:
@@ -199,3 +207,110 @@ async def test_the_shutdown_resists_being_cancelled_until_its_deadline() -> None
     assert cleaned.is_set()
     assert outcome.stopped == frozenset({task})
     assert stopper.cancelling() == 0
+
+
+async def test_waiting_withdraws_every_cancellation_made_meanwhile() -> None:
+    """Two requests that reach the waiter as one CancelledError are both withdrawn: the
+    count is back to zero, not left at one."""
+    future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def waiter() -> tuple[int, int]:
+        absorbed = await wait_resisting(future, time.monotonic() + 5)
+        me = asyncio.current_task()
+        assert me is not None
+        return absorbed, me.cancelling()
+
+    task = asyncio.create_task(waiter())
+    await asyncio.sleep(0)
+    task.cancel()
+    task.cancel()
+    await asyncio.sleep(0)
+    future.set_result(None)
+    assert await task == (2, 0)
+
+
+async def test_waiting_keeps_a_cancellation_counted_before_it_began() -> None:
+    """A request the caller caught without withdrawing it is still counted after the wait,
+    even when the awaited future is itself cancelled (a CancelledError that is nobody's
+    request to the caller)."""
+    loop = asyncio.get_running_loop()
+
+    async def waiter() -> int:
+        me = asyncio.current_task()
+        assert me is not None
+        me.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)  # caught, not uncancel()ed: the count stays at 1
+        future: asyncio.Future[None] = loop.create_future()
+        loop.call_soon(future.cancel)
+        await wait_resisting(future, time.monotonic() + 5)
+        return me.cancelling()
+
+    assert await asyncio.create_task(waiter()) == 1
+
+
+async def test_a_held_cancellation_outlives_a_cleanup_that_raises() -> None:
+    """The caller cancelled while a cleanup fails still ends cancelled, its request still
+    counted, with the cleanup's error as the cause: delayed, never lost."""
+    cleaning = asyncio.Event()
+    proceed = asyncio.Event()
+
+    async def failing_cleanup() -> None:
+        cleaning.set()
+        await proceed.wait()
+        raise RuntimeError("cleanup failed")
+
+    async def caller() -> tuple[int, BaseException | None]:
+        try:
+            await finish_cleanup([failing_cleanup()], deadline=time.monotonic() + 5)
+        except asyncio.CancelledError as exc:
+            me = asyncio.current_task()
+            assert me is not None
+            return me.cancelling(), exc.__cause__
+        raise AssertionError("finish_cleanup returned although its caller was cancelled")
+
+    task = asyncio.create_task(caller())
+    await cleaning.wait()
+    task.cancel()
+    await asyncio.sleep(0)
+    proceed.set()
+    count, cause = await task
+    assert count == 1
+    assert isinstance(cause, RuntimeError)
+
+
+async def test_a_cleanup_cancelled_by_itself_does_not_cancel_the_caller() -> None:
+    """A cleanup that ends cancelled (its own doing) is no cancellation of the caller."""
+
+    async def cancels_itself() -> None:
+        raise asyncio.CancelledError
+
+    async def caller() -> int:
+        await finish_cleanup([cancels_itself()], deadline=time.monotonic() + 5)
+        me = asyncio.current_task()
+        assert me is not None
+        return me.cancelling()
+
+    assert await asyncio.create_task(caller()) == 0
+
+
+async def test_every_cleanup_runs_to_its_end_when_one_fails() -> None:
+    """A cleanup that fails does not cut the wait for the others short: they all finish,
+    then the first error is raised."""
+    finished: list[str] = []
+    failed = asyncio.Event()
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        failed.set()
+        raise RuntimeError("first cleanup failed")
+
+    async def finishes_after_it() -> None:
+        await failed.wait()
+        for _ in range(10):  # some turns of the loop after the first one failed
+            await asyncio.sleep(0)
+        finished.append("second")
+
+    with pytest.raises(RuntimeError, match="first cleanup failed"):
+        await finish_cleanup([fails(), finishes_after_it()], deadline=time.monotonic() + 5)
+    assert finished == ["second"]

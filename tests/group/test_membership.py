@@ -20,9 +20,9 @@ from asgi_supervisor._asgi.drain import process_outcomes
 from asgi_supervisor._cli import commands as _cli
 from asgi_supervisor._host.proc import listening_inodes, listening_ports
 from asgi_supervisor.testing import LifespanManager
+from tests._inprocess import bare_app, quiet_supervisor
 from tests._siblings import Member, folder_of, joined, listener, runtime, settled, until
 from tests.apps import crash_loop
-from tests.conftest import bare_app, quiet_supervisor
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
 __all__ = ["listener", "runtime"]  # fixtures

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from blockbuster import BlockBuster
+from starlette.applications import Starlette
 
-from asgi_supervisor import Config, LoopLagStats
+from asgi_supervisor import Config, LoopLagStats, SupervisorMiddleware
 from asgi_supervisor._host.looplag import LoopLagMonitor
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import bare_app, quiet_supervisor, wait_until
 from tests.apps import hold_the_loop, line_of
 
 THREAD_NAME = "asgi-supervisor-loop-lag"
+
+
+@pytest.fixture(autouse=True)
+def unwrapped_sleep(blockbuster: BlockBuster | None) -> Iterator[None]:
+    """These tests hold the loop on purpose, with ``time.sleep`` (`hold_the_loop`), and check
+    that the frame holding it is named: blockbuster's wrapper around ``time.sleep`` would be
+    that frame. So ``time.sleep`` is unwrapped, in this module alone."""
+    if blockbuster is None:
+        yield
+        return
+    sleep = blockbuster.functions["time.sleep"]
+    sleep.deactivate()
+    try:
+        yield
+    finally:
+        sleep.activate()
 
 
 def stall_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -53,6 +73,7 @@ async def test_a_blocked_loop_is_logged_with_the_function_holding_it(
         await wait_for_ends(caplog, 1)
     finally:
         monitor.stop()
+        await monitor.wait_finished()
 
     expected = f"tests/apps.py:{line_of(hold_the_loop, 'time.sleep(')} in hold_the_loop"
     started, end = stall_records(caplog)
@@ -86,6 +107,7 @@ async def test_a_healthy_loop_logs_nothing(caplog: pytest.LogCaptureFixture) -> 
             await asyncio.sleep(0.02)
     finally:
         monitor.stop()
+        await monitor.wait_finished()
     assert [r.getMessage() for r in caplog.records] == []
     assert monitor.stats() == LoopLagStats(threshold=0.5)
 
@@ -102,6 +124,7 @@ async def test_each_stall_is_logged_once_however_long(caplog: pytest.LogCaptureF
         await wait_for_ends(caplog, 2)
     finally:
         monitor.stop()
+        await monitor.wait_finished()
     assert [r.getMessage().split(" for ")[0] for r in stall_records(caplog)] == [
         "event loop blocked",
         "event loop was blocked",
@@ -111,17 +134,66 @@ async def test_each_stall_is_logged_once_however_long(caplog: pytest.LogCaptureF
     assert monitor.stats().stall_count == len(ended(caplog.records)) >= 2
 
 
-async def test_the_thread_runs_from_lifespan_startup_to_lifespan_shutdown() -> None:
-    """The watcher thread starts with the lifespan and is stopped and joined when the lifespan
-    shutdown arrives; a daemon, it could never keep the process alive."""
+async def test_the_thread_runs_from_lifespan_startup_to_the_app_s_shutdown() -> None:
+    """The watcher thread starts with the lifespan, is stopped before the app's own shutdown
+    runs, and has ended before the server hears the shutdown is complete; a daemon, it could
+    never keep the process alive."""
     supervisor = quiet_supervisor(loop_lag_threshold=0.1)
+    running_in_app_shutdown: list[bool] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        running_in_app_shutdown.append(supervisor._loop_lag.running)
+
+    app = SupervisorMiddleware(Starlette(lifespan=lifespan), supervisor=supervisor)
     assert not supervisor._loop_lag.running
-    async with LifespanManager(bare_app(supervisor)):
+    async with LifespanManager(app):
         assert supervisor._loop_lag.running
         (thread,) = [t for t in threading.enumerate() if t.name == THREAD_NAME]
         assert thread.daemon
-    assert not supervisor._loop_lag.running
+    assert running_in_app_shutdown == [False]
+    await asyncio.to_thread(thread.join, 5)  # it had ended its work; now it has exited
     assert not thread.is_alive()
+
+
+async def test_stopping_never_waits_for_the_thread(caplog: pytest.LogCaptureFixture) -> None:
+    """1. The watcher thread is held inside a log handler; 2. `stop`, on the loop, returns
+    at once (under blockbuster a join there fails the test); 3. `wait_finished` returns once
+    the thread, released, has logged the stall's end and counted it."""
+    caplog.set_level(logging.WARNING, logger="asgi_supervisor")
+    in_handler, release = threading.Event(), threading.Event()
+
+    class HoldsTheThread(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread().name == THREAD_NAME:
+                in_handler.set()
+                release.wait(10)
+
+    handler = HoldsTheThread()
+    logger = logging.getLogger("asgi_supervisor")
+    logger.addHandler(handler)
+    monitor = LoopLagMonitor(0.1)
+    monitor.start(asyncio.get_running_loop())
+    try:
+        (thread,) = [t for t in threading.enumerate() if t.name == THREAD_NAME]
+        for _ in range(20):  # one stall is enough, unless this shared machine stalls us
+            hold_the_loop(0.3)  # the thread logs this stall, and is held in the handler
+            await asyncio.sleep(0)
+            if in_handler.is_set():
+                break
+        assert in_handler.is_set(), "the watcher thread logged no stall in 20 tries"
+        monitor.stop()
+        assert thread.is_alive()
+        assert not monitor.running
+        release.set()
+        await monitor.wait_finished()
+        assert monitor.stats().stall_count == 1
+        await asyncio.to_thread(thread.join, 5)
+        assert not thread.is_alive()
+    finally:
+        release.set()
+        logger.removeHandler(handler)
 
 
 async def test_off_means_no_thread() -> None:

@@ -225,6 +225,21 @@ async def test_without_the_extra_metrics_says_what_to_install(
     assert ready.status_code == 200
 
 
+async def test_the_first_scrape_imports_the_extra_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first scrape imports prometheus_client, which reads files and ``/proc``: in a
+    thread, so blockbuster sees nothing block the loop."""
+    for name in [n for n in sys.modules if n.partition(".")[0] == "prometheus_client"]:
+        monkeypatch.delitem(sys.modules, name)  # put back as they were after the test
+    supervisor = quiet_supervisor()
+    app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
+    async with LifespanManager(app), client(app, LOOPBACK) as http:
+        metrics = await http.get("/metrics")
+    assert metrics.status_code == 200
+    assert "prometheus_client" in sys.modules
+
+
 async def test_metrics_answer_under_the_path_prefix_only() -> None:
     """The endpoint lives under ``path_prefix``; the app's own ``/metrics`` is left alone."""
 

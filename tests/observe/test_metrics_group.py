@@ -16,10 +16,9 @@ from asgi_supervisor._host.channel import MAX_MESSAGE, encode
 from asgi_supervisor._observe.metrics import Snapshot, take_snapshot
 from asgi_supervisor._observe.metrics_group import serve_snapshots
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import client, named, parse
+from tests._inprocess import client, named, parse, quiet_supervisor
 from tests._siblings import Member, folder_of, joined, listener, runtime, until
 from tests.apps import cooperative_worker
-from tests.conftest import quiet_supervisor
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
 __all__ = ["listener", "runtime"]  # fixtures

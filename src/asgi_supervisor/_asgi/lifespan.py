@@ -106,9 +106,6 @@ class LifespanBridge:
             self._run = self._begin()
         elif kind == "lifespan.shutdown":
             await self._stop()
-            # The app's own shutdown may block in sync cleanup; nobody is served any more,
-            # so that is no stall to report.
-            self._sup._loop_lag.stop()
         return message
 
     async def send(self, message: Message) -> None:
@@ -144,10 +141,7 @@ class LifespanBridge:
         run = self._run
         if run is None or self._failure is not None:
             return
-        # The late fallback: the server has already cut every connection, so only the
-        # tasks are left to stop. A drain begun earlier is simply joined.
-        run.shutdown.trigger("lifespan shutdown", exiting=True)
-        await run.shutdown.wait_stopped()
+        await run.stop()
 
     async def _over(self) -> None:
         # Idempotent: the lifespan is over, whichever way it ended.

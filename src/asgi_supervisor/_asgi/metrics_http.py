@@ -4,6 +4,10 @@ Public, like ``/health``: it says the same things (names, states, counts and dur
 never an error text, a stack or a task's name. It needs ``prometheus_client`` (the
 ``asgi-supervisor[metrics]`` extra), imported at the first scrape; without it the endpoint
 answers 501 and says what to install.
+
+Nothing here blocks the event loop: the import (which reads files, and `prometheus_client`
+reads ``/proc`` as it is imported) runs in a worker thread, and in a process group the
+siblings' snapshots arrive over the group's channel.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ class MetricsEndpoint:
     def __init__(self, supervisor: Supervisor, channel: Callable[[], Channel | None]) -> None:
         self._sup = supervisor
         self._channel = channel
+        # Known once the first scrape has tried the import: None without the extra.
+        self._imported = False
         self._encode: Encoder | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,7 +68,10 @@ class MetricsEndpoint:
             error = {"error": f"method {method} is not allowed here; use GET or HEAD"}
             await send_json(send, method, 405, error, [(b"allow", b"GET, HEAD")])
             return
-        encode = self._encoder()
+        if not self._imported:
+            self._encode = await asyncio.to_thread(_import_encoder)
+            self._imported = True
+        encode = self._encode
         if encode is None:
             await send_json(send, method, 501, {"error": _MISSING})
             return
@@ -77,14 +86,14 @@ class MetricsEndpoint:
         body, content_type = encode(snapshot, peers, accept.decode("latin-1"))
         await send_body(send, method, 200, content_type.encode(), body)
 
-    def _encoder(self) -> Encoder | None:
-        if self._encode is None:
-            try:
-                import prometheus_client  # noqa: F401  (the optional extra)
-            except ImportError:
-                return None
-            self._encode = _encode
-        return self._encode
+
+def _import_encoder() -> Encoder | None:
+    """`_encode`, or None without the optional extra; in a thread: imports read files."""
+    try:
+        import prometheus_client  # noqa: F401  (the optional extra)
+    except ImportError:
+        return None
+    return _encode
 
 
 def _encode(own: Snapshot, peers: Sequence[Peer] | None, accept: str) -> tuple[bytes, str]:

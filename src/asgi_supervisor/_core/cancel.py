@@ -15,11 +15,19 @@ The policy for resisting cancellation, shared by every wait of the shutdown (`wa
 the task running the shutdown absorbs a cancellation (``uncancel``) and keeps waiting until its
 own deadline, because a shutdown stopped half-way is worse than one that ends on time.
 ``asyncio.run`` cancels every task left when a server returns early, the shutdown included.
+The cleanup at the end of a lifespan (`finish_cleanup`) holds a cancellation instead, and
+raises it once the cleanup is over.
+
+Both compare with the caller's ``cancelling()`` count on entry, as asyncio's ``timeouts.py``
+and ``taskgroups.py`` do, rather than counting the `CancelledError` they caught: two requests
+can arrive as one error, and an error can come without a request (the awaited future was
+itself cancelled). A request counted before the wait began is never withdrawn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Container, Coroutine, Iterable
 from dataclasses import dataclass
@@ -159,23 +167,37 @@ async def wait_resisting(future: asyncio.Future[Any], until: float) -> int:
     Returns when the future is done or the time has come, whichever is first; never raises
     `CancelledError` for a cancellation of the caller (see the module docstring), and never
     cancels *future*. Returns how many cancellations of the caller it absorbed.
+
+    Cancellation: every request that arrived during the wait is withdrawn (``uncancel``), and
+    only those: the caller's ``cancelling()`` count is back to what it was on entry, as
+    asyncio's `timeouts` compares with the count it saw on entry.
     """
+    task = asyncio.current_task()
+    entry = 0 if task is None else task.cancelling()
+    await _wait_holding(future, until)
     absorbed = 0
+    # Scenario: a cancelled task caught the CancelledError, carried on without uncancel()
+    # and began a shutdown: its count is 1 on entry, and that request is not ours to drop.
+    while task is not None and task.cancelling() > entry:
+        task.uncancel()
+        absorbed += 1
+    return absorbed
+
+
+async def _wait_holding(future: asyncio.Future[Any], until: float) -> None:
+    """Wait for *future* until *until*, catching each cancellation of the caller and leaving
+    its request counted (``cancelling()``): the caller decides what becomes of it.
+
+    Never raises what *future* raised, and never cancels it: `asyncio.wait` waits for it to
+    be done without taking its result, where ``wait_for(shield(...))`` would raise a failed
+    cleanup's error mid-wait and leave the cleanups after it unawaited.
+    """
     while not future.done():
         remaining = until - time.monotonic()
         if remaining <= 0:
-            break
-        try:
-            # shield: a cancellation of this wait must not cancel the shared future.
-            await asyncio.wait_for(asyncio.shield(future), remaining)
-        except TimeoutError:
-            break
-        except asyncio.CancelledError:
-            absorbed += 1
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
-    return absorbed
+            return
+        with contextlib.suppress(asyncio.CancelledError):  # the caller's: left counted
+            await asyncio.wait((future,), timeout=remaining)
 
 
 _unfinished: set[asyncio.Task[Any]] = set()
@@ -187,23 +209,31 @@ async def finish_cleanup(cleanups: Iterable[Coroutine[Any, Any, None]], *, deadl
 
     For the end of a lifespan: hypercorn cancels the lifespan task there, and cleanup cut at
     its first ``await`` leaves files behind. A cancellation of the caller is held until the
-    cleanups have finished (or their time is up), then raised: it is delayed, never lost. A
+    cleanups have finished (or their time is up), then raised: it is delayed, never lost,
+    and the caller's ``cancelling()`` count still holds every request made meanwhile. A
     cleanup still running at the deadline is cancelled and left to end on its own.
 
     Raises:
-        asyncio.CancelledError: the caller was cancelled meanwhile.
+        asyncio.CancelledError: the caller was cancelled meanwhile; the first cleanup's
+            error, if one raised, is its ``__cause__``. Cancellation wins over an error
+            because whoever cancelled the caller waits for it to end cancelled.
+        Exception: the first error a cleanup raised, when the caller was not cancelled.
     """
+    task = asyncio.current_task()
+    entry = 0 if task is None else task.cancelling()
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(cleanup) for cleanup in cleanups]
-    absorbed = 0
-    for task in tasks:
-        absorbed += await wait_resisting(task, deadline)
-    for task in tasks:
-        if not task.done():
-            task.cancel()
-            _unfinished.add(task)  # a reference until it ends, as for every task we made
-            task.add_done_callback(_unfinished.discard)
-        elif not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
-    if absorbed:
-        raise asyncio.CancelledError
+    for cleanup_task in tasks:
+        await _wait_holding(cleanup_task, deadline)
+    error: BaseException | None = None
+    for cleanup_task in tasks:
+        if not cleanup_task.done():
+            cleanup_task.cancel()
+            _unfinished.add(cleanup_task)  # a reference until it ends, as for every task we made
+            cleanup_task.add_done_callback(_unfinished.discard)
+        elif error is None and not cleanup_task.cancelled():
+            error = cleanup_task.exception()
+    if task is not None and task.cancelling() > entry:
+        raise asyncio.CancelledError from error
+    if error is not None:
+        raise error

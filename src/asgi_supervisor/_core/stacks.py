@@ -29,6 +29,9 @@ __all__ = [
 
 # The package's own folder (this module sits one level below it).
 _LIBRARY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# What relative code file names are relative to, read once at import: `os.path.abspath`
+# would ask the kernel for the working directory at each call, on the event loop.
+_CWD = os.getcwd()
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # Frameworks whose frames sit between a task and the user's code.
 _PLUMBING = (
@@ -86,7 +89,7 @@ def _frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
 def is_user_code(filename: str) -> bool:
     """True unless *filename* belongs to asyncio (the stdlib), this library or ASGI plumbing."""
     # Cached per file: with 10 000 tasks, /tasks asks about the same few files 50 000 times.
-    path = os.path.abspath(filename)
+    path = os.path.normpath(os.path.join(_CWD, filename))  # as abspath, without a syscall
     if path.startswith(_LIBRARY_DIR):
         return False
     # Global site-packages lives below the stdlib directory; code there may be the user's.

@@ -14,6 +14,11 @@ it is late by half a second, every request waits that long, and the operator's q
   loop is running, and logs one WARNING. When the beat's deque shows the stall ended, it logs
   one more with the stall's length and counts it in `LoopLagStats`.
 
+Nothing here blocks the loop, stopping included: `LoopLagMonitor.stop` sets the thread's event
+and returns, and the thread, woken at once, tells the loop when it has ended (`wait_finished`
+awaits that, bounded). A join would hold the loop for as long as the thread takes to finish
+a log line, at every lifespan shutdown.
+
 Reading ``asyncio.current_task(loop)`` from another thread is racy: the loop could switch tasks
 between our two reads of its state. A stalled loop switches nothing, and the sample is
 discarded unless the beat is still overdue after it was taken.
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -39,7 +45,7 @@ __all__ = ["LoopLagMonitor", "LoopLagStats"]
 logger = logging.getLogger("asgi_supervisor")
 
 _STACK_LIMIT = 40  # innermost frames kept in the log record's `stack` field
-_JOIN_TIMEOUT = 1.0
+_FINISH_TIMEOUT = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,7 +93,8 @@ class _Heartbeat:
 
     The watcher thread reads `due` and pops `ended`; the loop never waits for it (a float
     store and ``deque.append`` are atomic). A run's heartbeat, event and thread are its own,
-    so a thread that outlives `LoopLagMonitor.stop` can never read a later run's beats.
+    so a thread that outlives `LoopLagMonitor.stop` can never read a later run's beats; it
+    resolves `finished` (on the loop, if the loop is still open) as it ends.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, interval: float, limit: float) -> None:
@@ -96,6 +103,7 @@ class _Heartbeat:
         self.stopped = threading.Event()
         self.stopped_at = 0.0
         self.ended: collections.deque[tuple[float, float]] = collections.deque()
+        self.finished: asyncio.Future[None] = loop.create_future()
         self._interval = interval
         self._limit = limit
         self._call_later = loop.call_later
@@ -116,6 +124,13 @@ class _Heartbeat:
         self.stopped_at = time.monotonic()
         self.stopped.set()
 
+    def thread_ended(self) -> None:
+        """Called from the watcher thread as it ends: resolve `finished` on the loop."""
+        # Scenario: asyncio.run closes the loop between our check and the call; then nobody
+        # awaits `finished` any more, and the RuntimeError says only that.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(_resolve, self.finished)
+
 
 class LoopLagMonitor:
     """Logs the code that holds the event loop for longer than *threshold* seconds.
@@ -125,11 +140,13 @@ class LoopLagMonitor:
         monitor = LoopLagMonitor(0.5)
         monitor.start(asyncio.get_running_loop())   # from the loop's thread
         ...
-        monitor.stop()
+        monitor.stop()                  # never blocks
+        await monitor.wait_finished()   # the thread has ended (at most a second)
 
-    The supervisor starts it when its lifespan startup is done and stops it when the lifespan
-    shutdown arrives, before the app's own shutdown (whose sync cleanup is no stall anyone
-    serves through). ``threshold=None`` makes every method a no-op.
+    One lifespan's run starts it when its startup is done and stops it when its shutdown
+    sequence has stopped, before the app's own shutdown (whose sync cleanup is no stall
+    anyone serves through), or when the lifespan ends otherwise. Its counts span every run.
+    ``threshold=None`` makes every method a no-op.
 
     Args:
         threshold: seconds of lag that make a stall, or None for off.
@@ -142,6 +159,8 @@ class LoopLagMonitor:
         self._stats_lock = threading.Lock()
         self._heartbeat: _Heartbeat | None = None
         self._thread: threading.Thread | None = None
+        # The last run's heartbeat, until the next start: `wait_finished` awaits its thread.
+        self._last: _Heartbeat | None = None
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -165,28 +184,44 @@ class LoopLagMonitor:
         if self.threshold is None or self._thread is not None:
             return
         heartbeat = _Heartbeat(loop, self.threshold / 2, self.threshold)
-        self._heartbeat = heartbeat
+        self._heartbeat = self._last = heartbeat
         self._thread = threading.Thread(
             target=self._watch, args=(heartbeat,), name="asgi-supervisor-loop-lag", daemon=True
         )
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop the heartbeat and the thread; call it from the loop's thread.
+        """Stop the heartbeat and tell the thread to end; call it from the loop's thread.
 
-        Waits at most a second for the thread to end: a thread still busy writing a log line
-        is a daemon and cannot keep the process alive.
+        Never blocks: the thread, woken at once, logs a stall it caught and ends by itself
+        (`wait_finished`). A daemon, it cannot keep the process alive meanwhile. Stopping a
+        stopped monitor does nothing.
         """
-        thread, heartbeat = self._thread, self._heartbeat
-        if thread is None or heartbeat is None:
+        heartbeat = self._heartbeat
+        if heartbeat is None:
             return
         heartbeat.stop()
-        thread.join(_JOIN_TIMEOUT)
         self._thread = self._heartbeat = None
+
+    async def wait_finished(self) -> None:
+        """Wait until the thread of the last run has ended, a second at most, after `stop`.
+
+        Cancellation and timeout: the wait ends, the thread still ends by itself.
+        """
+        heartbeat = self._last
+        if heartbeat is None or self._heartbeat is heartbeat:
+            return  # never started, or not stopped: there is no end to wait for
+        await asyncio.wait([heartbeat.finished], timeout=_FINISH_TIMEOUT)
 
     # -- the watcher thread -----------------------------------------------------------------
 
     def _watch(self, heartbeat: _Heartbeat) -> None:
+        try:
+            self._watch_until_stopped(heartbeat)
+        finally:
+            heartbeat.thread_ended()
+
+    def _watch_until_stopped(self, heartbeat: _Heartbeat) -> None:
         assert self.threshold is not None  # start() runs no thread otherwise
         threshold, loop = self.threshold, heartbeat.loop
         caught: _Sample | None = None
@@ -259,6 +294,11 @@ class LoopLagMonitor:
                 "task": sample.task if sample is not None else None,
             },
         )
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _sample(heartbeat: _Heartbeat, due: float) -> _Sample | None:

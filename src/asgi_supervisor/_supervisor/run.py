@@ -17,9 +17,8 @@ import contextlib
 import functools
 import logging
 import os
-import time
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_supervisor._admin.local_token import LocalTokens
 from asgi_supervisor._core.drain_outcome import drain_outcome
@@ -28,22 +27,30 @@ from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._core.workers import WorkerSpec, start_workers
 from asgi_supervisor._group.membership import ProcessGroup
+from asgi_supervisor._host.logs import show_logs_through_server
 from asgi_supervisor._host.presence import Presence
 from asgi_supervisor._host.runtime_dir import locate
 
 from .config import Config
 from .shutdown import Shutdown
 
+if TYPE_CHECKING:
+    from asgi_supervisor._core.report import ShutdownReport
+    from asgi_supervisor._host.looplag import LoopLagMonitor
+
 __all__ = ["Run"]
 
 logger = logging.getLogger("asgi_supervisor")
 
-_CLOCK_PERIOD = 0.1
 T = TypeVar("T")
 
 
 class Run:
-    """The state of one lifespan: its loop, lifecycle, registry, requests and shutdown."""
+    """The state of one lifespan: its loop, lifecycle, registry, requests and shutdown.
+
+    It alone starts and stops what watches the lifespan while it serves: the request count's
+    clock and the supervisor's loop-lag detection.
+    """
 
     def __init__(
         self,
@@ -52,9 +59,13 @@ class Run:
         *,
         find_requests: Callable[[], list[asyncio.Task[Any]]],
         on_critical_failure: str,
+        loop_lag: LoopLagMonitor,
     ) -> None:
         self.config = config
         self.loop = loop
+        # The supervisor's, so that its counts span every lifespan; this run alone starts
+        # and stops it (`start`, `stop`, `close`).
+        self._loop_lag = loop_lag
         self.lifecycle = Lifecycle()
         self.registry = Registry(config.history_size)
         self.requests = RequestCount()
@@ -73,8 +84,7 @@ class Run:
             find_requests=find_requests,
             is_replaceable=lambda: self.group is not None and self.group.is_shared(),
         )
-        self._ticker: asyncio.TimerHandle | None = None
-        self._tick()
+        self.requests.start_clock(loop)
         # What other processes of this server see of this lifespan, from start() to leave().
         self.presence: Presence | None = None
         self.group: ProcessGroup | None = None
@@ -86,7 +96,8 @@ class Run:
         return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
 
     async def start(self, specs: list[WorkerSpec]) -> None:
-        """Start the workers after the app's own startup; then the state is ``ready``.
+        """Start the workers after the app's own startup; then the state is ``ready``, and
+        loop-lag detection watches the loop while it serves.
 
         Raises:
             StartupError: a worker raised before its first suspension (its first ``await``
@@ -106,6 +117,25 @@ class Run:
             raise failure
         if self.lifecycle.advance(State.READY):
             logger.info("ready", extra={"state": "ready", "workers": len(specs)})
+        # Now that the server and the app's startup have configured logging (or not), make
+        # our records show; then watch the loop while it serves.
+        show_logs_through_server()
+        self._loop_lag.start(self.loop)
+
+    async def stop(self) -> ShutdownReport:
+        """The lifespan shutdown arrived: run the shutdown sequence (or join the one under
+        way) to its end, then stop watching the loop, before the app's own shutdown runs
+        (its sync cleanup is no stall anyone serves through).
+
+        Cancellation: cancelling the caller does not cancel the shutdown.
+        """
+        # The late fallback: the server has already cut every connection, so only the
+        # tasks are left to stop. A drain begun earlier is simply joined.
+        self.shutdown.trigger("lifespan shutdown", exiting=True)
+        report = await self.shutdown.wait_stopped()
+        self._loop_lag.stop()
+        await self._loop_lag.wait_finished()
+        return report
 
     def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
         """Run *coro* as a tracked task of this lifespan, named *name*."""
@@ -121,10 +151,10 @@ class Run:
         self.close()
 
     def close(self) -> None:
-        """The lifespan is over: stop the clock, give the signal handlers back."""
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
+        """The lifespan is over, whichever way it ended: stop the clock and loop-lag
+        detection (both idempotent), give the signal handlers back."""
+        self.requests.stop_clock()
+        self._loop_lag.stop()
         self.shutdown.finish()
 
     async def leave(self) -> None:
@@ -187,8 +217,3 @@ class Run:
         if self.config.local_token:
             self.local_tokens = LocalTokens(presence)
         self.presence = presence
-
-    def _tick(self) -> None:
-        # Refresh the cheap clock requests read for their age in /tasks.
-        self.requests.now = time.monotonic()
-        self._ticker = self.loop.call_later(_CLOCK_PERIOD, self._tick)

@@ -289,7 +289,8 @@ class Shutdown:
         websockets = list(registry.websockets)
         closes = [close for close in self._closes if not close.done()]
         if requests:
-            self._requests.deadline_cancel = True
+            # Nothing runs between this and the cancel: each count is the one before ours.
+            self._requests.deadline_cancels = {task: task.cancelling() for task in requests}
         records = registry.records
         outcome = await cancel_and_wait(
             # Newest first: spawned tasks, then workers in reverse order of registration.

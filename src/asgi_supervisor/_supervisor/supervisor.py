@@ -22,7 +22,6 @@ from asgi_supervisor._core.stopping import Stopping
 from asgi_supervisor._core.worker_state import WorkerSnapshot
 from asgi_supervisor._core.workers import Restart, WorkerSpec, parse_restart
 from asgi_supervisor._group.membership import ProcessGroup
-from asgi_supervisor._host.logs import show_logs_through_server
 from asgi_supervisor._host.looplag import LoopLagMonitor, LoopLagStats
 
 from .config import Config
@@ -102,7 +101,8 @@ class Supervisor:
         # The current lifespan's run, or the last one's until the next startup.
         self._run: Run | None = None
         self._stopping = Stopping(lambda: None if self._run is None else self._run.stopping)
-        # Loop-lag detection; its counts span every lifespan of this supervisor.
+        # Loop-lag detection; its counts span every lifespan of this supervisor, whose run
+        # starts and stops it.
         self._loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
     @classmethod
@@ -371,6 +371,7 @@ class Supervisor:
             asyncio.get_running_loop(),
             find_requests=find_requests,
             on_critical_failure=self._on_critical_failure,
+            loop_lag=self._loop_lag,
         )
         return self._run
 
@@ -381,14 +382,9 @@ class Supervisor:
             StartupError: a worker raised before its first suspension.
         """
         await run.start(self._specs)
-        # Now that the server and the app's startup have configured logging (or not), make
-        # our records show; then watch the loop while it serves.
-        show_logs_through_server()
-        self._loop_lag.start(run.loop)
 
     def _end(self, run: Run) -> None:
-        """*run*'s lifespan is over, whichever way it ended: stop watching its loop."""
-        self._loop_lag.stop()
+        """*run*'s lifespan is over, whichever way it ended."""
         run.close()
 
     # -- draining ---------------------------------------------------------------------------
