@@ -2,7 +2,7 @@
 
 Hypercorn installs its handlers with ``loop.add_signal_handler``; the supervisor takes the
 loop's handle over and runs it when the server may stop. (Hypercorn's default mode runs the
-app in a child process that never receives the signal: see the README.)
+app in a child process that never receives the signal: see docs/servers.md.)
 """
 
 from __future__ import annotations

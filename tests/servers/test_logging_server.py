@@ -1,5 +1,5 @@
 """What an operator sees on a real server's output: with no logging configuration of the app's
-own, the drain's phases and the report show in the server's format; with the README's JSON
+own, the drain's phases and the report show in the server's format; with the docs' JSON
 setup, every line is JSON and carries the structured fields."""
 
 from __future__ import annotations
@@ -55,19 +55,19 @@ def test_a_plain_server_shows_the_phases_and_the_report(
     assert "{'trigger'" not in output  # no dict repr
 
 
-def readme_json_logging_example() -> str:
-    """The README's JSON logging setup, as a user would copy it."""
-    readme = (REPO / "README.md").read_text()
-    blocks: list[str] = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+def docs_json_logging_example() -> str:
+    """The JSON logging setup of docs/logging.md, as a user would copy it."""
+    page = (REPO / "docs" / "logging.md").read_text()
+    blocks: list[str] = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
     (block,) = [block for block in blocks if "class JsonFormatter" in block]
     return block
 
 
-def test_the_readme_json_logging_example_works_under_uvicorn(tmp_path: Path) -> None:
-    """1. an app imports the README's JSON setup first; 2. SIGTERM; 3. every line uvicorn
+def test_the_docs_json_logging_example_works_under_uvicorn(tmp_path: Path) -> None:
+    """1. an app imports the docs' JSON setup first; 2. SIGTERM; 3. every line uvicorn
     and the supervisor print is JSON; 4. the supervisor's records carry their `extra=`
     fields, the report its whole dict; 5. nothing is printed twice."""
-    (tmp_path / "logging_setup.py").write_text(readme_json_logging_example())
+    (tmp_path / "logging_setup.py").write_text(docs_json_logging_example())
     (tmp_path / "json_app.py").write_text(
         "import logging_setup  # noqa: F401  (first: configure logging)\n"
         "from tests.servers.served import app  # noqa: F401\n"

@@ -32,8 +32,8 @@ WORKERS = {
     "gunicorn": ("-w", "2"),
     "granian": ("--workers", "2"),
 }
-# What each server's main process exits with after SIGTERM, measured here (the README's
-# servers table states these).
+# What each server's main process exits with after SIGTERM, measured here (the servers
+# table of docs/servers.md states these).
 EXIT_STATUS = {"uvicorn": 0, "gunicorn": 0, "granian": 0}
 # The steps before SIGTERM take 7 to 9.5 s on two shared cores (fresh-connection probes).
 LOAD_SECONDS = 15

@@ -1,4 +1,4 @@
-"""Every single-process row of the README's servers table, measured on the real server.
+"""Every single-process row of the servers table (docs/servers.md), measured on the real server.
 
 Each server runs the test app with one worker process (or none), a 1 s shutdown delay and a
 6 s grace period. Three ways to stop it, each on a fresh process:
@@ -11,7 +11,7 @@ Each server runs the test app with one worker process (or none), a 1 s shutdown 
   code and reason); then the process exits by itself, or waits for the SIGTERM that
   follows the hook (a worker its server would replace): the exit status.
 
-`EXPECTED` is what the README's table says; a server that changes its behaviour fails here.
+`EXPECTED` is what that table says; a server that changes its behaviour fails here.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The /tasks page in a real headless Chromium, served by a real uvicorn.
 
-Set ``TASKS_PAGE_SCREENSHOT`` to a path to keep the screenshot (the README's
+Set ``TASKS_PAGE_SCREENSHOT`` to a path to keep the screenshot (the docs'
 ``docs/tasks-page.png`` is made so).
 """
 
