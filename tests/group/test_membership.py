@@ -21,7 +21,16 @@ from asgi_supervisor._cli import commands as _cli
 from asgi_supervisor._host.proc import listening_inodes, listening_ports
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import bare_app, quiet_supervisor
-from tests._siblings import Member, folder_of, joined, listener, runtime, settled, until
+from tests._siblings import (
+    WITHIN,
+    Member,
+    folder_of,
+    joined,
+    listener,
+    runtime,
+    settled,
+    until,
+)
 from tests.apps import crash_loop
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
@@ -44,19 +53,17 @@ def test_listening_ports_and_inodes_name_our_listener(listener: socket.socket) -
 async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
     listener: socket.socket, runtime: Path
 ) -> None:
-    """1. three members join; 2. one announces; 3. the others hear it within 100 ms with the
-    same deadline; 4. nobody re-broadcasts (each heard exactly one drain)."""
+    """1. three members join; 2. one announces; 3. the others hear it with the same
+    deadline; 4. nobody re-broadcasts (each heard exactly one drain)."""
     a, b, c = Member(runtime, 101), Member(runtime, 102), Member(runtime, 103)
     await joined(a, b, c)
     deadline = time.monotonic() + 20.0
-    sent = time.monotonic()
     assert a.group is not None
     a.group.announce("drain endpoint", deadline)
     for member in (b, c):
-        trigger, heard_deadline = await member.wait_heard(within=1.0)
+        trigger, heard_deadline = await member.wait_heard()
         assert trigger == "drain endpoint (from pid 101)"
         assert heard_deadline == deadline
-    assert time.monotonic() - sent < 0.1
     await settled(a, b, c)
     assert (a.heard, len(b.heard), len(c.heard)) == ([], 1, 1)
     assert (b.drains_said(), c.drains_said()) == ([], [])
@@ -100,7 +107,7 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     late.start()
     assert not late.presence.joined
     found.update(await asyncio.to_thread(listening_ports))  # it listens after startup
-    await asyncio.wait_for(until(lambda: late.presence.joined), 2.0)
+    await asyncio.wait_for(until(lambda: late.presence.joined), WITHIN)
     assert await late.wait_heard() == ("api (from pid 301)", deadline)
     for member in (a, late):
         await member.close()
@@ -190,10 +197,10 @@ async def test_a_supervisor_drains_with_its_group_and_tells_it(
     async with LifespanManager(bare_app(supervisor)):
         await joined(sibling)
         # The supervisor's hello reaches the sibling once it has joined.
-        await asyncio.wait_for(until(sibling.presence.channel.is_shared), 2.0)
+        await asyncio.wait_for(until(sibling.presence.channel.is_shared), WITHIN)
         deadline = time.monotonic() + 3.0
         sibling.group.announce("drain endpoint", deadline)
-        await asyncio.wait_for(until(lambda: supervisor.is_draining), 1.0)
+        await asyncio.wait_for(until(lambda: supervisor.is_draining), WITHIN)
         assert supervisor.drain_progress()["trigger"] == "drain endpoint (from pid 701)"
         assert abs(deadline_of(supervisor) - deadline) < 0.01
         outcomes = await process_outcomes(supervisor)
@@ -214,7 +221,7 @@ async def test_the_token_and_the_group_share_one_listener_folder_set_in_code(
     supervisor = quiet_supervisor(process_group=True, local_token=True, runtime_dir=str(runtime))
     folder = folder_of(runtime, listener)
     async with LifespanManager(bare_app(supervisor)):
-        await asyncio.wait_for(until(lambda: (folder / "token").exists()), 2.0)
+        await asyncio.wait_for(until(lambda: (folder / "token").exists()), WITHIN)
         assert sorted(os.listdir(folder)) == [f"{os.getpid()}.sock", "token"]
         await supervisor.drain()
     assert os.listdir(runtime) == []
@@ -230,9 +237,9 @@ async def test_a_supervisor_drain_reaches_its_siblings(
     sibling = Member(runtime, 801)
     async with LifespanManager(bare_app(supervisor)):
         await joined(sibling)
-        await asyncio.wait_for(until(sibling.presence.channel.is_shared), 2.0)
+        await asyncio.wait_for(until(sibling.presence.channel.is_shared), WITHIN)
         supervisor.begin_drain("api")
-        trigger, deadline = await sibling.wait_heard(within=0.5)
+        trigger, deadline = await sibling.wait_heard()
         assert trigger == f"api (from pid {os.getpid()})"
         assert abs(deadline_of(supervisor) - deadline) < 0.01
         await supervisor.drain()
@@ -251,7 +258,7 @@ async def test_a_critical_failure_drains_the_siblings_too(
     )
     supervisor.add_worker(crash_loop, restart="never", critical=True)
     async with LifespanManager(bare_app(supervisor)):
-        trigger, _ = await sibling.wait_heard(within=2.0)
+        trigger, _ = await sibling.wait_heard()
         assert trigger == f"critical worker failed (from pid {os.getpid()})"
         await supervisor.drain()
     await sibling.close()
