@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_supervisor._admin.local_token import LocalTokens
+from asgi_supervisor._admin.login import OneTimeCodes
 from asgi_supervisor._core.drain_outcome import drain_outcome
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
@@ -91,6 +92,8 @@ class Run:
         self.local_tokens: LocalTokens | None = None
         if config.local_token or config.process_group:
             self._join_neighbours()
+        # The login codes used here, told to and by the siblings, which accept the same codes.
+        self.login_codes = OneTimeCodes(None if self.presence is None else self.presence.channel)
 
     def __repr__(self) -> str:
         return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
