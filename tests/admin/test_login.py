@@ -32,39 +32,39 @@ def code(now: float = NOW, key: bytes = KEY) -> Verified:
     return verify(value, [key], "login", now=now, lifetime=LOGIN_LIFETIME)
 
 
-def test_a_code_is_claimed_once_until_it_expires() -> None:
+async def test_a_code_is_claimed_once_until_it_expires() -> None:
     """1. the first claim wins; 2. the second loses; 3. another code still wins; 4. once the
     memory is full, expired codes are forgotten to make room, and live ones are not."""
     clock = [NOW]
     codes = OneTimeCodes(None, clock=lambda: clock[0])
     first = code()
-    assert codes.claim(first)
-    assert not codes.claim(first)
-    assert codes.claim(code())
+    assert await codes.claim(first)
+    assert not await codes.claim(first)
+    assert await codes.claim(code())
     # 4.
     clock[0] = NOW + LOGIN_LIFETIME + 1
     live = {f"live-{i}": NOW + 10 * LOGIN_LIFETIME for i in range(login._MAX_REMEMBERED - 1)}
     codes._used.update(live)
-    assert codes.claim(code(now=clock[0]))  # the two expired ones went
-    assert not codes.claim(code(now=clock[0]))  # full of live codes: refused, not forgotten
-    assert not codes.claim(first)
+    assert await codes.claim(code(now=clock[0]))  # the two expired ones went
+    assert not await codes.claim(code(now=clock[0]))  # full of live codes: refused, not forgotten
+    assert not await codes.claim(first)
 
 
 async def test_a_code_used_on_one_worker_is_refused_on_its_siblings(
     listener: socket.socket, runtime: Path
 ) -> None:
-    """1. two workers of one server join their listener folder; 2. one claims a code and
-    tells the other (``login-used``); 3. the other refuses it, and still takes a new one."""
+    """1. two workers of one server join their listener folder; 2. one claims a code and,
+    before the claim returns, tells the other (``login-used``); 3. the other refuses it, and
+    still takes a new one."""
     a, b = Member(runtime, 301), Member(runtime, 302)
     codes_a = OneTimeCodes(a.presence.channel)
     codes_b = OneTimeCodes(b.presence.channel)
     await joined(a, b)
     used = code()
-    assert codes_a.claim(used)
-    assert [m["type"] for m in a.said if m["type"] == login.USED_MESSAGE] == [login.USED_MESSAGE]
+    assert await codes_a.claim(used)
     await settled(a, b)
-    assert not codes_b.claim(used)
-    assert codes_b.claim(code())
+    assert not await codes_b.claim(used)
+    assert await codes_b.claim(code())
     for member in (a, b):
         await member.close()
 

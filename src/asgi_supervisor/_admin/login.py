@@ -5,10 +5,10 @@ views, and nothing else.
 under the server's path prefix, which exchanges it for a session cookie and sends the
 browser on to the tasks page (`PAGE_PATH`). The code is
 good for one exchange: the process that takes it remembers its nonce until it expires, and
-tells its siblings over the listener folder's channel (``login-used``), so that another worker
-of the same server refuses it too. (A sibling hears of it a moment after the exchange; a second
-use within that moment, on another worker, would be let through. Whoever has the code before
-its first use could as well have used it first, so the moment gives nobody anything.)
+tells its siblings over the listener folder's channel (``login-used``) before it answers, so
+that another worker of the same server refuses it too. (Two uses in flight at the same moment
+on two workers could both be let through: whoever has the code before its first use could as
+well have used it first, so that moment gives nobody anything.)
 
 The session cookie (`session_cookie`): ``HttpOnly`` (no script reads it), ``SameSite=Strict``
 (no other site's page or link sends it), its ``Path`` the tasks page's (narrower than the
@@ -23,6 +23,7 @@ endpoint that changes state, and every state-changing endpoint still refuses bro
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -55,6 +56,7 @@ USED_MESSAGE = "login-used"
 # at once means something is wrong, and refusing more is the safe answer.
 _MAX_REMEMBERED = 10_000
 _MAX_COOKIES = 50
+_TELL_TIMEOUT = 1.0
 
 
 class OneTimeCodes:
@@ -63,7 +65,7 @@ class OneTimeCodes:
     Example::
 
         codes = OneTimeCodes(presence.channel)   # hears the siblings' uses
-        if codes.claim(verified):                # first use: remembered, siblings told
+        if await codes.claim(verified):          # first use: remembered, siblings told
             ...                                  # set the session cookie
 
     The lifespan's run makes it, with the channel of its presence (or None: a process on its
@@ -84,17 +86,27 @@ class OneTimeCodes:
     def __repr__(self) -> str:
         return f"<OneTimeCodes remembered={len(self._used)}>"
 
-    def claim(self, code: Verified) -> bool:
+    async def claim(self, code: Verified) -> bool:
         """True the first time *code* is claimed here or by a sibling; False after that, and
         False when too many codes are remembered at once (refusing is the safe answer).
 
-        A True claim is told to the siblings in the background.
+        A True claim is told to the siblings before it returns, waiting at most
+        `_TELL_TIMEOUT` seconds (a folder listing in a thread, then one datagram each).
+        Cancellation: the code stays claimed here; the siblings may not hear of it.
         """
         if not self._remember(code.nonce, code.expiry):
             return False
         if self._channel is not None:
             message = {"type": USED_MESSAGE, "nonce": code.nonce, "expiry": code.expiry}
-            self._channel.broadcast_soon(message)
+            try:
+                async with asyncio.timeout(_TELL_TIMEOUT):
+                    await self._channel.broadcast(message)
+            except TimeoutError:
+                logger.warning(
+                    "the sibling workers were not told of a used login code within %.0f s; "
+                    "one of them may accept it once more",
+                    _TELL_TIMEOUT,
+                )
         return True
 
     def _remember(self, nonce: str, expiry: float) -> bool:

@@ -87,7 +87,7 @@ class LoginEndpoint:
         except SignedValueError as exc:
             await self._refuse(send, f"This login link cannot be used: {exc}.", forged=True)
             return
-        if not self._codes().claim(code):
+        if not await self._codes().claim(code):
             logger.warning(
                 "a login link was used a second time and refused: whoever opened it twice "
                 "may not be the one it was made for"
