@@ -6,8 +6,9 @@ when the next one begins. Nothing is reset in place.
 
 The run is also the one owner of what the lifespan shares with other processes: it makes
 the presence in the listener folders (`_host.presence`, which owns the listener watch), the
-process group and the local tokens on top of it, starts the presence once the app's startup
-is over, and leaves (`leave`) before the server hears the lifespan is over.
+process group, the local tokens and the memory of used login codes on top of it, starts the
+presence once the app's startup is over, and leaves (`leave`) before the server hears the
+lifespan is over.
 """
 
 from __future__ import annotations
