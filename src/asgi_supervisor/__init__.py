@@ -22,7 +22,8 @@ reports this package as its ``__module__``, and no public signature names a priv
 #   _supervisor  the supervisor, its settings, and one lifespan's run and shutdown.
 #   _observe     what the supervisor shows: /tasks rows and page, metrics.
 #   _asgi        the ASGI layer: the middleware, the lifespan bridge, the endpoints.
-#   _cli         the command line, which reads the local token and speaks HTTP, no more.
+#   _cli         the command line, which reads the local token, signs login links with it
+#                and speaks HTTP, no more.
 #
 # Public modules sit on top: exceptions, testing, gunicorn and __main__.
 

@@ -34,6 +34,18 @@ def free_port() -> int:
         return port
 
 
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m asgi_supervisor`` with *args* (and *env*), for at most 30 s."""
+    return subprocess.run(
+        [sys.executable, "-m", "asgi_supervisor", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+
+
 def wait_until_ok(
     url: str, process: subprocess.Popen[bytes], within: float, output: Callable[[], str]
 ) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.servers._process import ServerProcess
+from tests.servers._process import ServerProcess, cli
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(90)]
 
@@ -135,3 +135,44 @@ def test_hypercorn_binds_after_startup_and_the_cli_still_finds_the_token(
         assert tasks.returncode == 0, tasks.stderr
         assert "cooperative" in tasks.stdout
         assert server.token_path.exists()
+
+
+def test_a_login_link_used_on_one_worker_is_refused_by_the_other(tmp_path: Path) -> None:
+    """Under uvicorn --workers 2, whose answers name their worker: 1. `open` signs a link
+    with the local token the workers share; 2. one worker exchanges it for a session, which
+    both workers accept; 3. the link again, on fresh connections until both workers have
+    answered, is refused by each: the one that took it, and the other, which it told."""
+    app = "tests.servers.served:app_with_pid"
+    with ServerProcess(app, tmp_path=tmp_path, args=("--workers", "2")) as server:
+        server.admin_headers()
+        folder = server.listener_folder
+        deadline = time.monotonic() + 20
+        while len(list(folder.glob("*.sock"))) < 2:  # both workers joined the folder
+            assert time.monotonic() < deadline, sorted(os.listdir(folder))
+            time.sleep(0.05)
+        env = {**server.env, "ASGI_SUPERVISOR_ADMIN_TOKEN": "none"}
+        printed = cli("open", server.base_url, env=env)
+        assert printed.returncode == 0, printed.stderr
+        link = printed.stdout.strip()
+        browser = {"Sec-Fetch-Site": "none", "Accept": "text/html"}
+        with httpx.Client(timeout=5.0, headers=browser) as client:
+            exchanged = client.get(link)
+        assert exchanged.status_code == 303, exchanged.text
+        taker = int(exchanged.headers["x-pid"])
+        cookies = dict(exchanged.cookies.items())
+        refusals: list[tuple[int, int]] = []  # (worker, status) of each use again
+        accepted: set[int] = set()
+        for _ in range(200):
+            if len({pid for pid, _ in refusals}) == 2 and len(accepted) == 2:
+                break
+            # A new connection each time, so the kernel may hand it to either worker.
+            with httpx.Client(timeout=5.0, headers=browser, cookies=cookies) as client:
+                again = client.get(link)
+                refusals.append((int(again.headers["x-pid"]), again.status_code))
+                page = client.get(f"{server.base_url}/tasks")
+                assert page.status_code == 200
+                accepted.add(int(page.headers["x-pid"]))
+        assert {pid for pid, _ in refusals} == accepted, refusals
+        assert taker in accepted
+        assert {status for _, status in refusals} == {403}, refusals
+        assert len(accepted) == 2, accepted

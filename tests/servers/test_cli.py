@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from asgi_supervisor._host.listener_folder import folder_name
-from tests.servers._process import ServerProcess, free_port
+from tests.servers._process import ServerProcess, cli, free_port
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(60)]
-
-
-def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m asgi_supervisor`` with *args*."""
-    return subprocess.run(
-        [sys.executable, "-m", "asgi_supervisor", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=env,
-        check=False,
-    )
 
 
 def default_environment() -> dict[str, str]:

@@ -7,7 +7,10 @@ Set ``TASKS_PAGE_SCREENSHOT`` to a path to keep the screenshot (the docs'
 from __future__ import annotations
 
 import os
+import stat
 import struct
+import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -19,7 +22,7 @@ import httpx
 import pytest
 
 from tests.servers._browser import Browser
-from tests.servers._process import ServerProcess
+from tests.servers._process import ServerProcess, cli
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.timeout(90)]
 
@@ -194,3 +197,98 @@ def test_tasks_page_in_headless_chromium(tmp_path: Path) -> None:
         if event["method"] == "Log.entryAdded" and event["params"]["entry"]["source"] != "network"
     ]
     assert complaints == []
+
+
+PAGE = """(() => ({
+  title: document.title,
+  href: location.href,
+  text: document.body.innerText,
+}))()"""
+
+
+def test_the_page_opens_from_a_one_time_link_with_no_header(tmp_path: Path) -> None:
+    """With only the local token (no admin token, no header ever injected): 1. `open` prints
+    a link; 2. the browser loads it and lands on the tasks page, the code gone from the
+    address; 3. its cookie is HttpOnly, SameSite=Strict, for the page's path; 4. the page's
+    own refresh keeps the session; 5. the link a second time is refused with a page saying
+    so; 6. `open --browser` hands a fresh link over through a private file the browser
+    reads, the command then removes it, and the browser lands on the page again."""
+    with (
+        ServerProcess("tests.servers.served:app", tmp_path=tmp_path) as server,
+        Browser(tmp_path) as browser,
+    ):
+        server.admin_headers()  # the token file is there
+        env = {**server.env, "ASGI_SUPERVISOR_ADMIN_TOKEN": "none"}
+        # 1.
+        printed = cli("open", server.base_url, env=env)
+        assert printed.returncode == 0, printed.stderr
+        link = printed.stdout.strip()
+        assert link.startswith(f"{server.base_url}/tasks/login?code=")
+        # 2.
+        landed = browser.load_and_evaluate(link, PAGE)
+        assert (landed["title"], landed["href"]) == (TITLE, f"{server.base_url}/tasks")
+        # 3.
+        (cookie,) = browser.call("Network.getCookies", urls=[f"{server.base_url}/tasks"])["cookies"]
+        assert cookie["name"].startswith("asgi-supervisor-")
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
+            True,
+            "Strict",
+            "/tasks",
+        )
+        assert 3500 < cookie["expires"] - time.time() <= 3600
+        # 4. No navigate call: the page reloads itself, with the cookie.
+        browser.events.clear()
+        browser.wait_event("Page.loadEventFired", timeout=10)
+        assert (
+            wait_until("the reloaded page", lambda: _evaluated(browser), timeout=10)["title"]
+            == TITLE
+        )
+        # 5.
+        again = browser.load_and_evaluate(link, PAGE)
+        assert "This login link was used already" in again["text"]
+        assert "asgi-supervisor open URL" in again["text"]
+        # 6.
+        handed = tmp_path / "handed.txt"
+        opener = tmp_path / "fake-browser"
+        opener.write_text(f'#!/bin/sh\necho "$1" >> {handed}\n')
+        opener.chmod(0o700)
+        browser.call("Network.clearBrowserCookies")
+        command = subprocess.Popen(
+            [sys.executable, "-m", "asgi_supervisor", "open", server.base_url, "--browser"],
+            env={**env, "BROWSER": f"{opener} %s"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            url = wait_until(
+                "the file handed over", lambda: handed.exists() and handed.read_text().strip(), 20
+            )
+            assert url.startswith("file://")
+            assert "code" not in url
+            # Not read here: the command removes the file once it has been read.
+            assert stat.S_IMODE(Path(url.removeprefix("file://")).stat().st_mode) == 0o600
+            browser.navigate(url)
+            moved = wait_until("the page reached", lambda: _on_page(browser, server.base_url), 20)
+            assert moved["title"] == TITLE
+            out, err = command.communicate(timeout=20)
+        finally:
+            if command.poll() is None:
+                command.kill()
+                command.wait(timeout=10)
+        assert command.returncode == 0, err
+        assert out.strip().startswith(f"{server.base_url}/tasks/login?code=")
+        assert not Path(url.removeprefix("file://")).exists()
+    assert not any(event["method"] == "Runtime.exceptionThrown" for event in browser.seen)
+
+
+def _evaluated(browser: Browser) -> Any:
+    try:
+        return browser.evaluate(PAGE)
+    except RuntimeError:
+        return None  # the document was being replaced by the next reload
+
+
+def _on_page(browser: Browser, base_url: str) -> Any:
+    page = _evaluated(browser)
+    return page if page and page["href"] == f"{base_url}/tasks" else None

@@ -1,4 +1,5 @@
-"""Who may call the admin endpoints: a caller with a token, and never a browser.
+"""Who may call the admin endpoints: a caller with a token, a browser with a session for the
+read-only views, and never a browser for anything that changes state.
 
 The trust model (the README's "Admin access and threat model" says it for users):
 
@@ -13,13 +14,20 @@ The trust model (the README's "Admin access and threat model" says it for users)
   ``Sec-Fetch-Site`` other than ``same-origin``/``none``, is refused whatever its token.
   Command-line clients send neither. (The token alone already defeats cross-site requests
   and DNS rebinding, since a page cannot read it; this is defence in depth.)
+* A browser opens the read-only views (`/tasks`, page and JSON) with a session cookie it got
+  by exchanging a one-time login code (see `login`): an endpoint opts in with
+  ``session=True``, and only read-only ones do. The cookie is ``SameSite=Strict``, so a
+  request another site makes never carries it, and the refusal above still applies.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from .login import session_in
 
 if TYPE_CHECKING:
     from .local_token import LocalTokens
@@ -62,11 +70,35 @@ class AdminAuth:
             {"error": f"a valid bearer token is required: {hint}"},
             _CHALLENGE,
         )
+        self._no_session: Refusal = (
+            401,
+            {
+                "error": f"a valid bearer token is required: {hint}; in a browser, open the "
+                "one-time link that `asgi-supervisor open URL` prints"
+            },
+            _CHALLENGE,
+        )
 
-    async def refusal(self, scope: Mapping[str, Any]) -> Refusal | None:
-        """Why *scope* may not reach an admin endpoint, or None when it may.
+    async def keys(self) -> list[bytes]:
+        """Every token accepted now: the local tokens, then the configured admin token.
 
         May look for the local token once (a short thread, see `LocalTokens.refresh`).
+        """
+        local = self._local()
+        if local is not None and not local.tokens:
+            # The server may have bound its socket since our last look. Even a caller with
+            # no token waits for it: the command reads the file it writes, and asks again.
+            await local.refresh()
+        keys = [] if local is None else [*local.tokens]
+        if self._admin_token is not None:
+            keys.append(self._admin_token)
+        return keys
+
+    async def refusal(self, scope: Mapping[str, Any], *, session: bool = False) -> Refusal | None:
+        """Why *scope* may not reach an admin endpoint, or None when it may.
+
+        With *session* (read-only endpoints only), a valid session cookie serves as well as a
+        bearer token. May look for the local token once (see `keys`).
         """
         credentials: list[bytes] = []
         for name, value in scope.get("headers", ()):
@@ -78,22 +110,18 @@ class AdminAuth:
                 token = bearer_token(value)
                 if token is not None:
                     credentials.append(token)
-        local = self._local()
-        if local is not None and not local.tokens:
-            # The server may have bound its socket since our last look. Even a caller with
-            # no token waits for it: the command reads the file it writes, and asks again.
-            await local.refresh()
-        if not credentials:
-            return self._unauthorized
-        expected = [] if local is None else [*local.tokens]
-        if self._admin_token is not None:
-            expected.append(self._admin_token)
+        expected = await self.keys()
         matched = False
         for given in credentials:
             for token in expected:
                 # Every comparison runs: the time taken says nothing about which matched.
                 matched |= hmac.compare_digest(given, token)
-        return None if matched else self._unauthorized
+        if matched:
+            return None
+        if not session:
+            return self._unauthorized
+        headers = scope.get("headers", ())
+        return None if session_in(headers, expected, now=time.time()) else self._no_session
 
 
 def bearer_token(value: bytes) -> bytes | None:

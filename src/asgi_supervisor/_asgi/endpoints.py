@@ -2,8 +2,9 @@
 
 Health endpoints are public and say only names and states. `/tasks` and `/drain` are admin
 endpoints: they want ``Authorization: Bearer <token>`` with the local token or the configured
-``admin_token``, and refuse browsers (see `auth`). `/drain` changes state, so it
-answers ``POST`` only.
+``admin_token``, and refuse browsers (see `auth`). `/tasks` only reads, so a browser may also
+open it with the session cookie its one-time login link gave it (`/tasks/login`, see
+`login`). `/drain` changes state, so it answers ``POST`` only, and never to a session.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from asgi_supervisor._admin.auth import AdminAuth
+from asgi_supervisor._admin.login import LOGIN_PATH, PAGE_PATH, OneTimeCodes
 from asgi_supervisor._core.drain_outcome import is_drained
 from asgi_supervisor._core.errors import NotRunningError
 from asgi_supervisor._core.lifecycle import State
@@ -20,6 +22,7 @@ from asgi_supervisor._observe.page import HtmlPage, tasks_page
 from asgi_supervisor._observe.tasks_view import TasksQuery, tasks_payload
 
 from .drain import process_outcomes
+from .login import LoginEndpoint
 from .metrics_http import MetricsEndpoint
 from .negotiate import prefers_html
 from .response import send_body, send_json
@@ -59,12 +62,16 @@ class Endpoints:
         config = supervisor.config
         prefix = config.path_prefix
         self._auth = AdminAuth(config.admin_token, self._local_tokens)
+        # Login codes used outside a lifespan (a server run without one): no siblings to tell.
+        self._codes = OneTimeCodes(None)
+        login = LoginEndpoint(self._auth, self._login_codes, page_path=f"{prefix}{PAGE_PATH}")
         self.routes: dict[str, Handler] = {
             f"{prefix}/health/live": self._guard(_READ, admin=False, fn=self._live),
             f"{prefix}/health/ready": self._guard(_READ, admin=False, fn=self._ready),
             f"{prefix}/health/startup": self._guard(_READ, admin=False, fn=self._startup),
             f"{prefix}/health": self._guard(_READ, admin=False, fn=self._health),
-            f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks),
+            f"{prefix}/tasks": self._guard(_READ, admin=True, fn=self._tasks, session=True),
+            f"{prefix}{LOGIN_PATH}": login,
             f"{prefix}/drain": self._guard(("POST",), admin=True, fn=self._drain),
             f"{prefix}/metrics": MetricsEndpoint(supervisor, self._channel),  # public, like /health
         }
@@ -72,6 +79,10 @@ class Endpoints:
     def _local_tokens(self) -> LocalTokens | None:
         run = self._run()
         return None if run is None else run.local_tokens
+
+    def _login_codes(self) -> OneTimeCodes:
+        run = self._run()
+        return self._codes if run is None else run.login_codes
 
     def _channel(self) -> Channel | None:
         run = self._run()
@@ -83,6 +94,7 @@ class Endpoints:
         *,
         admin: bool,
         fn: Callable[[Scope], Awaitable[tuple[int, dict[str, Any] | HtmlPage]]],
+        session: bool = False,
     ) -> Handler:
         allowed = ", ".join(methods)
         allow = allowed.encode()
@@ -93,7 +105,7 @@ class Endpoints:
                 await send_json(send, scope["method"], 405, error, [(b"allow", allow)])
                 return
             if admin:
-                refusal = await self._auth.refusal(scope)
+                refusal = await self._auth.refusal(scope, session=session)
                 if refusal is not None:
                     await send_json(send, scope["method"], *refusal)
                     return

@@ -1,15 +1,18 @@
-"""The ``asgi-supervisor`` command: drain, tasks and health against a running server.
+"""The ``asgi-supervisor`` command: drain, tasks, health and open, against a running server.
 
 Standard library only, so it works in slim images without curl (a Kubernetes preStop
-``exec``, a Docker ``HEALTHCHECK``). Exit codes:
+``exec``, a Docker ``HEALTHCHECK``). Its conventions (``--help`` says them, `parser` holds
+them): ``--version``; ``--json`` on every command, for scripts and preStop hooks (one JSON
+document on stdout, see `output`); every error on stderr, as a sentence; and exit statuses
+that stay as they are:
 
 ====  =====================================================================
-0     done: drained, ready, or the table was printed
-1     not drained, or not ready
-2     usage error (argparse)
-3     the server is unreachable (refused, timed out, bad URL)
-4     the server refused us (401/403); the message says what to do
-5     the server answered something unexpected
+0     done: drained, ready, the table or the link was printed
+1     not drained (some worker process still had work), or not ready
+2     usage error: a bad option, URL or token (nothing was sent)
+3     the server is unreachable (refused, timed out, bad address)
+4     the server refused the token (401/403), or no token was found
+5     the server answered something unexpected (a redirect, a body that is not JSON)
 ====  =====================================================================
 
 The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN`` (unless set to
@@ -19,6 +22,16 @@ server's host as its user, the command needs no configuration. The local token i
 to any other host. A given token is checked as the server checks its own
 (`asgi_supervisor._admin.admin_token`): one that cannot go in a header is a usage error, in
 the server's words.
+
+Where the token goes: only to the URL given. No request follows a redirect (a 3xx answer is
+unexpected, exit 5, and the message says where it pointed): following it would carry the
+token wherever the answer says. A loopback URL is never sent through a proxy of the
+environment (``http_proxy``), which would receive the local token. ``health`` sends no token
+at all: readiness needs none, and a ``HEALTHCHECK`` runs it every few seconds. ``open`` sends
+nothing: it signs a one-time login code with the token (see `_admin.signed`).
+
+What the server says (task names, errors, reasons) may come from the app's input: every line
+printed goes through `output.printable`, so no control character reaches the terminal.
 """
 
 from __future__ import annotations
@@ -29,65 +42,76 @@ import ipaddress
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from asgi_supervisor._admin.admin_token import VARIABLE as TOKEN_VARIABLE
 from asgi_supervisor._admin.admin_token import admin_token, admin_token_from_variable
 from asgi_supervisor._admin.local_token import find_token
+from asgi_supervisor._admin.login import LOGIN_PATH
+from asgi_supervisor._admin.signed import LOGIN_LIFETIME, SESSION_LIFETIME, sign
 
-__all__ = ["main"]
+from .browser import open_link
+from .output import (
+    EXIT_CODES,
+    NOT_READY,
+    OK,
+    REFUSED,
+    UNEXPECTED,
+    UNREACHABLE,
+    USAGE,
+    Result,
+    emit,
+    table,
+)
+from .parser import UsageError, parser
 
-OK, NOT_READY, USAGE, UNREACHABLE, REFUSED, UNEXPECTED = 0, 1, 2, 3, 4, 5
+__all__ = ["NOT_READY", "OK", "REFUSED", "UNEXPECTED", "UNREACHABLE", "USAGE", "main"]
 
 
 class _Failure(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, **fields: Any) -> None:
         super().__init__(message)
         self.status = status
+        self.fields = fields
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Run the command line; return the exit status."""
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Run the command line; return the exit status (see the module's table)."""
     out = out or sys.stdout
-    args = _parser().parse_args(argv)
+    err = err or sys.stderr
+    arguments = sys.argv[1:] if argv is None else list(argv)
     try:
-        return int(args.command(args, out))
-    except _Failure as failure:
-        print(f"asgi-supervisor: {failure}", file=sys.stderr)
-        return failure.status
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="asgi-supervisor",
-        description="Talk to the endpoints of an app run under asgi-supervisor.",
-    )
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
-
-    def command(name: str, help: str, timeout: float) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
-        sub.add_argument("url", metavar="URL", help="base URL with any path prefix")
-        sub.add_argument(
-            "--token", default=None, help=f"admin bearer token (default: ${TOKEN_VARIABLE})"
+        args = parser().parse_args(arguments)
+    except SystemExit as done:  # --help and --version print, then exit 0
+        return done.code if isinstance(done.code, int) else 0
+    except UsageError as exc:
+        result = Result(USAGE, EXIT_CODES[USAGE][0])
+        emit(
+            result,
+            command=None,
+            url=None,
+            as_json="--json" in arguments,
+            out=out,
+            err=err,
+            error=str(exc),
         )
-        sub.add_argument("--timeout", type=float, default=timeout, help="seconds to wait")
-        return sub
-
-    drain = command("drain", "start draining and wait until requests are drained", 60.0)
-    drain.set_defaults(command=_drain)
-    tasks = command("tasks", "print the tracked tasks as a table", 10.0)
-    tasks.add_argument("--kind", choices=("worker", "task", "websocket", "request"))
-    tasks.add_argument("--state")
-    tasks.add_argument("--name")
-    tasks.add_argument("--limit", type=int, default=100)
-    tasks.set_defaults(command=_tasks)
-    health = command("health", "exit 0 when the app is ready, 1 when it is not", 10.0)
-    health.set_defaults(command=_health)
-    return parser
+        return USAGE
+    where = {"command": args.command, "url": args.url, "as_json": args.json, "out": out, "err": err}
+    try:
+        result = _COMMANDS[args.command](args)
+    except _Failure as failure:
+        result = Result(failure.status, EXIT_CODES[failure.status][0], fields=failure.fields)
+        emit(result, **where, error=str(failure))
+        return failure.status
+    emit(result, **where)
+    return result.exit
 
 
 def _request(
@@ -96,16 +120,14 @@ def _request(
     query: dict[str, Any] | None = None,
     *,
     method: str = "GET",
+    auth: bool = True,
 ) -> tuple[int, Any]:
-    base = args.url.rstrip("/")
-    parts = urllib.parse.urlsplit(base)
-    if parts.scheme not in ("http", "https"):
-        raise _Failure(USAGE, f"URL {args.url!r} must start with http:// or https://")
+    base, parts = _base(args.url)
     url = base + path
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
-    token, source = _explicit_token(args)
-    local = token is None and _is_loopback(parts.hostname)
+    token, source = _explicit_token(args) if auth else (None, "")
+    local = auth and token is None and _is_loopback(parts.hostname)
     if local:
         token, source = _local_token(parts)
     status, body = _send(url, method, token, args.timeout)
@@ -116,13 +138,27 @@ def _request(
         if retry is not None and retry != token:
             status, body = _send(url, method, retry, args.timeout)
     if status in (401, 403):
-        raise _Failure(REFUSED, _refused(url, status, body, source))
+        raise _Failure(REFUSED, _refused(url, status, body, source), http_status=status)
     try:
         return status, json.loads(body)
     except ValueError:
         raise _Failure(
-            UNEXPECTED, f"{url} answered {status} with a body that is not JSON"
+            UNEXPECTED, f"{url} answered {status} with a body that is not JSON", http_status=status
         ) from None
+
+
+def _base(url: str) -> tuple[str, urllib.parse.SplitResult]:
+    base = url.rstrip("/")
+    parts = urllib.parse.urlsplit(base)
+    if parts.scheme not in ("http", "https"):
+        raise _Failure(USAGE, f"URL {url!r} must start with http:// or https://")
+    return base, parts
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # A 3xx is then raised as an HTTPError, which `_send` turns into a failure.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _send(url: str, method: str, token: str | None, timeout: float) -> tuple[int, bytes]:
@@ -132,10 +168,24 @@ def _send(url: str, method: str, token: str | None, timeout: float) -> tuple[int
     )
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
+    if _is_loopback(urllib.parse.urlsplit(url).hostname):
+        handlers.append(urllib.request.ProxyHandler({}))  # no proxy of the environment
+    opener = urllib.request.build_opener(*handlers)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with opener.open(request, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
+        if 300 <= error.code < 400:
+            location = error.headers.get("Location")
+            raise _Failure(
+                UNEXPECTED,
+                f"{url} answered {error.code}, pointing to {location!r}: the command follows no "
+                "redirect, which would carry the token to wherever it points; give the URL the "
+                "server answers at itself",
+                http_status=error.code,
+                location=location,
+            ) from None
         return error.code, error.read()
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         reason = getattr(error, "reason", error)
@@ -179,22 +229,24 @@ def _refused(url: str, status: int, body: bytes, source: str) -> str:
     except (ValueError, AttributeError):
         error = None
     said = f" ({error})" if isinstance(error, str) else ""
+    return f"{url} answered {status}{said}: {_advice(source)}"
+
+
+def _advice(source: str) -> str:
     if source.startswith("no local token"):
-        advice = (
+        return (
             f"found {source}: run this command on the server's host as the user the server "
             f"runs as, or pass --token / set {TOKEN_VARIABLE} to the server's admin_token"
         )
-    elif source:
-        advice = (
+    if source:
+        return (
             f"the token from {source} was refused: pass --token or set {TOKEN_VARIABLE} to "
             "the server's admin_token"
         )
-    else:
-        advice = (
-            f"pass --token or set {TOKEN_VARIABLE} to the server's admin_token (the local "
-            "token file is used only for loopback URLs such as http://127.0.0.1:PORT)"
-        )
-    return f"{url} answered {status}{said}: {advice}"
+    return (
+        f"pass --token or set {TOKEN_VARIABLE} to the server's admin_token (the local "
+        "token file is used only for loopback URLs such as http://127.0.0.1:PORT)"
+    )
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -211,69 +263,117 @@ def _is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
-def _drain(args: argparse.Namespace, out: TextIO) -> int:
+def _drain(args: argparse.Namespace) -> Result:
     status, body = _request(args, "/drain", method="POST")
+    answer = {"http_status": status, "answer": body}
     if status != 200 or not isinstance(body, dict):
-        raise _Failure(UNEXPECTED, f"drain answered {status}: {body}")
+        raise _Failure(UNEXPECTED, f"drain answered {status}: {body}", **answer)
     # The report writes itself as one line (its `summary`), the same the server logs.
     report = body.get("report")
     summary = report.get("summary") if isinstance(report, dict) else None
     said = f": {summary}" if isinstance(summary, str) else ""
-    print(f"state={body.get('state')} drained={body.get('drained')}{said}", file=out)
-    everyone = _print_processes(body, out)  # process group: a line per worker process
-    return OK if body.get("drained") and everyone else NOT_READY
+    lines = [f"state={body.get('state')} drained={body.get('drained')}{said}"]
+    everyone = _processes(body, lines)  # process group: a line per worker process
+    if body.get("drained") and everyone:
+        return Result(OK, "drained", lines, answer)
+    return Result(NOT_READY, "not drained", lines, answer)
 
 
-def _print_processes(body: dict[str, Any], out: TextIO) -> bool:
-    """Print each worker process's outcome (see ``membership``); True if all drained."""
+def _processes(body: dict[str, Any], lines: list[str]) -> bool:
+    """Add each worker process's outcome (see ``membership``); True if all drained."""
     processes = [p for p in body.get("processes") or () if isinstance(p, dict)]
     for process in processes:
         error = process.get("error")
-        print(
+        lines.append(
             f"  pid={process.get('pid')} state={process.get('state')} "
-            f"drained={process.get('drained')}" + (f" ({error})" if error else ""),
-            file=out,
+            f"drained={process.get('drained')}" + (f" ({error})" if error else "")
         )
     return all(process.get("drained") for process in processes)
 
 
-def _health(args: argparse.Namespace, out: TextIO) -> int:
-    status, body = _request(args, "/health/ready")
-    if status == 200:
-        print(f"ready (state={body.get('state')})", file=out)
-        return OK
+def _health(args: argparse.Namespace) -> Result:
+    status, body = _request(args, "/health/ready", auth=False)
+    answer = {"http_status": status, "answer": body}
+    if status == 200 and isinstance(body, dict):
+        return Result(OK, "ready", [f"ready (state={body.get('state')})"], answer)
     if status == 503 and isinstance(body, dict):
-        reasons = "; ".join(body.get("reasons", [])) or "no reason given"
-        print(f"not ready (state={body.get('state')}): {reasons}", file=out)
-        return NOT_READY
-    raise _Failure(UNEXPECTED, f"readiness answered {status}: {body}")
+        reasons = "; ".join(str(r) for r in body.get("reasons") or ()) or "no reason given"
+        line = f"not ready (state={body.get('state')}): {reasons}"
+        return Result(NOT_READY, "not ready", [line], answer)
+    raise _Failure(UNEXPECTED, f"readiness answered {status}: {body}", **answer)
 
 
-def _tasks(args: argparse.Namespace, out: TextIO) -> int:
-    query = {"kind": args.kind, "state": args.state, "name": args.name, "limit": args.limit}
+def _tasks(args: argparse.Namespace) -> Result:
+    query = {
+        "kind": args.kind,
+        "state": args.state,
+        "name": args.name,
+        "limit": args.limit,
+        "offset": args.offset or None,
+        "stack": 1 if args.stack else None,
+        "all": 1 if args.all else None,
+    }
     status, body = _request(args, "/tasks", query)
+    answer = {"http_status": status, "answer": body}
+    if status == 400 and isinstance(body, dict):
+        raise _Failure(USAGE, f"the server refused the query: {body.get('error')}", **answer)
     if status != 200 or not isinstance(body, dict):
-        raise _Failure(UNEXPECTED, f"tasks answered {status}: {body}")
+        raise _Failure(UNEXPECTED, f"tasks answered {status}: {body}", **answer)
     rows = [("ID", "KIND", "STATE", "AGE", "RESTARTS", "NAME", "WHERE")]
-    for task in body.get("tasks", []):
+    stacks: list[list[str]] = []
+    for task in body.get("tasks") or ():
         age = task.get("age")
         rows.append(
             (
                 str(task.get("id")),
                 str(task.get("kind")),
                 str(task.get("state")),
-                "-" if age is None else f"{age:.1f}s",
+                f"{age:.1f}s" if isinstance(age, int | float) else "-",
                 str(task.get("restarts", 0)),
                 str(task.get("name")),
                 str(task.get("where") or "-"),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
-        print("  ".join([*cells, row[-1]]).rstrip(), file=out)
-    print(
-        f"{body.get('count', 0)} of {body.get('total', 0)} tasks (state={body.get('state')})",
-        file=out,
-    )
-    return OK
+        stack = task.get("stack") or ()
+        stacks.append([f"    {line}" for chunk in stack for line in str(chunk).splitlines()])
+    heading, *aligned = table(rows)
+    lines = [heading]
+    for row, stack in zip(aligned, stacks, strict=True):
+        lines.append(row)
+        lines.extend(stack)  # with --stack, under its row; the rows keep their columns
+    shown = f"{body.get('count', 0)} of {body.get('total', 0)} tasks"
+    offset = f" from offset {body.get('offset')}" if body.get("offset") else ""
+    lines.append(f"{shown}{offset} (state={body.get('state')})")
+    return Result(OK, "listed", lines, answer)
+
+
+def _open(args: argparse.Namespace) -> Result:
+    base, parts = _base(args.url)
+    token, source = _explicit_token(args)
+    if token is None and _is_loopback(parts.hostname):
+        token, source = _local_token(parts)
+    if token is None:
+        raise _Failure(REFUSED, f"no token to sign a login link with: {_advice(source)}")
+    now = time.time()
+    code = sign(token.encode(), "login", now=now, lifetime=LOGIN_LIFETIME)
+    expiry = int(code.partition(".")[0])
+    link = f"{base}{LOGIN_PATH}?code={code}"
+    notes = [
+        f"this link opens the tasks page once, within {LOGIN_LIFETIME} s, for a session of "
+        f"{SESSION_LIFETIME // 60} minutes (read-only views)"
+    ]
+    opened = None
+    if args.browser:
+        opened = open_link(link, expiry=expiry)
+        if not opened:
+            notes.append("no browser could be started: open the link above in one")
+    fields = {"link": link, "expires_at": expiry, "browser": opened}
+    return Result(OK, "link", [link], fields, notes)
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {
+    "drain": _drain,
+    "tasks": _tasks,
+    "health": _health,
+    "open": _open,
+}

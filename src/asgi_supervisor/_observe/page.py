@@ -28,7 +28,7 @@ from .timeline import timeline_svg
 if TYPE_CHECKING:
     from asgi_supervisor._supervisor.supervisor import Supervisor
 
-__all__ = ["HtmlPage", "render_tasks_page", "tasks_page"]
+__all__ = ["HtmlPage", "notice_page", "render_tasks_page", "tasks_page"]
 
 REFRESH_PERIOD = 2
 _STYLE_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
@@ -67,6 +67,28 @@ def tasks_page(supervisor: Supervisor, payload: dict[str, Any]) -> HtmlPage:
     ]
     page = render_tasks_page(payload, workers, supervisor.last_report, generated_at=time.time())
     return HtmlPage(page)
+
+
+def notice_page(title: str, text: str, *, link: tuple[str, str], moving: bool = False) -> HtmlPage:
+    """A short page in the tasks page's style: *title*, the sentence *text*, and *link*
+    (its path and words); with *moving*, the page goes on to the link by itself at once.
+
+    For the login link's answers (`_asgi.login`); every value is escaped.
+    """
+    href, words = link
+    refresh = f'<meta http-equiv="refresh" content="0;url={_e(href)}">' if moving else ""
+    parts = [
+        "<!doctype html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        refresh,
+        f"<title>{_e(title)} · asgi-supervisor</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<header><h1>asgi-supervisor</h1><span>{_e(title)}</span></header>",
+        f'<section id="notice"><p>{_e(text)}</p><p><a href="{_e(href)}">{_e(words)}</a></p>',
+        "</section></body></html>",
+    ]
+    return HtmlPage("\n".join(parts))
 
 
 def render_tasks_page(

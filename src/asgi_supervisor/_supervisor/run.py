@@ -6,8 +6,9 @@ when the next one begins. Nothing is reset in place.
 
 The run is also the one owner of what the lifespan shares with other processes: it makes
 the presence in the listener folders (`_host.presence`, which owns the listener watch), the
-process group and the local tokens on top of it, starts the presence once the app's startup
-is over, and leaves (`leave`) before the server hears the lifespan is over.
+process group, the local tokens and the memory of used login codes on top of it, starts the
+presence once the app's startup is over, and leaves (`leave`) before the server hears the
+lifespan is over.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from asgi_supervisor._admin.local_token import LocalTokens
+from asgi_supervisor._admin.login import OneTimeCodes
 from asgi_supervisor._core.drain_outcome import drain_outcome
 from asgi_supervisor._core.lifecycle import Lifecycle, State
 from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
@@ -91,6 +93,8 @@ class Run:
         self.local_tokens: LocalTokens | None = None
         if config.local_token or config.process_group:
             self._join_neighbours()
+        # The login codes used here, told to and by the siblings, which accept the same codes.
+        self.login_codes = OneTimeCodes(None if self.presence is None else self.presence.channel)
 
     def __repr__(self) -> str:
         return f"<Run {self.lifecycle.state.value} in_flight={self.requests.in_flight}>"
