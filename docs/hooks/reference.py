@@ -179,6 +179,10 @@ def cli_part() -> str:
 
 
 def _command_section(parser: argparse.ArgumentParser, title: str) -> str:
+    if sys.version_info >= (3, 14):
+        # From 3.14 argparse colours its help on a terminal or under FORCE_COLOR; a page
+        # would then carry the escape sequences.
+        parser.color = False
     formatter = parser._get_formatter()
     rows = []
     for action in parser._actions:

@@ -140,6 +140,17 @@ def test_every_command_and_option_is_on_the_command_line_page(site: Path) -> Non
                 assert name in text, f"{command}: {name} is not on the page"
 
 
+def test_the_command_line_page_has_no_terminal_colours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From Python 3.14 on, argparse colours help when the environment asks for colour (or
+    stdout is a terminal): the generated page holds the words, never escape sequences."""
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("PYTHON_COLORS", raising=False)
+    part = reference.cli_part()
+    assert "--timeout" in part
+    assert "\x1b" not in part, "the command-line reference carries ANSI escape sequences"
+
+
 def test_the_readme_is_a_landing_page() -> None:
     """README.md has at most 250 lines, the two commands and the Quickstart, and links to
     the documentation's pages rather than holding them."""
