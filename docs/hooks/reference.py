@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -170,11 +171,14 @@ def command_parser() -> argparse.ArgumentParser:
 def cli_part() -> str:
     """The command, then each subcommand: its usage, description, arguments and options."""
     parser = command_parser()
-    sections = [_command_section(parser, parser.prog)]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                sections.append(_command_section(sub, f"{parser.prog} {name}"))
+    # argparse wraps usage to the terminal's width (COLUMNS, else 80 columns when there is
+    # no terminal): the page is the same whoever builds it, wrapped as with no terminal.
+    with mock.patch.dict(os.environ, {"COLUMNS": "80"}):
+        sections = [_command_section(parser, parser.prog)]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    sections.append(_command_section(sub, f"{parser.prog} {name}"))
     return "\n".join(sections)
 
 

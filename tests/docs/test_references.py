@@ -151,6 +151,18 @@ def test_the_command_line_page_has_no_terminal_colours(monkeypatch: pytest.Monke
     assert "\x1b" not in part, "the command-line reference carries ANSI escape sequences"
 
 
+def test_the_command_line_page_does_not_depend_on_the_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """argparse wraps usage lines to the terminal's width: the page is the same whoever
+    builds it, in a narrow terminal, a wide one or none."""
+    pages = set()
+    for columns in ("40", "250"):
+        monkeypatch.setenv("COLUMNS", columns)
+        pages.add(reference.cli_part())
+    assert len(pages) == 1, "the command-line reference changes with the terminal's width"
+
+
 def test_the_readme_is_a_landing_page() -> None:
     """README.md has at most 250 lines, the two commands and the Quickstart, and links to
     the documentation's pages rather than holding them."""
