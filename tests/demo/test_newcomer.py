@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,8 @@ def readme_block(heading: str) -> str:
     """The first ```python block in the README section under *heading*."""
     readme = (REPO / "README.md").read_text()
     section = readme.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    match = re.search(r"^```python\n(.*?)^```$", section, re.M | re.S)
+    # The fence may carry settings after the language (see tests/docs/_blocks.py).
+    match = re.search(r"^```python[^\n]*\n(.*?)^```$", section, re.M | re.S)
     assert match is not None, f"no python block under {heading!r}"
     return match.group(1)
 
@@ -38,17 +38,6 @@ def test_make_run_takes_host_and_port_and_installs_only_the_demo_extra() -> None
     installs = [line for line in commands if "pip install" in line and "-e" in line]
     assert installs == [".venv/bin/python -m pip install --quiet -e '.[demo]'"]
     assert commands[-1] == ".venv/bin/python -m uvicorn app.main:app --host 0.0.0.0 --port 9123"
-
-
-def test_readme_fastapi_example_defines_every_name_it_uses(tmp_path: Path) -> None:
-    """ruff finds no undefined or unused name in the README's FastAPI example."""
-    example = tmp_path / "main.py"
-    example.write_text(readme_block("Use it with FastAPI"))
-    result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "--isolated", "--select", "F", str(example)],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.server

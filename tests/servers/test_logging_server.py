@@ -58,7 +58,7 @@ def test_a_plain_server_shows_the_phases_and_the_report(
 def docs_json_logging_example() -> str:
     """The JSON logging setup of docs/logging.md, as a user would copy it."""
     page = (REPO / "docs" / "logging.md").read_text()
-    blocks: list[str] = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    blocks: list[str] = re.findall(r"```python[^\n]*\n(.*?)```", page, re.DOTALL)
     (block,) = [block for block in blocks if "class JsonFormatter" in block]
     return block
 

@@ -38,7 +38,7 @@ REASON = "server restarting"
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Row:
-    """What one server does, as the README's table says it."""
+    """What one server does, as docs/servers.md's table says it."""
 
     early_trigger: bool  # readiness answers 503 after SIGTERM, while the server still serves
     websocket_close: tuple[int, str] | None  # what a websocket client gets at SIGTERM

@@ -1,7 +1,7 @@
 """Who may call the admin endpoints: a caller with a token, a browser with a session for the
 read-only views, and never a browser for anything that changes state.
 
-The trust model (the README's "Admin access and threat model" says it for users):
+The trust model (docs/endpoints.md, "Admin access and threat model", says it for users):
 
 * The client address proves nothing. Servers rewrite ``scope["client"]`` from forwarding
   headers (uvicorn ``--forwarded-allow-ips='*'``, daphne ``--proxy-headers``) and leave it

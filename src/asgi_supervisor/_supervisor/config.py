@@ -30,17 +30,47 @@ class Config:
         config = Config.from_env(grace_period=20.0)   # ASGI_SUPERVISOR_* variables, overridden
         supervisor = Supervisor(config=config)
 
-    ``process_group`` makes the worker processes of one server (``--workers N``) drain
-    together. With it or ``local_token`` on, each worker joins its listener's folder in the
-    private folder ``runtime_dir`` (default ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else
-    ``$XDG_RUNTIME_DIR/asgi-supervisor``, else ``/tmp/asgi-supervisor-<uid>``; see
-    ``_host.presence``), where its socket and the local token live; ``process_group=False``
-    only means it neither sends nor acts on a drain. The command line reads only the
-    variable.
+    Durations are seconds. Every setting is also read from ``ASGI_SUPERVISOR_<NAME>`` by
+    `from_env` (booleans: ``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``;
+    ``none`` clears an optional one).
 
-    Durations are seconds. ``shutdown_delay=None`` resolves to 5 s when running in Kubernetes
-    (``KUBERNETES_SERVICE_HOST`` is set) and to 0 s elsewhere. ``loop_lag_threshold=None``
-    turns loop-lag detection off.
+    Attributes:
+        grace_period: seconds from the first trigger that bound the whole shutdown; the
+            default fits Kubernetes' 30 s ``terminationGracePeriodSeconds``.
+        shutdown_delay: seconds to keep serving after the trigger, with readiness failing,
+            so that load balancers stop routing here before anything is refused. ``None``
+            means 5 s in Kubernetes (``KUBERNETES_SERVICE_HOST`` is set), 0 elsewhere.
+            With ``cancel_timeout`` it must fit in ``grace_period``.
+        cancel_timeout: the part of ``grace_period`` kept for cancelling what is still
+            running and awaiting its cleanup; at most ``grace_period``.
+        websocket_close_code: the close code sent to websockets when closing (1000-1014 but
+            1004-1006, or 3000-4999).
+        websocket_close_reason: the close reason, at most 123 bytes.
+        retry_after: the ``Retry-After`` seconds on 503 answers while closing.
+        handle_signals: chain SIGTERM and SIGINT handlers onto the server's own, for the
+            early trigger.
+        admin_token: the bearer token for the admin endpoints (``/tasks``, ``/drain``) from
+            other hosts; whitespace around it is stripped. Without one, only callers that
+            can read the local token file are admitted.
+        local_token: write the local token file that ``asgi-supervisor`` reads, in the
+            listener folder of each port the process listens on.
+        path_prefix: where the endpoints live, like ``/_ops``: it starts with ``/`` and does
+            not end with one; ``""`` serves them at the root. It is matched against the full
+            request path: include the server's ``--root-path`` if you use one.
+        watchdog: end the process (status 70) if it is still alive ``watchdog_delay``
+            seconds after the deadline: a loop blocked in sync code keeps no deadline.
+        watchdog_delay: seconds after the deadline before the watchdog fires.
+        check_cache_period: seconds a readiness check's result is reused.
+        history_size: finished tasks kept for ``/tasks``.
+        loop_lag_threshold: seconds the event loop may be stuck before the code holding it
+            is logged (at least 0.01); ``None`` turns loop-lag detection off.
+        process_group: drain every worker process of the server together (``--workers
+            N``); off, a worker neither sends nor acts on a drain.
+        runtime_dir: the private folder (mode 0700) for the listener folders, where each
+            worker's socket and the local token live. ``None`` means
+            ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/asgi-supervisor`` when
+            that folder is yours, else ``/tmp/asgi-supervisor-<uid>``. The command line reads
+            only the variable: a folder set in code must be given to it that way too.
 
     Raises:
         ValueError: a setting is out of range; the message names it and says what to use.

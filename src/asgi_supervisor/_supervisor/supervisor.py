@@ -53,23 +53,11 @@ class Supervisor:
     shutdown starts afresh (handy for test clients that run the lifespan per test).
 
     Args:
-        grace_period: seconds from the first trigger that bound the whole shutdown.
-        shutdown_delay: seconds to keep serving after the trigger, with readiness failing, so
-            load balancers stop routing here; None means 5 s in Kubernetes, else 0.
-        cancel_timeout: the part of the grace period kept for cancelling tasks and awaiting
-            their cleanup.
-        websocket_close_code, websocket_close_reason: the close frame sent to websockets.
-        retry_after: the ``Retry-After`` seconds on 503 answers while closing.
-        handle_signals: chain SIGTERM/SIGINT handlers onto the server's own.
-        admin_token: bearer token for /tasks and /drain from other hosts; without one, only
-            callers holding the local token file (see README, "Admin access").
-        path_prefix: where the endpoints live, like ``"/_ops"``.
-        watchdog: end the process if it is still alive after the deadline plus
-            ``watchdog_delay`` (a loop blocked in sync code cannot keep any deadline).
-        loop_lag_threshold: log the code holding the event loop when it stalls for longer
-            than this many seconds (None: off); counts are in ``supervisor.loop_lag``.
+        config: every setting at once, as a `Config`; or give them one by one instead.
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
+        **settings: any setting of `Config` by name (``grace_period``, ``shutdown_delay``,
+            ``path_prefix``, ...), each documented there and on the configuration page.
 
     Attributes:
         config: the settings, validated; fixed for the supervisor's life.
@@ -406,8 +394,8 @@ class Supervisor:
         """Drain and stop everything, then return the shutdown report.
 
         Idempotent: a second call joins the shutdown in progress. Bounded by the deadline.
-        Under a server, the process then exits (see the README's state table). Do not await
-        it from a tracked request or task: it waits for those to end.
+        Under a server, the process then exits (docs/shutdown.md, "No process lingers
+        stopped"). Do not await it from a tracked request or task: it waits for those to end.
 
         Cancellation: cancelling the caller does not cancel the shutdown.
 
