@@ -18,7 +18,8 @@ from asgi_supervisor._host.channel import MAX_MESSAGE, Channel, MessageTooLargeE
 from asgi_supervisor._host.listener_folder import folder_name, is_alive, locked
 from asgi_supervisor._host.proc import network_namespace
 from asgi_supervisor._host.runtime_dir import open_private
-from tests._siblings import Member, folder_of, joined, listener, runtime, until
+from asgi_supervisor._host.tcp_table import Listener
+from tests._siblings import Member, folder_of, joined, listener, listening, runtime, until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
 __all__ = ["listener", "runtime"]  # fixtures
@@ -31,9 +32,12 @@ def dead_socket(path: Path) -> None:
     sock.close()
 
 
-def test_the_folder_is_keyed_by_port_and_network_namespace() -> None:
-    """One function names a listener's folder: by its port and this network namespace."""
-    assert folder_name(8000) == f"listener-port8000-net{network_namespace()}"
+def test_the_folder_is_keyed_by_address_port_and_network_namespace() -> None:
+    """One function names a listener's folder: by its address and port (IPv6 in brackets,
+    as in a URL) and this network namespace."""
+    net = network_namespace()
+    assert folder_name(("127.0.0.1", 8000)) == f"listener-127.0.0.1:8000-net{net}"
+    assert folder_name(("::1", 8000)) == f"listener-[::1]:8000-net{net}"
 
 
 def test_alive_means_the_socket_accepts_a_connect(tmp_path: Path) -> None:
@@ -92,14 +96,14 @@ async def test_joining_sweeps_the_folders_of_dead_listeners_only(
     not listener folders alone."""
     a = Member(runtime, 1001)
     await joined(a)
-    old = runtime / folder_name(1)
+    old = runtime / folder_name(("127.0.0.1", 1))
     old.mkdir(mode=0o700)
     dead_socket(old / "1002.sock")
     other = runtime / "not-a-listener"
     other.mkdir(mode=0o700)
     dead_socket(other / "1004.sock")
     with socket.create_server(("127.0.0.1", 0)) as second:
-        b = Member(runtime, 1003, find=lambda: {second.getsockname()[1]})
+        b = Member(runtime, 1003, find=lambda: listening(second))
         await joined(b)
         assert not old.exists()
         assert sorted(p.name for p in runtime.rglob("*.sock")) == [
@@ -223,13 +227,13 @@ async def test_an_endpoints_look_joins_the_look_under_way(
     monkeypatch.setattr(_listeners, "_DELAYS", (0.0,))  # the schedule looks once
     calls: list[int] = []
     looking, go_on = threading.Event(), threading.Event()
-    port = listener.getsockname()[1]
+    found = listening(listener)
 
-    def slow_find() -> set[int]:
+    def slow_find() -> set[Listener]:
         calls.append(1)
         looking.set()
         go_on.wait(5.0)
-        return {port}
+        return found
 
     member = Member(runtime, 1301, find=slow_find)
     member.start()

@@ -135,6 +135,7 @@ class ServerProcess(Started):
         self.name = name or server
         # The port is kept across restarts (`start` after an exit): a balancer knows it.
         self.port = free_port()
+        self.host = "127.0.0.1"
         self.ready_path = ready_path
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
@@ -200,7 +201,7 @@ class ServerProcess(Started):
     def listener_folder(self) -> Path:
         """The folder its workers share in the runtime directory: sockets and the token."""
         runtime_dir = Path(self.env.get("ASGI_SUPERVISOR_RUNTIME_DIR") or self.runtime_dir)
-        return runtime_dir / folder_name(self.port)
+        return runtime_dir / folder_name((self.host, self.port))
 
     @property
     def token_path(self) -> Path:

@@ -30,7 +30,7 @@ def test_health_tasks_and_drain_with_no_configuration(tmp_path: Path) -> None:
     unset = {"ASGI_SUPERVISOR_RUNTIME_DIR": "", "XDG_RUNTIME_DIR": ""}
     with ServerProcess("tests.servers.served:app", tmp_path=tmp_path, env=unset) as server:
         default = Path(f"/tmp/asgi-supervisor-{os.geteuid()}")
-        token_path = default / folder_name(server.port) / "token"
+        token_path = default / folder_name(("127.0.0.1", server.port)) / "token"
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
             assert client.get("/tasks").status_code == 401
             assert client.post("/drain").status_code == 401
