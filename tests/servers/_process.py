@@ -160,6 +160,7 @@ class ServerProcess(Started):
             "ASGI_SUPERVISOR_RUNTIME_DIR": str(self.runtime_dir),
             **(env or {}),
         }
+        self.cwd = REPO
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 20.0, *, wait_live: bool = True) -> None:
@@ -167,7 +168,7 @@ class ServerProcess(Started):
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

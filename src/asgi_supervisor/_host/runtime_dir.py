@@ -230,6 +230,8 @@ def _not_a_directory(path: Path, exc: OSError) -> str:
         cause = f"it is a symlink (owned by uid {info.st_uid}), which is never followed"
     elif info is not None and not stat.S_ISDIR(info.st_mode):
         cause = "it is not a directory"
+    elif info is not None and info.st_uid != os.geteuid():
+        cause = f"it belongs to uid {info.st_uid}, another user, who made it first"
     else:
         cause = exc.strerror or str(exc)
     return f"The runtime directory {str(path)!r} cannot be opened: {cause}; remove it, or {_FIX}."
