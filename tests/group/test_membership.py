@@ -299,3 +299,49 @@ async def test_with_process_group_off_a_member_hears_no_drain(
         assert replies[os.getpid()].error == "this process does not answer 'status'"
         assert not supervisor.is_draining
     await sibling.close()
+
+
+async def test_a_worker_outside_its_group_refuses_a_drain_that_would_reach_it_alone(
+    listener: socket.socket, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1. a worker could not join (its runtime folder is unsafe) and others of its server
+    share its listener (found through /proc, played here): a drain there would reach it
+    alone, so `reach_problem` says why, naming the siblings and the cause; the state is
+    'unavailable'; 2. alone on its listener, nothing is refused; 3. a member of the group
+    reaches every member: nothing is refused, and an asker lists a worker of the server
+    that is not a member as not drained."""
+    runtime.mkdir(mode=0o700)
+    runtime.chmod(0o755)
+    outside = Member(runtime, 1601)
+    assert outside.group is not None
+    outside.start()
+    await asyncio.wait_for(until(lambda: outside.presence.problem is not None), 2.0)
+    assert outside.group.state == "unavailable"
+    monkeypatch.setattr(type(outside.presence), "sibling_workers", lambda self: {1602, 1603})
+    problem = await outside.group.reach_problem()
+    assert problem is not None
+    assert problem.startswith("this worker (pid 1601) is one of several of its server (also ")
+    assert "pid 1602, 1603) but is not in their process group (" in problem
+    assert "has mode 0755" in problem
+    monkeypatch.setattr(type(outside.presence), "sibling_workers", lambda self: set())
+    assert await outside.group.reach_problem() is None
+    await outside.close()
+    runtime.chmod(0o700)
+    a, b = Member(runtime, 1611), Member(runtime, 1612)
+    await joined(a, b)
+    assert a.group is not None
+    assert a.group.state == "joined"
+    monkeypatch.setattr(type(a.presence), "sibling_workers", lambda self: {1612, 1613})
+    assert await a.group.reach_problem() is None
+    outcomes = await a.group.ask_siblings(0.5)
+    assert outcomes == [
+        {"state": "ready", "drained": False, "pid": 1612},
+        {
+            "pid": 1613,
+            "state": "unknown",
+            "drained": False,
+            "error": "a worker of this server outside this one's process group: it heard no drain",
+        },
+    ]
+    for member in (a, b):
+        await member.close()

@@ -4,6 +4,7 @@ liveness check (the socket accepts a connect), one lock, and nothing left behind
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import socket
@@ -283,4 +284,35 @@ async def test_a_malformed_or_oversized_datagram_is_dropped_and_logged(
     assert await member.wait_heard() == ("api (from pid 7)", 1e9)
     malformed = [r for r in caplog.records if "malformed message" in r.getMessage()]
     assert len(malformed) == 3
+    await member.close()
+
+
+async def test_a_failure_that_may_pass_is_an_error_once_then_debug(
+    listener: socket.socket,
+    runtime: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime folder that cannot be written (a read-only file system) may be fixed, so
+    every endpoint call tries again, at most once a second: the first failure is an ERROR,
+    the next ones DEBUG lines, whatever the number of requests."""
+    caplog.set_level("DEBUG", logger="asgi_supervisor")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(_presence.folders, "locked", read_only)
+    member = Member(runtime, 1701)
+    member.start()
+    await asyncio.wait_for(until(lambda: member.presence.problem is not None), 2.0)
+    for _ in range(3):
+        await asyncio.shield(member.presence.refresh())
+    failures = [r for r in caplog.records if "join the listener folder" in r.getMessage()]
+    # A refresh may join the schedule's own attempt: three or four attempts in all.
+    levels = [r.levelname for r in failures]
+    assert levels[0] == "ERROR"
+    assert set(levels[1:]) == {"DEBUG"}
+    assert len(levels) >= 3
+    assert "Read-only file system" in failures[0].getMessage()
+    assert "this process drains alone" in failures[0].getMessage()
     await member.close()
