@@ -71,7 +71,7 @@ def test_admin_token_from_a_secret_with_a_newline(tmp_path: Path) -> None:
         missing = cli("tasks", server.base_url, env={"PATH": ""})
         assert missing.returncode == 4
         assert "answered 401" in missing.stderr
-        assert "no local token file for port" in missing.stderr
+        assert "no local token file for 127.0.0.1:" in missing.stderr
         assert "set ASGI_SUPERVISOR_ADMIN_TOKEN to the server's admin_token" in missing.stderr
         wrong = cli("tasks", server.base_url, "--token", "nope", env={"PATH": ""})
         assert wrong.returncode == 4
@@ -88,6 +88,7 @@ def test_unreachable_and_bad_url() -> None:
     unreachable = cli("health", url, "--timeout", "2")
     assert unreachable.returncode == 3
     assert f"cannot reach {url}/health/ready" in unreachable.stderr
+    assert f"nothing listens on 127.0.0.1:{url.rsplit(':', 1)[1]}" in unreachable.stderr
     bad = cli("drain", "127.0.0.1:8000")
     assert bad.returncode == 2
     assert "must start with http:// or https://" in bad.stderr

@@ -134,12 +134,12 @@ def _request(
     local = auth and token is None and _is_loopback(parts.hostname)
     pin: Pin | None = None
     if local:
-        token, source, pin = _local_token(parts)
+        token, source, pin = _local_token(parts, url)
     status, body = _send_local(url, method, token, args.timeout, pin)
     if status == 401 and local:
         # The server writes its token file when it first sees its own socket, which a
         # request can be the first to show it (see `LocalTokens.refresh`): read it again.
-        retry, source, pin = _local_token(parts)
+        retry, source, pin = _local_token(parts, url)
         if retry is not None and retry != token:
             status, body = _send_local(url, method, retry, args.timeout, pin)
     if status in (401, 403):
@@ -234,13 +234,13 @@ def _explicit_token(args: argparse.Namespace) -> tuple[str | None, str]:
     return token, (TOKEN_VARIABLE if token is not None else "")
 
 
-def _local_token(parts: urllib.parse.SplitResult) -> tuple[str | None, str, Pin]:
-    """The local token for the loopback URL *parts*, where it came from, and the one
-    connection it may go through.
+def _local_token(parts: urllib.parse.SplitResult, url: str) -> tuple[str | None, str, Pin]:
+    """The local token for the loopback URL *parts* (of *url*), where it came from, and the
+    one connection it may go through.
 
     Raises:
         _Failure: REFUSED when no address of the URL's host is served by a socket of this
-            user (another user's socket listens there, or nothing does).
+            user but another user's socket listens there; UNREACHABLE when nothing does.
     """
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -251,6 +251,9 @@ def _local_token(parts: urllib.parse.SplitResult) -> tuple[str | None, str, Pin]
     found = find_token([a for a in addresses if _is_loopback(a)], port, os.environ)
     problems = [f"{a} is not a loopback address" for a in addresses if not _is_loopback(a)]
     problems.extend(found.problems)
+    if found.address is None and not found.foreign:
+        # Nobody's socket listens there: what the connection would have said.
+        raise _Failure(UNREACHABLE, f"cannot reach {url}: {'; '.join(problems)}")
     if found.address is None:
         raise _Failure(
             REFUSED,
