@@ -315,7 +315,7 @@ async def test_a_worker_outside_its_group_refuses_a_drain_that_would_reach_it_al
     outside = Member(runtime, 1601)
     assert outside.group is not None
     outside.start()
-    await asyncio.wait_for(until(lambda: outside.presence.problem is not None), 2.0)
+    await asyncio.wait_for(until(lambda: outside.presence.problem is not None), WITHIN)
     assert outside.group.state == "unavailable"
     monkeypatch.setattr(type(outside.presence), "sibling_workers", lambda self: {1602, 1603})
     problem = await outside.group.reach_problem()

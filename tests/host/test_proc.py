@@ -36,29 +36,39 @@ def test_socket_inodes_of_a_process_that_is_gone_is_empty() -> None:
 
 # A parent that binds a socket and forks two workers holding it (as uvicorn --workers and
 # gunicorn do), and a third child that holds no socket; each worker reports its siblings.
+# Pipes order it, not sleeps: a child looks once the parent has forked every child ("go"),
+# and stays alive until the parent has every report ("done" reaches its end).
 FORKING_SERVER = """
-import json, os, socket, time
+import json, os, socket
 from asgi_supervisor._host.proc import sibling_workers
 listener = socket.create_server(("127.0.0.1", 0))
 inode = os.fstat(listener.fileno()).st_ino
+go_reader, go_writer = os.pipe()
+done_reader, done_writer = os.pipe()
 reader, writer = os.pipe()
 children = []
 for role in ("worker", "worker", "bystander"):
     pid = os.fork()
     if pid == 0:
+        for fd in (go_writer, done_writer, reader):
+            os.close(fd)
         if role == "bystander":
             listener.close()
-            time.sleep(1.0)
-            os._exit(0)
-        time.sleep(0.5)  # every child is forked by then
-        report = json.dumps([os.getpid(), sorted(sibling_workers({inode}))])
-        os.write(writer, report.encode() + b"\\n")
+        os.read(go_reader, 1)
+        if role == "worker":
+            report = json.dumps([os.getpid(), sorted(sibling_workers({inode}))])
+            os.write(writer, report.encode() + b"\\n")
+        os.close(writer)
+        os.read(done_reader, 1)
         os._exit(0)
     children.append(pid)
 listener.close()
-os.close(writer)
+for fd in (go_reader, done_reader, writer):
+    os.close(fd)
+os.write(go_writer, b"x" * len(children))
 with os.fdopen(reader) as lines:
     reports = dict(json.loads(line) for line in lines)
+os.close(done_writer)
 for pid in children:
     os.waitpid(pid, 0)
 print(json.dumps({"children": children, "reports": reports}))
