@@ -348,13 +348,27 @@ def test_open_without_a_token_says_how_to_get_one(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
     monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", "/nonexistent/runtime")
     for url, advice in (
-        ("http://127.0.0.1:1", "no local token file for port 1"),
+        ("http://127.0.0.1:1", "no local token file for 127.0.0.1:1"),
         ("http://203.0.113.7:8000", "the local token file is used only for loopback URLs"),
     ):
         err = io.StringIO()
         assert commands.main(["open", url], io.StringIO(), err) == commands.REFUSED
         assert "no token to sign a login link with" in err.getvalue()
         assert advice in err.getvalue()
+
+
+def test_open_names_the_address_whose_socket_is_the_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`open http://localhost:P` where the server's socket is on 127.0.0.1 only: the link the
+    browser gets names 127.0.0.1, not localhost, which it may resolve to another user's
+    [::1] listener first."""
+    monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
+    found = FoundToken("tok", None, "127.0.0.1", frozenset({0}), (), ())
+    monkeypatch.setattr(commands, "find_token", lambda addresses, port, environ: found)
+    out = io.StringIO()
+    assert commands.main(["open", "http://localhost:8123/admin"], out, io.StringIO()) == 0
+    assert out.getvalue().startswith("http://127.0.0.1:8123/admin/tasks/login?code=")
 
 
 def test_open_with_browser_hands_the_link_over_and_still_prints_it(

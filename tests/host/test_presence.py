@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from asgi_supervisor._host import listener_folder as _listener_folder
 from asgi_supervisor._host import listeners as _listeners
 from asgi_supervisor._host import presence as _presence
 from asgi_supervisor._host.channel import MAX_MESSAGE, Channel, MessageTooLargeError, encode
@@ -301,7 +302,7 @@ async def test_a_failure_that_may_pass_is_an_error_once_then_debug(
     def read_only(*args: object, **kwargs: object) -> None:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(_presence.folders, "locked", read_only)
+    monkeypatch.setattr(_listener_folder, "locked", read_only)
     member = Member(runtime, 1701)
     member.start()
     await asyncio.wait_for(until(lambda: member.presence.problem is not None), 2.0)

@@ -57,6 +57,7 @@ from asgi_supervisor._admin.admin_token import admin_token, admin_token_from_var
 from asgi_supervisor._admin.local_token import find_token
 from asgi_supervisor._admin.login import LOGIN_PATH
 from asgi_supervisor._admin.signed import LOGIN_LIFETIME, SESSION_LIFETIME, sign
+from asgi_supervisor._host.tcp_table import endpoint_text
 
 from .browser import open_link
 from .output import (
@@ -415,7 +416,7 @@ def _open(args: argparse.Namespace) -> Result:
     base, parts = _base(args.url)
     token, source = _explicit_token(args)
     if token is None and _is_loopback(parts.hostname):
-        token, source, _ = _local_token(parts)
+        token, source, base = _link_token(parts, base)
     if token is None:
         raise _Failure(REFUSED, f"no token to sign a login link with: {_advice(source)}")
     now = time.time()
@@ -433,6 +434,23 @@ def _open(args: argparse.Namespace) -> Result:
             notes.append("no browser could be started: open the link above in one")
     fields = {"link": link, "expires_at": expiry, "browser": opened}
     return Result(OK, "link", [link], fields, notes)
+
+
+def _link_token(parts: urllib.parse.SplitResult, base: str) -> tuple[str | None, str, str]:
+    """The local token to sign a login link for *base* with, where it came from, and the
+    base URL the link names: the address whose socket `_local_token` found to be the
+    server's, since the browser, not this command, connects (``localhost`` may resolve to
+    another user's ``[::1]`` first, and the code is worth a session to whoever gets it)."""
+    try:
+        token, source, pin = _local_token(parts, base)
+    except _Failure as failure:
+        if failure.status != UNREACHABLE:
+            raise
+        return None, f"no local token file for {parts.netloc} ({failure})", base
+    if pin.address != parts.hostname:
+        netloc = endpoint_text((pin.address, pin.port))
+        base = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return token, source, base
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {
