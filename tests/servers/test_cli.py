@@ -83,12 +83,17 @@ def test_admin_token_from_a_secret_with_a_newline(tmp_path: Path) -> None:
 
 
 def test_unreachable_and_bad_url() -> None:
-    """A closed port exits 3 naming the URL; a URL without a scheme exits 2."""
+    """A closed port exits 3 naming the URL (and, where the local token was looked for, that
+    nothing listens there); a URL without a scheme exits 2."""
     url = f"http://127.0.0.1:{free_port()}"
     unreachable = cli("health", url, "--timeout", "2")
     assert unreachable.returncode == 3
     assert f"cannot reach {url}/health/ready" in unreachable.stderr
-    assert f"nothing listens on 127.0.0.1:{url.rsplit(':', 1)[1]}" in unreachable.stderr
+    # tasks looks for the local token first: no socket there is the server's, or anyone's.
+    looked = cli("tasks", url, "--timeout", "2")
+    assert looked.returncode == 3
+    assert f"cannot reach {url}/tasks" in looked.stderr
+    assert f"nothing listens on 127.0.0.1:{url.rsplit(':', 1)[1]}" in looked.stderr
     bad = cli("drain", "127.0.0.1:8000")
     assert bad.returncode == 2
     assert "must start with http:// or https://" in bad.stderr
