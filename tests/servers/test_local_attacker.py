@@ -143,6 +143,17 @@ def wait_for_token(space: Space, within: float = 10.0) -> Path:
     raise AssertionError(f"no token within {within} s in {space.default_folders()}")
 
 
+def wait_for_members(folder: Path, count: int, within: float = 10.0) -> None:
+    """Until *count* workers have joined the listener *folder* (one socket each): a drain
+    begun while one is still joining reaches it only through its late hello, after the
+    command has asked it how far it drained."""
+    deadline = time.monotonic() + within
+    while len(list(folder.glob("*.sock"))) < count:
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not {count} members of {folder} within {within} s")
+        time.sleep(0.05)
+
+
 def readiness(base_url: str, *, count: int = 20) -> list[tuple[int, int]]:
     """(status, pid) of readiness on *count* fresh connections (each may reach any worker)."""
     answers = []
@@ -230,6 +241,7 @@ def test_a_runtime_folder_another_user_made_first_splits_no_drain(space: Space) 
         token = wait_for_token(space)
         assert token.parent.parent != squatted
         assert token.parent.parent.name.startswith(f"{squatted.name}.")
+        wait_for_members(token.parent, 2)
         assert f"{squatted}' cannot be opened: it belongs to uid {space.host.other.uid}" in (
             server.output()
         )
