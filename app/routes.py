@@ -79,7 +79,16 @@ def build_router(supervisor: Supervisor, workers: JobWorkers, broadcast: Broadca
         forwarder = asyncio.create_task(forward_ticks())
         try:
             while True:
-                text = await websocket.receive_text()
+                message = await websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                text = message.get("text")
+                if text is None:
+                    # Any client may send a binary frame: one line, not a traceback per
+                    # connection, and the close code that says why (RFC 6455 7.4.1).
+                    logger.info("closing a websocket that sent a binary frame (text only)")
+                    await websocket.close(code=1003, reason="text frames only")
+                    break
                 # "whoami" names the replica: the load-balancer tests see where they landed.
                 await websocket.send_text(f"pid {os.getpid()}" if text == "whoami" else text)
         except WebSocketDisconnect:

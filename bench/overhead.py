@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import socket
 import sys
 import tempfile
@@ -35,6 +36,7 @@ from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor._host.looplag import LoopLagMonitor
 from asgi_supervisor._host.presence import Presence
 from asgi_supervisor._host.runtime_dir import RuntimeDir
+from asgi_supervisor._host.tcp_table import Listener
 from asgi_supervisor._observe.metrics import take_snapshot
 from asgi_supervisor.testing import LifespanManager
 from bench._harness import Summary, clock, interleave_async, paired_delta, print_table
@@ -199,7 +201,8 @@ async def process_group(stack: contextlib.AsyncExitStack, peers: int) -> Supervi
     answering a scrape with a copy of the app's own snapshot.
     """
     listener = stack.enter_context(socket.create_server(("127.0.0.1", 0)))
-    port = listener.getsockname()[1]
+    address, port = listener.getsockname()[:2]
+    found = {Listener(address, port, os.fstat(listener.fileno()).st_ino, os.geteuid())}
     directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-"))
     supervisor = Supervisor(
         handle_signals=False, watchdog=False, local_token=False, runtime_dir=directory
@@ -210,7 +213,9 @@ async def process_group(stack: contextlib.AsyncExitStack, peers: int) -> Supervi
     loop = asyncio.get_running_loop()
     where = RuntimeDir(Path(directory), removable=False)
     for n in range(peers):
-        peer = Presence(loop, runtime_dir=lambda: where, pid=2**22 + n, find=lambda: {port})
+        peer = Presence(
+            loop, runtime_dir=lambda endpoints: where, pid=2**22 + n, find=lambda: found
+        )
         copy = dataclasses.replace(snapshot, pid=peer.pid).to_dict()
 
         async def answer(body: dict[str, Any], copy: dict[str, Any] = copy) -> dict[str, Any]:

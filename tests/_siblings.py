@@ -9,6 +9,7 @@ workers of one server find theirs. Test modules import from here, never from eac
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,8 +21,8 @@ import pytest
 from asgi_supervisor._group.membership import ProcessGroup
 from asgi_supervisor._host.listener_folder import folder_name
 from asgi_supervisor._host.presence import Presence
-from asgi_supervisor._host.proc import listening_ports
 from asgi_supervisor._host.runtime_dir import RuntimeDir
+from asgi_supervisor._host.tcp_table import Listener, listening_sockets
 
 # Bounds, not speed claims: the shared CI machine runs three Pythons at once, and a
 # broadcast lists the folders in a worker thread.
@@ -44,7 +45,27 @@ def runtime() -> Iterator[Path]:
 
 def folder_of(runtime: Path, listener: socket.socket) -> Path:
     """The listener folder of *listener* in *runtime*."""
-    return runtime / folder_name(listener.getsockname()[1])
+    return runtime / folder_name(listener.getsockname()[:2])
+
+
+def listening(*socks: socket.socket) -> set[Listener]:
+    """What the listener watch would find for the listening sockets *socks*."""
+    return {
+        Listener(
+            sock.getsockname()[0],
+            sock.getsockname()[1],
+            os.fstat(sock.fileno()).st_ino,
+            os.geteuid(),
+        )
+        for sock in socks
+    }
+
+
+def default_dir(runtime: Path) -> RuntimeDir:
+    """*runtime* as a default runtime directory: made if missing, as `placement` makes one,
+    and removed by the last member to leave."""
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    return RuntimeDir(runtime, removable=True)
 
 
 class Member:
@@ -60,7 +81,7 @@ class Member:
         pid: int,
         *,
         status: dict[str, Any] | None = None,
-        find: Callable[[], set[int]] = listening_ports,
+        find: Callable[[], set[Listener]] = listening_sockets,
         group: bool = True,
     ) -> None:
         self.heard: list[tuple[str, float]] = []
@@ -70,7 +91,7 @@ class Member:
         self._sending: list[asyncio.Task[list[int]]] = []
         self.presence = Presence(
             asyncio.get_running_loop(),
-            runtime_dir=lambda: RuntimeDir(runtime, removable=True),
+            runtime_dir=lambda endpoints: default_dir(runtime),
             pid=pid,
             find=find,
         )

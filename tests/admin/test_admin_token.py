@@ -75,11 +75,15 @@ def test_the_command_line_reads_the_variable_set_to_none_as_unset(
     with the same environment (a preStop exec), then uses the local token file, as it does
     with the variable unset, instead of sending 'none'."""
     monkeypatch.setenv("ASGI_SUPERVISOR_ADMIN_TOKEN", "none")
-    found = FoundToken("local-s3cret", Path("/run/port-8000.token"), (Path("/run"),), ())
-    monkeypatch.setattr(commands, "find_token", lambda port, environ: found)
+    found = FoundToken(
+        "local-s3cret", Path("/run/token"), "127.0.0.1", frozenset({0}), (Path("/run"),), ()
+    )
+    monkeypatch.setattr(commands, "find_token", lambda addresses, port, environ: found)
     sent: list[str | None] = []
 
-    def send(url: str, method: str, token: str | None, timeout: float) -> tuple[int, bytes]:
+    def send(
+        url: str, method: str, token: str | None, timeout: float, handlers: object = ()
+    ) -> tuple[int, bytes]:
         sent.append(token)
         return 200, json.dumps({"state": "ready", "tasks": [], "count": 0, "total": 0}).encode()
 

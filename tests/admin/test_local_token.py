@@ -1,5 +1,6 @@
-"""The local admin token: the private directory, the token in the listener folder, shared
-by its members and gone with the last, and how the command finds it."""
+"""The local admin token: the token in the listener folder with the record of the sockets
+it is for, shared by its members and gone with the last, and how the command finds it for
+the one address whose socket is the server's."""
 
 from __future__ import annotations
 
@@ -15,17 +16,22 @@ import pytest
 from starlette.applications import Starlette
 
 from asgi_supervisor import SupervisorMiddleware
+from asgi_supervisor._admin import local_token as _local_token
 from asgi_supervisor._admin.local_token import LocalTokens, find_token
-from asgi_supervisor._admin.token_file import join_token, read_token
+from asgi_supervisor._admin.token_file import (
+    join_token,
+    read_record,
+    read_token,
+    record_listener,
+)
 from asgi_supervisor._host import listeners as _listeners
 from asgi_supervisor._host.listener_folder import folder_name
-from asgi_supervisor._host.proc import listening_inodes, listening_ports
-from asgi_supervisor._host.runtime_dir import RuntimeDirError, candidates, locate, open_private
+from asgi_supervisor._host.runtime_dir import RuntimeDirError, open_private
+from asgi_supervisor._host.tcp_table import Listener
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import quiet_supervisor
-from tests._siblings import Member, folder_of, joined, listener, runtime, until
+from tests._siblings import Member, folder_of, joined, listener, listening, runtime, until
 
-PORT = 8123
 __all__ = ["listener", "runtime"]  # fixtures
 
 
@@ -43,84 +49,18 @@ def dir_fd(run_dir: Path) -> Iterator[int]:
     os.close(fd)
 
 
-def mode(path: Path) -> int:
-    return stat.S_IMODE(path.lstat().st_mode)
-
-
-# -- the runtime directory --------------------------------------------------------------------
-
-
-def test_directory_is_created_private(run_dir: Path) -> None:
-    """A missing directory is created with mode 0700, whatever the umask."""
-    old = os.umask(0)
+def write_token(runtime: Path, sock: socket.socket, *, record: bool = True) -> str:
+    """Write the token of *sock*'s listener folder in *runtime*, as its first member does."""
+    os.close(open_private(runtime, create=True))
+    folder = open_private(runtime / folder_name(sock.getsockname()[:2]), create=True)
     try:
-        os.close(open_private(run_dir, create=True))
+        token = join_token(folder)
+        if record:
+            (found,) = listening(sock)
+            record_listener(folder, found)
+        return token
     finally:
-        os.umask(old)
-    assert mode(run_dir) == 0o700
-
-
-@pytest.mark.parametrize("bits", [0o750, 0o705, 0o777])
-def test_directory_others_can_reach_is_refused(run_dir: Path, bits: int) -> None:
-    """A directory with any group or other bit is refused, naming its mode and the fix."""
-    run_dir.mkdir()
-    run_dir.chmod(bits)
-    with pytest.raises(RuntimeDirError, match=rf"has mode {bits:04o}.*chmod 700"):
-        open_private(run_dir, create=True)
-
-
-def test_symlink_and_file_are_refused(run_dir: Path, tmp_path: Path) -> None:
-    """A symlink (even to a private directory) or a plain file is refused."""
-    target = tmp_path / "elsewhere"
-    target.mkdir(mode=0o700)
-    run_dir.symlink_to(target)
-    with pytest.raises(RuntimeDirError, match="must be a real directory, not a symlink"):
-        open_private(run_dir, create=True)
-    plain = tmp_path / "plain"
-    plain.write_text("")
-    with pytest.raises(RuntimeDirError, match="cannot be opened as a directory"):
-        open_private(plain, create=False)
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory away needs root")
-def test_directory_of_another_user_is_refused(run_dir: Path) -> None:
-    """A directory owned by another user is refused even with mode 0700."""
-    run_dir.mkdir(mode=0o700)
-    os.chown(run_dir, 65534, -1)
-    with pytest.raises(RuntimeDirError, match="belongs to uid 65534"):
-        open_private(run_dir, create=True)
-
-
-def test_missing_directory_without_create(run_dir: Path) -> None:
-    """Looking (the command) never creates the directory."""
-    with pytest.raises(FileNotFoundError):
-        open_private(run_dir, create=False)
-    assert not run_dir.exists()
-
-
-def test_candidates_in_order(tmp_path: Path) -> None:
-    """The variable first, then $XDG_RUNTIME_DIR if it is ours, then the temporary directory."""
-    xdg = tmp_path / "xdg"
-    xdg.mkdir()
-    found = candidates({"ASGI_SUPERVISOR_RUNTIME_DIR": "/x/y", "XDG_RUNTIME_DIR": str(xdg)})
-    assert found[:2] == [Path("/x/y"), xdg / "asgi-supervisor"]
-    assert found[-1] == Path(f"/tmp/asgi-supervisor-{os.geteuid()}")
-    no_xdg = candidates({"XDG_RUNTIME_DIR": str(tmp_path / "missing")})
-    assert all(path.name == f"asgi-supervisor-{os.geteuid()}" for path in no_xdg)
-
-
-def test_locate_the_setting_first_and_only_a_default_is_removable(tmp_path: Path) -> None:
-    """The ``runtime_dir`` setting wins over the variable; a directory named by either stays,
-    the default one is the library's to remove."""
-    environ = {"ASGI_SUPERVISOR_RUNTIME_DIR": "/x/y", "XDG_RUNTIME_DIR": str(tmp_path)}
-    assert (locate("/set/in/code", environ).path, locate(" /p ", environ).path) == (
-        Path("/set/in/code"),
-        Path("/p"),
-    )
-    assert not locate("/set/in/code", environ).removable
-    assert (locate(None, environ).path, locate(None, environ).removable) == (Path("/x/y"), False)
-    default = locate(None, {"XDG_RUNTIME_DIR": str(tmp_path)})
-    assert (default.path, default.removable) == (tmp_path / "asgi-supervisor", True)
+        os.close(folder)
 
 
 # -- the token file ---------------------------------------------------------------------------
@@ -143,8 +83,32 @@ def test_a_token_file_others_can_read_is_refused(run_dir: Path, dir_fd: int) -> 
     token_path = run_dir / "token"
     token_path.write_text("t\n")
     token_path.chmod(0o644)
-    with pytest.raises(RuntimeDirError, match=r"token file 'token' has mode 0644.*chmod 600"):
+    with pytest.raises(RuntimeDirError, match=r"file 'token' has mode 0644.*chmod 600"):
         read_token(dir_fd)
+
+
+def test_the_record_lists_each_members_socket_once(dir_fd: int) -> None:
+    """Each member adds its listening socket to the record (granian's workers bind one
+    each), once; a record of another address is replaced, not merged."""
+    first = Listener("127.0.0.1", 8000, inode=11, uid=1000)
+    second = Listener("127.0.0.1", 8000, inode=12, uid=1000)
+    record_listener(dir_fd, first)
+    record_listener(dir_fd, second)
+    record_listener(dir_fd, first)
+    record = read_record(dir_fd)
+    assert record is not None
+    assert (record.endpoint, record.sockets) == (
+        ("127.0.0.1", 8000),
+        frozenset({(11, 1000), (12, 1000)}),
+    )
+    assert record.lists(second)
+    assert not record.lists(Listener("::1", 8000, inode=12, uid=1000))
+    assert not record.lists(Listener("127.0.0.1", 8000, inode=12, uid=1001))
+    record_listener(dir_fd, Listener("::1", 8000, inode=13, uid=1000))
+    record = read_record(dir_fd)
+    assert record is not None
+    assert (record.endpoint, record.sockets) == (("::1", 8000), frozenset({(13, 1000)}))
+    assert stat.S_IMODE(os.stat("listener", dir_fd=dir_fd).st_mode) == 0o600
 
 
 async def test_members_share_one_token_and_the_last_removes_it(
@@ -184,69 +148,107 @@ async def test_a_dead_servers_token_is_never_inherited(
     await joined(member)
     await asyncio.wait_for(until(lambda: local.tokens), 2.0)
     assert local.tokens != (b"old-token",)
-    assert sorted(os.listdir(folder)) == ["100.sock", "token"]
+    assert sorted(os.listdir(folder)) == ["100.sock", "listener", "token"]
     await member.close()
 
 
-def test_find_token_looks_everywhere_and_names_problems(tmp_path: Path) -> None:
-    """The command finds the token in the listener folder of the URL's port, in the
-    configured directory, skips an unsafe one and says why."""
+def test_find_token_looks_everywhere_and_names_problems(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    """The command finds the token of the listener that would accept the connection, in
+    the configured directory, skips an unsafe one and says why."""
+    address, port = listener.getsockname()[:2]
     unsafe = tmp_path / "unsafe"
     unsafe.mkdir(mode=0o755)
     unsafe.chmod(0o755)
-    found = find_token(PORT, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(unsafe)})
+    found = find_token([address], port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(unsafe)})
     assert found.token is None
     assert any("has mode 0755" in problem for problem in found.problems)
     good = tmp_path / "good"
-    os.close(open_private(good, create=True))
-    folder = open_private(good / folder_name(PORT), create=True)
-    try:
-        token = join_token(folder)
-    finally:
-        os.close(folder)
-    found = find_token(PORT, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(good)})
-    assert (found.token, found.path) == (token, good / folder_name(PORT) / "token")
-    assert find_token(PORT + 1, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(good)}).token is None
+    token = write_token(good, listener)
+    found = find_token([address], port, {"ASGI_SUPERVISOR_RUNTIME_DIR": str(good)})
+    assert (found.token, found.path) == (token, good / folder_name((address, port)) / "token")
+    assert (found.address, found.owners) == (address, frozenset({os.geteuid()}))
 
 
-# -- the listening ports ----------------------------------------------------------------------
-
-
-def test_listening_ports_sees_listening_sockets_only() -> None:
-    """A listening socket's port is found; a bound but not listening one is not; once closed
-    it is gone."""
-    with socket.socket() as listening, socket.socket() as bound:
-        listening.bind(("127.0.0.1", 0))
-        listening.listen()
-        bound.bind(("127.0.0.1", 0))
-        port = listening.getsockname()[1]
-        assert port in listening_ports()
-        assert bound.getsockname()[1] not in listening_ports()
-        assert os.fstat(listening.fileno()).st_ino in listening_inodes()
-    assert port not in listening_ports()
-    assert listening_ports(2**31 - 1) == set()  # no such process
-
-
-def test_listening_ports_of_ipv6() -> None:
-    """An IPv6 listening socket is found too."""
-    if not socket.has_ipv6:
-        pytest.skip("no IPv6")
-    with socket.socket(socket.AF_INET6) as sock:
+def test_the_token_goes_to_the_address_of_its_socket_only(tmp_path: Path) -> None:
+    """Two services on one port, 127.0.0.1 and [::1] (as another user may put one next to
+    a server): each address gets the token of its own socket, and a name resolving to both
+    (localhost) gets the first address's; an address nothing listens on gets nothing."""
+    environ = {"ASGI_SUPERVISOR_RUNTIME_DIR": str(tmp_path / "run")}
+    with socket.create_server(("127.0.0.1", 0)) as ipv4:
+        port = ipv4.getsockname()[1]
         try:
-            sock.bind(("::1", 0))
+            ipv6 = socket.create_server(("::1", port), family=socket.AF_INET6)
         except OSError:
             pytest.skip("no IPv6 loopback")
-        sock.listen()
-        assert sock.getsockname()[1] in listening_ports()
+        with ipv6:
+            first, second = write_token(tmp_path / "run", ipv4), write_token(tmp_path / "run", ipv6)
+            assert first != second
+            assert find_token(["127.0.0.1"], port, environ).token == first
+            assert find_token(["::1"], port, environ).token == second
+            both = find_token(["::1", "127.0.0.1"], port, environ)
+            assert (both.token, both.address) == (second, "::1")
+        nobody = find_token(["::1"], port, environ)
+        assert (nobody.token, nobody.address) == (None, None)
+        assert nobody.problems == (f"nothing listens on [::1]:{port}",)
+
+
+def test_another_users_socket_never_gets_the_token(
+    tmp_path: Path, listener: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The socket that would accept the connection is another user's: no address is chosen
+    (the command sends nothing), and the problem says so; where one address of a name is
+    another user's and the next the server's, the server's is chosen and the other named."""
+    address, port = listener.getsockname()[:2]
+    environ = {"ASGI_SUPERVISOR_RUNTIME_DIR": str(tmp_path / "run")}
+    token = write_token(tmp_path / "run", listener)
+    (ours,) = listening(listener)
+    stranger = Listener("::1", port, inode=ours.inode + 1, uid=os.geteuid() + 1)
+
+    def accepting(target: str, port: int) -> list[Listener]:
+        return [stranger] if target == "::1" else [ours]
+
+    monkeypatch.setattr(_local_token, "accepting_listeners", accepting)
+    refused = find_token(["::1"], port, environ)
+    assert (refused.token, refused.address, refused.foreign) == (None, None, (f"[::1]:{port}",))
+    assert refused.problems == (
+        f"the socket listening on [::1]:{port} belongs to another user (uid {stranger.uid}), "
+        "not to a server of yours: the local token is never sent to it",
+    )
+    chosen = find_token(["::1", address], port, environ)
+    assert (chosen.token, chosen.address, chosen.foreign) == (token, address, (f"[::1]:{port}",))
+
+
+def test_a_token_written_for_another_socket_is_not_sent(
+    tmp_path: Path, listener: socket.socket
+) -> None:
+    """The folder's token was written for a socket that is gone (a server killed, its port
+    taken by another service of ours): it is not sent there, and the problem says why; a
+    folder with no record at all is not trusted either."""
+    address, port = listener.getsockname()[:2]
+    run = tmp_path / "run"
+    environ = {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run)}
+    write_token(run, listener, record=False)
+    folder = open_private(run / folder_name((address, port)), create=False)
+    try:
+        unrecorded = find_token([address], port, environ)
+        record_listener(folder, Listener(address, port, inode=1, uid=os.geteuid()))
+    finally:
+        os.close(folder)
+    stale = find_token([address], port, environ)
+    for found in (unrecorded, stale):
+        assert (found.token, found.address) == (None, address)  # ours: asked with no token
+        assert any("is not the one the token in" in problem for problem in found.problems)
 
 
 # -- the supervisor's side ------------------------------------------------------------------
 
 
 async def found(port: int) -> str:
-    """The token the command finds for *port*, once there is one (read off the loop)."""
+    """The token the command finds for 127.0.0.1:*port*, once there is one (off the loop)."""
     while True:
-        token = (await asyncio.to_thread(find_token, port, os.environ)).token
+        token = (await asyncio.to_thread(find_token, ["127.0.0.1"], port, os.environ)).token
         if token is not None:
             return token
         await asyncio.sleep(0.02)
@@ -285,7 +287,7 @@ async def test_a_default_runtime_directory_goes_with_the_last_token(
         port = sock.getsockname()[1]
         async with LifespanManager(app):
             await asyncio.wait_for(found(port), 10.0)
-            assert (default / folder_name(port) / "token").exists()
+            assert (default / folder_name(("127.0.0.1", port)) / "token").exists()
     assert not default.exists()
 
 
@@ -312,7 +314,7 @@ async def test_an_admin_request_writes_the_token_the_command_then_reads(
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 assert (await client.get("/tasks")).status_code == 401
                 variable = {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}
-                token = (await asyncio.to_thread(find_token, port, variable)).token
+                token = (await asyncio.to_thread(find_token, ["127.0.0.1"], port, variable)).token
                 assert token is not None
                 headers = {"Authorization": f"Bearer {token}"}
                 assert (await client.get("/tasks", headers=headers)).status_code == 200

@@ -74,6 +74,7 @@ async def test_health_before_startup_and_when_ready() -> None:
                 "workers": {},
                 "counts": {"requests": 0, "websockets": 0, "tasks": 0, "workers": 0},
                 "deadline_remaining": None,
+                "process_group": "off",
             }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from asgi_supervisor._admin.local_token import FoundToken
 from asgi_supervisor._cli import commands
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import TOKEN, bare_app, client, quiet_supervisor
@@ -347,13 +348,27 @@ def test_open_without_a_token_says_how_to_get_one(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
     monkeypatch.setenv("ASGI_SUPERVISOR_RUNTIME_DIR", "/nonexistent/runtime")
     for url, advice in (
-        ("http://127.0.0.1:1", "no local token file for port 1"),
+        ("http://127.0.0.1:1", "no local token file for 127.0.0.1:1"),
         ("http://203.0.113.7:8000", "the local token file is used only for loopback URLs"),
     ):
         err = io.StringIO()
         assert commands.main(["open", url], io.StringIO(), err) == commands.REFUSED
         assert "no token to sign a login link with" in err.getvalue()
         assert advice in err.getvalue()
+
+
+def test_open_names_the_address_whose_socket_is_the_servers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`open http://localhost:P` where the server's socket is on 127.0.0.1 only: the link the
+    browser gets names 127.0.0.1, not localhost, which it may resolve to another user's
+    [::1] listener first."""
+    monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
+    found = FoundToken("tok", None, "127.0.0.1", frozenset({0}), (), ())
+    monkeypatch.setattr(commands, "find_token", lambda addresses, port, environ: found)
+    out = io.StringIO()
+    assert commands.main(["open", "http://localhost:8123/admin"], out, io.StringIO()) == 0
+    assert out.getvalue().startswith("http://127.0.0.1:8123/admin/tasks/login?code=")
 
 
 def test_open_with_browser_hands_the_link_over_and_still_prints_it(
@@ -372,3 +387,40 @@ def test_open_with_browser_hands_the_link_over_and_still_prints_it(
     assert commands.main(["open", "http://h:1", "--token", "t", "--browser"], out, err) == 0
     assert handed == [out.getvalue().strip()]
     assert "no browser could be started: open the link above in one" in err.getvalue()
+
+
+def test_no_address_served_by_this_user_sends_nothing_and_exits_4(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The URL's host is served by another user's socket only: the command sends no request
+    at all, exits 4, and says why and what to do."""
+    problem = "the socket listening on [::1]:8000 belongs to another user (uid 1001), not to a"
+    found = FoundToken(None, None, None, frozenset(), (), (problem,), ("[::1]:8000",))
+    monkeypatch.setattr(commands, "find_token", lambda addresses, port, environ: found)
+    monkeypatch.delenv("ASGI_SUPERVISOR_ADMIN_TOKEN", raising=False)
+
+    def send(*args: object, **kwargs: object) -> tuple[int, bytes]:
+        raise AssertionError("nothing may be sent")
+
+    monkeypatch.setattr(commands, "_send", send)
+    assert commands.main(["drain", "http://[::1]:8000"], out=io.StringIO()) == commands.REFUSED
+    err = capsys.readouterr().err
+    assert err.startswith("asgi-supervisor: not sending the local token to [::1]:8000: ")
+    assert problem in err
+    assert "pass --token / set ASGI_SUPERVISOR_ADMIN_TOKEN" in err
+
+
+def test_a_drain_refused_by_a_worker_outside_its_group_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """/drain answered 409 (one worker of several, outside the process group): the command
+    prints the worker's reason and exits 1, not drained."""
+    body = {
+        "error": "this worker (pid 7) is one of several ...; nothing was drained.",
+        "drained": False,
+    }
+    monkeypatch.setattr(commands, "_request", lambda args, path, **_: (409, body))
+    out = io.StringIO()
+    assert commands.main(["drain", "http://127.0.0.1:1"], out=out) == commands.NOT_READY
+    assert out.getvalue() == ""
+    assert capsys.readouterr().err == f"asgi-supervisor: drain refused: {body['error']}\n"

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from app.jobs import open_queue
 from app.main import create_app
@@ -165,3 +169,35 @@ def test_settings_name_the_bad_variable_and_the_fix(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("APP_QUEUE_PATH", "/data/q.sqlite3")
     with pytest.raises(ValueError, match=r"set APP_DATABASE_URL=sqlite:////data/q.sqlite3"):
         Settings.from_env()
+
+
+def closing_of(socket: WebSocketTestSession) -> WebSocketDisconnect:
+    """How the server closed *socket*, reading (and dropping) what it sent before."""
+    while True:
+        try:
+            socket.receive_text()
+        except WebSocketDisconnect as closed:
+            return closed
+
+
+def test_a_binary_frame_on_the_websocket_closes_it_with_1003(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1. the demo's /ws echoes text; 2. a binary frame closes the connection with 1003
+    (unsupported data) and one log line, with no traceback; 3. the app serves on."""
+    caplog.set_level("INFO", logger="app")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'q.sqlite3'}", workers=1)
+    app = create_app(settings, quiet_supervisor())
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws") as socket:
+            socket.send_text("hello")
+            while (said := socket.receive_text()) != "hello":
+                assert said.startswith("tick"), said  # the periodic worker's broadcast
+            socket.send_bytes(b"\x00\x01")
+            closed = closing_of(socket)
+        assert (closed.code, closed.reason) == (1003, "text frames only")
+        assert client.get("/").text == "hello"
+    lines = [r for r in caplog.records if "binary frame" in r.getMessage()]
+    assert len(lines) == 1
+    assert lines[0].exc_info is None
+    assert not [r for r in caplog.records if r.exc_info is not None]

@@ -18,7 +18,7 @@ import pytest
 from asgi_supervisor import Supervisor
 from asgi_supervisor._asgi.drain import process_outcomes
 from asgi_supervisor._cli import commands as _cli
-from asgi_supervisor._host.proc import listening_inodes, listening_ports
+from asgi_supervisor._host.tcp_table import Listener
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import bare_app, quiet_supervisor
 from tests._siblings import (
@@ -27,6 +27,7 @@ from tests._siblings import (
     folder_of,
     joined,
     listener,
+    listening,
     runtime,
     settled,
     until,
@@ -40,14 +41,6 @@ __all__ = ["listener", "runtime"]  # fixtures
 def sockets(runtime: Path) -> list[str]:
     """The member sockets in every listener folder of *runtime*, by name."""
     return sorted(path.name for path in runtime.rglob("*.sock"))
-
-
-def test_listening_ports_and_inodes_name_our_listener(listener: socket.socket) -> None:
-    """The listener's port and socket inode are found through /proc."""
-    port = listener.getsockname()[1]
-    assert port in listening_ports()
-    assert os.fstat(listener.fileno()).st_ino in listening_inodes()
-    assert listening_ports(pid=2**22 + 1) == set()  # no such process: empty, no error
 
 
 async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
@@ -102,11 +95,11 @@ async def test_a_newcomer_learns_of_a_drain_begun_before_it_joined(
     assert not a.group.is_shared()  # alone so far: it may end itself after a drain
     deadline = time.monotonic() + 8.0
     a.group.announce("api", deadline)
-    found: set[int] = set()
+    found: set[Listener] = set()
     late = Member(runtime, 302, find=lambda: found)
     late.start()
     assert not late.presence.joined
-    found.update(await asyncio.to_thread(listening_ports))  # it listens after startup
+    found.update(listening(listener))  # it listens after startup
     await asyncio.wait_for(until(lambda: late.presence.joined), WITHIN)
     assert await late.wait_heard() == ("api (from pid 301)", deadline)
     for member in (a, late):
@@ -118,12 +111,10 @@ async def test_a_worker_listening_on_two_ports_is_in_both_groups(
 ) -> None:
     """A worker that also listens on a port of its own (a metrics server, say) still hears
     its siblings on the shared port, and its drain reaches the members of both groups."""
-    shared = listener.getsockname()[1]
     with socket.create_server(("127.0.0.1", 0)) as metrics:
-        own = metrics.getsockname()[1]
-        both = Member(runtime, 901, find=lambda: {shared, own})
-        sibling = Member(runtime, 902, find=lambda: {shared})
-        other = Member(runtime, 903, find=lambda: {own})
+        both = Member(runtime, 901, find=lambda: listening(listener, metrics))
+        sibling = Member(runtime, 902, find=lambda: listening(listener))
+        other = Member(runtime, 903, find=lambda: listening(metrics))
         await joined(both, sibling, other)
         assert len(list(runtime.iterdir())) == 2
         deadline = time.monotonic() + 5.0
@@ -222,7 +213,7 @@ async def test_the_token_and_the_group_share_one_listener_folder_set_in_code(
     folder = folder_of(runtime, listener)
     async with LifespanManager(bare_app(supervisor)):
         await asyncio.wait_for(until(lambda: (folder / "token").exists()), WITHIN)
-        assert sorted(os.listdir(folder)) == [f"{os.getpid()}.sock", "token"]
+        assert sorted(os.listdir(folder)) == [f"{os.getpid()}.sock", "listener", "token"]
         await supervisor.drain()
     assert os.listdir(runtime) == []
     assert not (runtime.parent / "elsewhere").exists()
@@ -298,7 +289,7 @@ async def test_with_process_group_off_a_member_hears_no_drain(
     assert sibling.group is not None
     async with LifespanManager(bare_app(supervisor)):
         await asyncio.wait_for(
-            until(lambda: (folder_of(runtime, listener) / "token").exists()), 2.0
+            until(lambda: (folder_of(runtime, listener) / "token").exists()), WITHIN
         )
         await joined(sibling)
         sibling.group.announce("drain endpoint", time.monotonic() + 3.0)
@@ -308,3 +299,49 @@ async def test_with_process_group_off_a_member_hears_no_drain(
         assert replies[os.getpid()].error == "this process does not answer 'status'"
         assert not supervisor.is_draining
     await sibling.close()
+
+
+async def test_a_worker_outside_its_group_refuses_a_drain_that_would_reach_it_alone(
+    listener: socket.socket, runtime: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """1. a worker could not join (its runtime folder is unsafe) and others of its server
+    share its listener (found through /proc, played here): a drain there would reach it
+    alone, so `reach_problem` says why, naming the siblings and the cause; the state is
+    'unavailable'; 2. alone on its listener, nothing is refused; 3. a member of the group
+    reaches every member: nothing is refused, and an asker lists a worker of the server
+    that is not a member as not drained."""
+    runtime.mkdir(mode=0o700)
+    runtime.chmod(0o755)
+    outside = Member(runtime, 1601)
+    assert outside.group is not None
+    outside.start()
+    await asyncio.wait_for(until(lambda: outside.presence.problem is not None), WITHIN)
+    assert outside.group.state == "unavailable"
+    monkeypatch.setattr(type(outside.presence), "sibling_workers", lambda self: {1602, 1603})
+    problem = await outside.group.reach_problem()
+    assert problem is not None
+    assert problem.startswith("this worker (pid 1601) is one of several of its server (also ")
+    assert "pid 1602, 1603) but is not in their process group (" in problem
+    assert "has mode 0755" in problem
+    monkeypatch.setattr(type(outside.presence), "sibling_workers", lambda self: set())
+    assert await outside.group.reach_problem() is None
+    await outside.close()
+    runtime.chmod(0o700)
+    a, b = Member(runtime, 1611), Member(runtime, 1612)
+    await joined(a, b)
+    assert a.group is not None
+    assert a.group.state == "joined"
+    monkeypatch.setattr(type(a.presence), "sibling_workers", lambda self: {1612, 1613})
+    assert await a.group.reach_problem() is None
+    outcomes = await a.group.ask_siblings(0.5)
+    assert outcomes == [
+        {"state": "ready", "drained": False, "pid": 1612},
+        {
+            "pid": 1613,
+            "state": "unknown",
+            "drained": False,
+            "error": "a worker of this server outside this one's process group: it heard no drain",
+        },
+    ]
+    for member in (a, b):
+        await member.close()

@@ -1,4 +1,4 @@
-"""The listener watch: one schedule of looks at the listening ports, for every subscriber."""
+"""The listener watch: one schedule of looks at the listening sockets, for every subscriber."""
 
 from __future__ import annotations
 
@@ -10,31 +10,34 @@ import pytest
 
 from asgi_supervisor._host import listeners as _listeners
 from asgi_supervisor._host.listeners import ListenerWatch
+from asgi_supervisor._host.tcp_table import Listener
+
+SOCKET = Listener("127.0.0.1", 8000, inode=1, uid=1000)
 
 
-@pytest.mark.parametrize(("ports", "looks"), [({8000}, 3), (set(), 4)])
-async def test_the_schedule_goes_on_past_the_short_steps_only_while_no_port_is_known(
-    monkeypatch: pytest.MonkeyPatch, ports: set[int], looks: int
+@pytest.mark.parametrize(("found", "looks"), [({SOCKET}, 3), (set(), 4)])
+async def test_the_schedule_goes_on_past_the_short_steps_only_while_none_is_known(
+    monkeypatch: pytest.MonkeyPatch, found: set[Listener], looks: int
 ) -> None:
-    """Every subscriber hears every look that finds a port; the longer delays are waited
-    for only while none is known, and a schedule that found none says so once."""
+    """Every subscriber hears every look that finds a listener; the longer delays are
+    waited for only while none is known, and a schedule that found none says so once."""
     monkeypatch.setattr(_listeners, "_DELAYS", (0.0, 0.001, 0.002, 0.004))
     monkeypatch.setattr(_listeners, "_ONCE_FOUND_UNTIL", 0.002)
     calls: list[int] = []
 
-    def find() -> set[int]:
+    def find() -> set[Listener]:
         calls.append(1)
-        return ports
+        return found
 
     watch = ListenerWatch(find)
-    heard: list[frozenset[int]] = []
+    heard: list[frozenset[Listener]] = []
     given_up: list[bool] = []
     watch.subscribe(heard.append, lambda: given_up.append(True))
     watch.start()
     await asyncio.wait_for(_until(lambda: "idle" in repr(watch)), 2.0)
     assert len(calls) == looks
-    assert heard == ([frozenset(ports)] * looks if ports else [])
-    assert given_up == ([] if ports else [True])
+    assert heard == ([frozenset(found)] * looks if found else [])
+    assert given_up == ([] if found else [True])
     await watch.aclose()
 
 
@@ -45,16 +48,16 @@ async def test_nobody_subscribed_means_no_look_and_close_waits_for_a_look_under_
     calls: list[int] = []
     release = threading.Event()
 
-    def slow_find() -> set[int]:
+    def slow_find() -> set[Listener]:
         calls.append(1)
         release.wait(5.0)
-        return {8000}
+        return {SOCKET}
 
     watch = ListenerWatch(slow_find)
     watch.start()
     await asyncio.wait_for(_until(lambda: "idle" in repr(watch)), 2.0)
     assert calls == []
-    heard: list[frozenset[int]] = []
+    heard: list[frozenset[Listener]] = []
     watch.subscribe(heard.append)
     watch.start()
     ended: list[str] = []
@@ -71,7 +74,7 @@ async def test_nobody_subscribed_means_no_look_and_close_waits_for_a_look_under_
         release.set()
     await asyncio.wait_for(closing, 2.0)
     assert ended == ["look", "close"]
-    assert (calls, heard, watch.ports) == ([1], [], frozenset())
+    assert (calls, heard, watch.listeners) == ([1], [], frozenset())
 
 
 async def _until(condition: Callable[[], bool]) -> None:

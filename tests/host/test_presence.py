@@ -4,6 +4,7 @@ liveness check (the socket accepts a connect), one lock, and nothing left behind
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import socket
@@ -12,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from asgi_supervisor._host import listener_folder as _listener_folder
 from asgi_supervisor._host import listeners as _listeners
 from asgi_supervisor._host import presence as _presence
 from asgi_supervisor._host.channel import MAX_MESSAGE, Channel, MessageTooLargeError, encode
 from asgi_supervisor._host.listener_folder import folder_name, is_alive, locked
 from asgi_supervisor._host.proc import network_namespace
 from asgi_supervisor._host.runtime_dir import open_private
-from tests._siblings import Member, folder_of, joined, listener, runtime, until
+from asgi_supervisor._host.tcp_table import Listener
+from tests._siblings import Member, folder_of, joined, listener, listening, runtime, until
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
 __all__ = ["listener", "runtime"]  # fixtures
@@ -31,9 +34,12 @@ def dead_socket(path: Path) -> None:
     sock.close()
 
 
-def test_the_folder_is_keyed_by_port_and_network_namespace() -> None:
-    """One function names a listener's folder: by its port and this network namespace."""
-    assert folder_name(8000) == f"listener-port8000-net{network_namespace()}"
+def test_the_folder_is_keyed_by_address_port_and_network_namespace() -> None:
+    """One function names a listener's folder: by its address and port (IPv6 in brackets,
+    as in a URL) and this network namespace."""
+    net = network_namespace()
+    assert folder_name(("127.0.0.1", 8000)) == f"listener-127.0.0.1:8000-net{net}"
+    assert folder_name(("::1", 8000)) == f"listener-[::1]:8000-net{net}"
 
 
 def test_alive_means_the_socket_accepts_a_connect(tmp_path: Path) -> None:
@@ -92,14 +98,14 @@ async def test_joining_sweeps_the_folders_of_dead_listeners_only(
     not listener folders alone."""
     a = Member(runtime, 1001)
     await joined(a)
-    old = runtime / folder_name(1)
+    old = runtime / folder_name(("127.0.0.1", 1))
     old.mkdir(mode=0o700)
     dead_socket(old / "1002.sock")
     other = runtime / "not-a-listener"
     other.mkdir(mode=0o700)
     dead_socket(other / "1004.sock")
     with socket.create_server(("127.0.0.1", 0)) as second:
-        b = Member(runtime, 1003, find=lambda: {second.getsockname()[1]})
+        b = Member(runtime, 1003, find=lambda: listening(second))
         await joined(b)
         assert not old.exists()
         assert sorted(p.name for p in runtime.rglob("*.sock")) == [
@@ -223,13 +229,13 @@ async def test_an_endpoints_look_joins_the_look_under_way(
     monkeypatch.setattr(_listeners, "_DELAYS", (0.0,))  # the schedule looks once
     calls: list[int] = []
     looking, go_on = threading.Event(), threading.Event()
-    port = listener.getsockname()[1]
+    found = listening(listener)
 
-    def slow_find() -> set[int]:
+    def slow_find() -> set[Listener]:
         calls.append(1)
         looking.set()
         go_on.wait(5.0)
-        return {port}
+        return found
 
     member = Member(runtime, 1301, find=slow_find)
     member.start()
@@ -279,4 +285,35 @@ async def test_a_malformed_or_oversized_datagram_is_dropped_and_logged(
     assert await member.wait_heard() == ("api (from pid 7)", 1e9)
     malformed = [r for r in caplog.records if "malformed message" in r.getMessage()]
     assert len(malformed) == 3
+    await member.close()
+
+
+async def test_a_failure_that_may_pass_is_an_error_once_then_debug(
+    listener: socket.socket,
+    runtime: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A runtime folder that cannot be written (a read-only file system) may be fixed, so
+    every endpoint call tries again, at most once a second: the first failure is an ERROR,
+    the next ones DEBUG lines, whatever the number of requests."""
+    caplog.set_level("DEBUG", logger="asgi_supervisor")
+
+    def read_only(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(_listener_folder, "locked", read_only)
+    member = Member(runtime, 1701)
+    member.start()
+    await asyncio.wait_for(until(lambda: member.presence.problem is not None), 2.0)
+    for _ in range(3):
+        await asyncio.shield(member.presence.refresh())
+    failures = [r for r in caplog.records if "join the listener folder" in r.getMessage()]
+    # A refresh may join the schedule's own attempt: three or four attempts in all.
+    levels = [r.levelname for r in failures]
+    assert levels[0] == "ERROR"
+    assert set(levels[1:]) == {"DEBUG"}
+    assert len(levels) >= 3
+    assert "Read-only file system" in failures[0].getMessage()
+    assert "this process drains alone" in failures[0].getMessage()
     await member.close()

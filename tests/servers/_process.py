@@ -135,6 +135,7 @@ class ServerProcess(Started):
         self.name = name or server
         # The port is kept across restarts (`start` after an exit): a balancer knows it.
         self.port = free_port()
+        self.host = "127.0.0.1"
         self.ready_path = ready_path
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.events_path = tmp_path / f"events-{self.port}.log"
@@ -159,6 +160,7 @@ class ServerProcess(Started):
             "ASGI_SUPERVISOR_RUNTIME_DIR": str(self.runtime_dir),
             **(env or {}),
         }
+        self.cwd = REPO
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 20.0, *, wait_live: bool = True) -> None:
@@ -166,7 +168,7 @@ class ServerProcess(Started):
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -200,7 +202,7 @@ class ServerProcess(Started):
     def listener_folder(self) -> Path:
         """The folder its workers share in the runtime directory: sockets and the token."""
         runtime_dir = Path(self.env.get("ASGI_SUPERVISOR_RUNTIME_DIR") or self.runtime_dir)
-        return runtime_dir / folder_name(self.port)
+        return runtime_dir / folder_name((self.host, self.port))
 
     @property
     def token_path(self) -> Path:

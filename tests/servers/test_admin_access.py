@@ -106,7 +106,7 @@ def test_workers_of_one_server_share_one_token_and_leave_no_file(tmp_path: Path)
             assert time.monotonic() < deadline, sorted(os.listdir(folder))
             time.sleep(0.05)
         assert sorted(os.listdir(server.runtime_dir)) == [folder.name]
-        assert len(os.listdir(folder)) == 3  # two sockets and the token
+        assert len(os.listdir(folder)) == 4  # two sockets, the token and its record
         for _ in range(8):
             # A new connection each time, so the kernel may hand it to either worker.
             with httpx.Client(base_url=server.base_url, timeout=5.0) as client:

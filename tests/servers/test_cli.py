@@ -30,7 +30,7 @@ def test_health_tasks_and_drain_with_no_configuration(tmp_path: Path) -> None:
     unset = {"ASGI_SUPERVISOR_RUNTIME_DIR": "", "XDG_RUNTIME_DIR": ""}
     with ServerProcess("tests.servers.served:app", tmp_path=tmp_path, env=unset) as server:
         default = Path(f"/tmp/asgi-supervisor-{os.geteuid()}")
-        token_path = default / folder_name(server.port) / "token"
+        token_path = default / folder_name(("127.0.0.1", server.port)) / "token"
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
             assert client.get("/tasks").status_code == 401
             assert client.post("/drain").status_code == 401
@@ -71,7 +71,7 @@ def test_admin_token_from_a_secret_with_a_newline(tmp_path: Path) -> None:
         missing = cli("tasks", server.base_url, env={"PATH": ""})
         assert missing.returncode == 4
         assert "answered 401" in missing.stderr
-        assert "no local token file for port" in missing.stderr
+        assert "no local token file for 127.0.0.1:" in missing.stderr
         assert "set ASGI_SUPERVISOR_ADMIN_TOKEN to the server's admin_token" in missing.stderr
         wrong = cli("tasks", server.base_url, "--token", "nope", env={"PATH": ""})
         assert wrong.returncode == 4
@@ -83,11 +83,17 @@ def test_admin_token_from_a_secret_with_a_newline(tmp_path: Path) -> None:
 
 
 def test_unreachable_and_bad_url() -> None:
-    """A closed port exits 3 naming the URL; a URL without a scheme exits 2."""
+    """A closed port exits 3 naming the URL (and, where the local token was looked for, that
+    nothing listens there); a URL without a scheme exits 2."""
     url = f"http://127.0.0.1:{free_port()}"
     unreachable = cli("health", url, "--timeout", "2")
     assert unreachable.returncode == 3
     assert f"cannot reach {url}/health/ready" in unreachable.stderr
+    # tasks looks for the local token first: no socket there is the server's, or anyone's.
+    looked = cli("tasks", url, "--timeout", "2")
+    assert looked.returncode == 3
+    assert f"cannot reach {url}/tasks" in looked.stderr
+    assert f"nothing listens on 127.0.0.1:{url.rsplit(':', 1)[1]}" in looked.stderr
     bad = cli("drain", "127.0.0.1:8000")
     assert bad.returncode == 2
     assert "must start with http:// or https://" in bad.stderr

@@ -88,8 +88,9 @@ def test_any_worker_of_a_process_group_answers_for_all(tmp_path: Path) -> None:
             reported = {dict(k)["pid"] for k in named(samples, "last_shutdown_duration_seconds")}
             answered = {dict(k)["pid"]: v for k, v in named(samples, "group_answered").items()}
             scrapes.append((pids, reported, answered))
-        # The listener folder holds the two sockets and the token, nothing for metrics.
-        assert len(os.listdir(server.listener_folder)) == 3
+        # The listener folder holds the two sockets, the token and its record, nothing for
+        # metrics.
+        assert len(os.listdir(server.listener_folder)) == 4
     for pids, reported, answered in scrapes:
         assert set(pids) == set(states), scrapes
         assert answered == dict.fromkeys(states, 1.0), scrapes

@@ -21,7 +21,7 @@ from asgi_supervisor._core.lifecycle import State
 from asgi_supervisor._observe.page import HtmlPage, tasks_page
 from asgi_supervisor._observe.tasks_view import TasksQuery, tasks_payload
 
-from .drain import process_outcomes
+from .drain import drain_refusal, group_state, process_outcomes
 from .login import LoginEndpoint
 from .metrics_http import MetricsEndpoint
 from .negotiate import prefers_html
@@ -164,6 +164,7 @@ class Endpoints:
             "workers": workers,
             "counts": sup.counts(),
             "deadline_remaining": None if remaining is None else round(remaining, 3),
+            "process_group": group_state(sup),
         }
         return (503 if reasons else 200), body
 
@@ -192,6 +193,11 @@ class Endpoints:
 
     async def _drain(self, scope: Scope) -> tuple[int, dict[str, Any]]:
         sup = self._sup
+        refusal = await drain_refusal(sup)
+        if refusal is not None:
+            # One worker of several draining alone would look drained to whoever asked,
+            # while the others stay ready: refuse, and say what to do instead.
+            return 409, {"error": refusal, "drained": False}
         try:
             sup.begin_drain("drain endpoint")
         except NotRunningError:

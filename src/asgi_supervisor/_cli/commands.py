@@ -16,10 +16,12 @@ that stay as they are:
 ====  =====================================================================
 
 The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN`` (unless set to
-``none``), else, for a loopback URL only, the local token the server wrote in the listener
-folder of the URL's port (see `asgi_supervisor._admin.local_token.find_token`): run on the
-server's host as its user, the command needs no configuration. The local token is never sent
-to any other host. A given token is checked as the server checks its own
+``none``), else, for a loopback URL only, the local token the server wrote in its listener
+folder (see `asgi_supervisor._admin.local_token.find_token`): run on the server's host as
+its user, the command needs no configuration. The local token goes only to the one address
+of the URL's host whose listening socket is the one it was written for, checked again once
+connected (`pinned`); where no address qualifies (another user listens there), the command
+sends nothing and exits 4. A given token is checked as the server checks its own
 (`asgi_supervisor._admin.admin_token`): one that cannot go in a header is a usage error, in
 the server's words.
 
@@ -41,6 +43,7 @@ import http.client
 import ipaddress
 import json
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -54,6 +57,7 @@ from asgi_supervisor._admin.admin_token import admin_token, admin_token_from_var
 from asgi_supervisor._admin.local_token import find_token
 from asgi_supervisor._admin.login import LOGIN_PATH
 from asgi_supervisor._admin.signed import LOGIN_LIFETIME, SESSION_LIFETIME, sign
+from asgi_supervisor._host.tcp_table import endpoint_text
 
 from .browser import open_link
 from .output import (
@@ -69,6 +73,7 @@ from .output import (
     table,
 )
 from .parser import UsageError, parser
+from .pinned import NotTheServerError, Pin
 
 __all__ = ["NOT_READY", "OK", "REFUSED", "UNEXPECTED", "UNREACHABLE", "USAGE", "main"]
 
@@ -128,15 +133,16 @@ def _request(
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
     token, source = _explicit_token(args) if auth else (None, "")
     local = auth and token is None and _is_loopback(parts.hostname)
+    pin: Pin | None = None
     if local:
-        token, source = _local_token(parts)
-    status, body = _send(url, method, token, args.timeout)
+        token, source, pin = _local_token(parts, url)
+    status, body = _send_local(url, method, token, args.timeout, pin)
     if status == 401 and local:
         # The server writes its token file when it first sees its own socket, which a
         # request can be the first to show it (see `LocalTokens.refresh`): read it again.
-        retry, source = _local_token(parts)
+        retry, source, pin = _local_token(parts, url)
         if retry is not None and retry != token:
-            status, body = _send(url, method, retry, args.timeout)
+            status, body = _send_local(url, method, retry, args.timeout, pin)
     if status in (401, 403):
         raise _Failure(REFUSED, _refused(url, status, body, source), http_status=status)
     try:
@@ -161,16 +167,35 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def _send(url: str, method: str, token: str | None, timeout: float) -> tuple[int, bytes]:
+def _send_local(
+    url: str, method: str, token: str | None, timeout: float, pin: Pin | None
+) -> tuple[int, bytes]:
+    """`_send`, through the connection *pin* allows (if any): exit 4 rather than send the
+    request anywhere else."""
+    handlers = () if pin is None else pin.handlers()
+    try:
+        return _send(url, method, token, timeout, handlers)
+    except NotTheServerError as refusal:
+        raise _Failure(REFUSED, f"not sending the local token: {refusal}") from None
+
+
+def _send(
+    url: str,
+    method: str,
+    token: str | None,
+    timeout: float,
+    pinned: Sequence[urllib.request.BaseHandler] = (),
+) -> tuple[int, bytes]:
     data = b"" if method == "POST" else None
     request = urllib.request.Request(
         url, data=data, method=method, headers={"Accept": "application/json"}
     )
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
-    handlers: list[urllib.request.BaseHandler] = [_NoRedirect()]
-    if _is_loopback(urllib.parse.urlsplit(url).hostname):
-        handlers.append(urllib.request.ProxyHandler({}))  # no proxy of the environment
+    handlers: list[urllib.request.BaseHandler] = [_NoRedirect(), *pinned]
+    if not pinned and _is_loopback(urllib.parse.urlsplit(url).hostname):
+        # No proxy of the environment (a pinned connection has none already).
+        handlers.append(urllib.request.ProxyHandler({}))
     opener = urllib.request.build_opener(*handlers)
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -210,17 +235,54 @@ def _explicit_token(args: argparse.Namespace) -> tuple[str | None, str]:
     return token, (TOKEN_VARIABLE if token is not None else "")
 
 
-def _local_token(parts: urllib.parse.SplitResult) -> tuple[str | None, str]:
+def _local_token(parts: urllib.parse.SplitResult, url: str) -> tuple[str | None, str, Pin]:
+    """The local token for the loopback URL *parts* (of *url*), where it came from, and the
+    one connection it may go through.
+
+    Raises:
+        _Failure: REFUSED when no address of the URL's host is served by a socket of this
+            user but another user's socket listens there; UNREACHABLE when nothing does.
+    """
     try:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise _Failure(USAGE, f"the URL's port is not a number: {parts.netloc!r}") from None
-    found = find_token(port, os.environ)
+    host = parts.hostname or ""
+    addresses = _addresses(host, port)
+    found = find_token([a for a in addresses if _is_loopback(a)], port, os.environ)
+    problems = [f"{a} is not a loopback address" for a in addresses if not _is_loopback(a)]
+    problems.extend(found.problems)
+    if found.address is None and not found.foreign:
+        # Nobody's socket listens there: what the connection would have said.
+        raise _Failure(UNREACHABLE, f"cannot reach {url}: {'; '.join(problems)}")
+    if found.address is None:
+        raise _Failure(
+            REFUSED,
+            f"not sending the local token to {parts.netloc}: {'; '.join(problems)}. Use the "
+            "URL of the address the server listens on, as the server's user, or pass --token "
+            f"/ set {TOKEN_VARIABLE} to the server's admin_token.",
+        )
+    for where in found.foreign:
+        print(
+            f"asgi-supervisor: warning: another user listens on {where}; the request goes to "
+            f"{found.address} only, whose socket is the server's",
+            file=sys.stderr,
+        )
+    pin = Pin(host, port, found.address, found.owners)
     if found.token is not None:
-        return found.token, f"the local token file {found.path}"
+        return found.token, f"the local token file {found.path}", pin
     where = ", ".join(str(path) for path in found.searched)
-    problems = "".join(f"; {problem}" for problem in found.problems)
-    return None, f"no local token file for port {port} (looked in {where}{problems})"
+    said = "".join(f"; {problem}" for problem in problems)
+    return None, f"no local token file for {parts.netloc} (looked in {where}{said})", pin
+
+
+def _addresses(host: str, port: int) -> list[str]:
+    """Every address *host* resolves to, in the order a client tries them."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise _Failure(UNREACHABLE, f"cannot resolve {host!r}: {error}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _refused(url: str, status: int, body: bytes, source: str) -> str:
@@ -266,6 +328,9 @@ def _is_loopback(host: str | None) -> bool:
 def _drain(args: argparse.Namespace) -> Result:
     status, body = _request(args, "/drain", method="POST")
     answer = {"http_status": status, "answer": body}
+    if status == 409 and isinstance(body, dict) and isinstance(body.get("error"), str):
+        # One worker of several, outside the process group: it refused to drain alone.
+        raise _Failure(NOT_READY, f"drain refused: {body['error']}", **answer)
     if status != 200 or not isinstance(body, dict):
         raise _Failure(UNEXPECTED, f"drain answered {status}: {body}", **answer)
     # The report writes itself as one line (its `summary`), the same the server logs.
@@ -351,7 +416,7 @@ def _open(args: argparse.Namespace) -> Result:
     base, parts = _base(args.url)
     token, source = _explicit_token(args)
     if token is None and _is_loopback(parts.hostname):
-        token, source = _local_token(parts)
+        token, source, base = _link_token(parts, base)
     if token is None:
         raise _Failure(REFUSED, f"no token to sign a login link with: {_advice(source)}")
     now = time.time()
@@ -369,6 +434,23 @@ def _open(args: argparse.Namespace) -> Result:
             notes.append("no browser could be started: open the link above in one")
     fields = {"link": link, "expires_at": expiry, "browser": opened}
     return Result(OK, "link", [link], fields, notes)
+
+
+def _link_token(parts: urllib.parse.SplitResult, base: str) -> tuple[str | None, str, str]:
+    """The local token to sign a login link for *base* with, where it came from, and the
+    base URL the link names: the address whose socket `_local_token` found to be the
+    server's, since the browser, not this command, connects (``localhost`` may resolve to
+    another user's ``[::1]`` first, and the code is worth a session to whoever gets it)."""
+    try:
+        token, source, pin = _local_token(parts, base)
+    except _Failure as failure:
+        if failure.status != UNREACHABLE:
+            raise
+        return None, f"no local token file for {parts.netloc} ({failure})", base
+    if pin.address != parts.hostname:
+        netloc = endpoint_text((pin.address, pin.port))
+        base = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return token, source, base
 
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace], Result]] = {

@@ -3,11 +3,11 @@
 uvicorn ``--workers N``, gunicorn ``-w N`` and granian ``--workers N`` run one supervisor per
 worker process. A preStop ``/drain`` reaches one of them; this module tells the others.
 
-* **Who is a sibling.** Every worker of a server listens on the same TCP port, in the same
-  network namespace (`proc`: uvicorn and gunicorn workers share their parent's socket,
-  granian's open one each with ``SO_REUSEPORT``), so they are the members of one listener
-  folder (`_host.presence`, shared with the local token). A process listening on several
-  ports is a member of each folder, under one socket.
+* **Who is a sibling.** Every worker of a server listens on the same TCP address and port,
+  in the same network namespace (`proc`: uvicorn and gunicorn workers share their parent's
+  socket, granian's open one each with ``SO_REUSEPORT``), so they are the members of one
+  listener folder (`_host.presence`, shared with the local token). A process listening on
+  several addresses or ports is a member of each folder, under one socket.
 * **When.** uvicorn and gunicorn hand the socket over before lifespan startup; granian's
   workers, and single-process uvicorn and hypercorn, listen only after it. The presence
   joins once its watch finds a listener, and tells us (`on_joined`).
@@ -25,10 +25,17 @@ worker process. A preStop ``/drain`` reaches one of them; this module tells the 
   signal, and gunicorn's reload sends SIGTERM to the old workers only. A process whose
   ``process_group`` setting is off has no `ProcessGroup`: it is still a member of its
   listener folder (for the local token and the metrics), but ignores drains.
+* **No split drain.** A worker that could not join (an unsafe runtime directory, a
+  read-only file system) still knows whether it is one of several: its parent's other
+  children hold a listening socket on its address and port (`Presence.sibling_workers`).
+  Then a drain endpoint call there is refused (`reach_problem`) rather than drain one worker
+  of several, and `/health` says the group is ``unavailable``. A member asking for the
+  siblings' outcomes lists such a worker too, as not drained.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -91,6 +98,38 @@ class ProcessGroup:
         """True once this process has found its listening socket and joined its group."""
         return self._presence.joined
 
+    @property
+    def state(self) -> str:
+        """``"joined"``, ``"unavailable"`` (joining failed: the log says why) or
+        ``"pending"`` (no listening socket found yet), for `/health`."""
+        if self._presence.joined:
+            return "joined"
+        return "unavailable" if self._presence.problem is not None else "pending"
+
+    async def reach_problem(self) -> str | None:
+        """Why a drain begun here would not reach every worker of the server, or None.
+
+        A member reaches every other member; a process outside the group (joining failed,
+        or none has happened yet: one is tried first) reaches nobody, which matters only if
+        it is one of several workers. Reads ``/proc`` in a thread (milliseconds), and may
+        wait for a join (file operations, each lock bounded by 2 s).
+        """
+        if not self._presence.joined and self._presence.problem is None:
+            await asyncio.shield(self._presence.refresh())
+        if self._presence.joined:
+            return None
+        siblings = await asyncio.to_thread(self._presence.sibling_workers)
+        if not siblings:
+            return None
+        pids = ", ".join(str(pid) for pid in sorted(siblings))
+        why = self._presence.problem or "no listening socket of this worker was found"
+        return (
+            f"this worker (pid {self.pid}) is one of several of its server (also pid {pids}) "
+            f"but is not in their process group ({why}), so a drain here would reach it "
+            "alone; nothing was drained. Fix the cause (the server's log names it), or "
+            "drain the server with a signal."
+        )
+
     def is_shared(self) -> bool:
         """True once a sibling has been seen: this process is one worker of several.
 
@@ -127,7 +166,8 @@ class ProcessGroup:
         """Each sibling's status, once drained or after *answer_timeout* seconds, sorted by pid.
 
         A sibling that does not answer in time is listed with state ``"unknown"`` and the
-        reason. Cancellation: stops waiting; late answers are dropped.
+        reason, and so is a worker of the server that is not in the group (its join failed).
+        Cancellation: stops waiting; late answers are dropped.
         """
         # The sibling waits up to *answer_timeout* itself; allow for the trip.
         replies = await self._channel.ask(
@@ -141,7 +181,11 @@ class ProcessGroup:
                 outcomes.append(
                     {"pid": pid, "state": "unknown", "drained": False, "error": reply.error}
                 )
-        return outcomes
+        outside = await asyncio.to_thread(self._presence.sibling_workers)
+        for pid in sorted(outside - replies.keys()):
+            error = "a worker of this server outside this one's process group: it heard no drain"
+            outcomes.append({"pid": pid, "state": "unknown", "drained": False, "error": error})
+        return sorted(outcomes, key=lambda outcome: int(outcome["pid"]))
 
     @staticmethod
     def _drain_message(trigger: str, deadline: float, origin: int) -> dict[str, Any]:

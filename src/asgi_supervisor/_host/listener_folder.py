@@ -3,9 +3,16 @@
 The processes that serve one listener (the workers of ``uvicorn --workers``, gunicorn ``-w``,
 granian) meet in one folder of the private runtime directory (see `runtime_dir`)::
 
-    <runtime>/listener-port8000-net4026531840/   `folder_name`: the one place that keys it
+    <runtime>/listener-127.0.0.1:8000-net4026531840/   `folder_name`: the one place that
         1234.sock     each member's unix datagram socket, named after its pid (`presence`)
         token         the local admin token, while a member keeps one (`_admin.token_file`)
+        listener      the listening sockets the token is for (`_admin.token_file`)
+
+* **The key** is the listening socket's address and port, and the network namespace (ports
+  are per namespace): what every worker of one server listens on, whether they share one
+  socket (uvicorn, gunicorn: one inode) or bind one each with ``SO_REUSEPORT`` (granian,
+  which the kernel allows only to processes of one user). Two services of one user on
+  ``127.0.0.1:8000`` and ``[::1]:8000`` are two listeners, two folders, two tokens.
 
 * **Alive** means the member's socket accepts a connect (`is_alive`): a killed process's
   socket file stays, but nobody is bound to it and a connect is refused. No pid is looked
@@ -34,6 +41,7 @@ from collections.abc import Iterator
 
 from .proc import network_namespace
 from .runtime_dir import RuntimeDirError, check_private
+from .tcp_table import endpoint_text
 
 try:
     import fcntl
@@ -60,14 +68,15 @@ _LOCK_POLL_DELAY = 0.005
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def folder_name(port: int) -> str:
-    """The folder of the listener on TCP *port*, in this process's network namespace.
+def folder_name(endpoint: tuple[str, int]) -> str:
+    """The folder of the listener bound to *endpoint* (address, port) in this process's
+    network namespace, like ``listener-127.0.0.1:8000-net4026531840``.
 
     The one key of the cross-process protocol: members meet, and the command finds the
-    token, under this name. Ports are per network namespace, so the namespace is part of it
-    (read from ``/proc`` once per process: call it first off the event loop).
+    token, under this name. Addresses and ports are per network namespace, so the namespace
+    is part of it (read from ``/proc`` once per process: call it first off the event loop).
     """
-    return f"{FOLDER_PREFIX}port{port}-net{_namespace()}"
+    return f"{FOLDER_PREFIX}{endpoint_text(endpoint)}-net{_namespace()}"
 
 
 @functools.cache

@@ -1,43 +1,25 @@
-"""Which sockets a process holds and which TCP ports it listens on, read from ``/proc``.
+"""What ``/proc`` says about a process: the sockets it holds, its siblings, its namespace.
 
-The worker processes of one server listen on the same port: uvicorn ``--workers`` and
-gunicorn ``-w`` workers hold the very socket their parent bound (one socket inode in all of
-them), granian's workers each open their own with ``SO_REUSEPORT`` (one inode each). Within
-one network namespace, only processes of one user can share a port that way, and the kernel
-spreads the connections over them: they are one server.
+The worker processes of one server listen on the same address and port: uvicorn
+``--workers`` and gunicorn ``-w`` workers hold the very socket their parent bound (one
+socket inode in all of them), granian's workers each open their own with ``SO_REUSEPORT``
+(one inode each, which the kernel allows only to processes of one user). Either way they are
+children of one parent that hold a listening socket of the same address and port: that is
+how a worker knows it is one of several even when the process group cannot meet
+(`sibling_workers`).
 
-A process's descriptors are in ``/proc/PID/fd`` (links reading ``socket:[INODE]``) and the
-TCP sockets of its network namespace, with their state, in ``/proc/PID/net/tcp`` and
-``tcp6``. `socket_inodes` is the one scan of ``/proc/PID/fd`` in the package: the listener
-lookups here and the gunicorn worker's "does the master still hold our socket" both use it.
-Where ``/proc`` is missing (macOS, Linux only) or unreadable, every function returns an
-empty set (or 0 for the namespace).
+A process's descriptors are in ``/proc/PID/fd`` (links reading ``socket:[INODE]``);
+`socket_inodes` is the one scan of them in the package: the listening sockets
+(`tcp_table.listening_sockets`), the siblings, and the gunicorn worker's "does the master
+still hold our socket" all use it. Where ``/proc`` is missing (macOS, Linux only) or
+unreadable, every function returns an empty set (or 0 for the namespace).
 """
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["listening_inodes", "listening_ports", "network_namespace", "socket_inodes"]
-
-_LISTEN = "0A"  # TCP_LISTEN in the kernel's st column
-
-
-def listening_inodes(pid: int | str = "self") -> set[int]:
-    """The inodes of the listening TCP sockets (IPv4 and IPv6) that *pid* holds open.
-
-    Never raises: a process that has exited, or a ``/proc`` that cannot be read, gives an
-    empty set.
-    """
-    return set(_listening(pid))
-
-
-def listening_ports(pid: int | str = "self") -> set[int]:
-    """The TCP ports that *pid* listens on (IPv4 and IPv6), like ``{8000}``.
-
-    Never raises; see `listening_inodes`.
-    """
-    return set(_listening(pid).values())
+__all__ = ["network_namespace", "sibling_workers", "socket_inodes"]
 
 
 def network_namespace(pid: int | str = "self") -> int:
@@ -71,32 +53,36 @@ def socket_inodes(pid: int | str = "self") -> set[int]:
     return inodes
 
 
-def _listening(pid: int | str) -> dict[int, int]:
-    """Listening socket inode -> port, for the sockets *pid* holds."""
-    held = socket_inodes(pid)
-    if not held:
-        return {}
-    listening: dict[int, int] = {}
-    for table in ("tcp", "tcp6"):
-        for inode, port in _listening_in_table(f"/proc/{pid}/net/{table}"):
-            if inode in held:
-                listening[inode] = port
-    return listening
+def sibling_workers(inodes: set[int]) -> set[int]:
+    """The pids of the other children of our parent that hold one of the sockets *inodes*.
 
-
-def _listening_in_table(path: str) -> list[tuple[int, int]]:
-    # Columns: sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid
-    # timeout inode ...; local_address is HEX_IP:HEX_PORT.
+    Give it the inodes of every listening socket on this process's addresses and ports: the
+    workers of a server share one (uvicorn, gunicorn) or bind one each (granian), and the
+    parent that holds the socket too is not its own sibling. Reads ``/proc/*/stat`` (one
+    small read per process) and the descriptors of our parent's children: call it off the
+    event loop. Processes of other users cannot be read and are not found.
+    """
+    if not inodes:
+        return set()
+    me, parent = os.getpid(), os.getppid()
     try:
-        with open(path, encoding="ascii") as table:
-            lines = table.readlines()[1:]
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
     except OSError:
-        return []
-    found = []
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 10 or fields[3] != _LISTEN:
-            continue
-        port = int(fields[1].rpartition(":")[2], 16)
-        found.append((int(fields[9]), port))
-    return found
+        return set()
+    return {
+        pid
+        for pid in pids
+        if pid != me and _parent_of(pid) == parent and socket_inodes(pid) & inodes
+    }
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as file:
+            stat = file.read()
+    except OSError:
+        return None
+    # "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses, so split after
+    # the last one.
+    fields = stat.rpartition(")")[2].split()
+    return int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None

@@ -1,17 +1,11 @@
 """The private runtime directory: one folder per listener, shared by its processes.
 
-What is there proves something only if no other user can write to the directory or read what
-is in it (a planted token or socket, a stolen token), so the directory is opened without
-following symlinks and refused unless this user owns it and no group or other permission bit
-is set; a directory that fails the check is refused, never repaired.
-
-Where it is (`locate`): the ``runtime_dir`` setting, else ``$ASGI_SUPERVISOR_RUNTIME_DIR``,
-else ``$XDG_RUNTIME_DIR/asgi-supervisor`` when that directory exists and is ours, else
-``<tmp>/asgi-supervisor-<uid>``. It holds one folder per listener (see `listener_folder`).
-The `asgi-supervisor` command, another process, sees only the variables: it looks in every
-candidate (`candidates`), so a directory set in code alone must also be given to it through
-the variable. A default directory is removed by whoever leaves it empty; a directory someone
-named (the setting or the variable) is theirs and stays.
+What is there proves something only if no other user can write to the directory, read what
+is in it (a planted token or socket, a stolen token), or swap it for another: so the
+directory is opened without following symlinks and refused unless this user owns it and no
+group or other permission bit is set, and every directory above it must be one that no
+other user can rename it out of (`check_ancestors`). A directory that fails a check is
+refused, never repaired. Where the directory is comes from `placement`.
 """
 
 from __future__ import annotations
@@ -20,8 +14,6 @@ import contextlib
 import os
 import secrets
 import stat
-import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,19 +21,19 @@ __all__ = [
     "RUNTIME_DIR_VARIABLE",
     "RuntimeDir",
     "RuntimeDirError",
-    "candidates",
+    "check_ancestors",
     "check_private",
-    "locate",
-    "make_private",
     "open_private",
     "publish",
     "remove_if_empty",
 ]
 
 RUNTIME_DIR_VARIABLE = "ASGI_SUPERVISOR_RUNTIME_DIR"
-_NAME = "asgi-supervisor"
 # A leaving process may remove the directory, still empty, between our mkdir and our open.
 _ATTEMPTS = 3
+# Symlinks followed while checking the directories above; the kernel's own limit is 40.
+_MAX_LINKS = 40
+_FIX = f"point runtime_dir ({RUNTIME_DIR_VARIABLE}) at a directory of your own"
 
 
 class RuntimeDirError(OSError):
@@ -53,39 +45,17 @@ class RuntimeDirError(OSError):
 
 @dataclass(frozen=True, slots=True)
 class RuntimeDir:
-    """Where the runtime directory is, and whether the library may remove it once empty."""
+    """Where the runtime directory is, and whether the library may remove it once empty.
+
+    Attributes:
+        path: the directory.
+        removable: a default directory, the library's: removed by the last user to leave.
+        skipped: why each default place before it was not used, for the log.
+    """
 
     path: Path
     removable: bool
-
-
-def locate(configured: str | None, environ: Mapping[str, str]) -> RuntimeDir:
-    """The runtime directory of a supervisor whose ``runtime_dir`` setting is *configured*.
-
-    A named directory (the setting, else the variable) belongs to whoever named it and is
-    never removed; a default one is the library's, removed by the last user to leave it.
-    """
-    if configured is not None and configured.strip():
-        return RuntimeDir(Path(configured.strip()), removable=False)
-    named = bool(environ.get(RUNTIME_DIR_VARIABLE, "").strip())
-    return RuntimeDir(candidates(environ)[0], removable=not named)
-
-
-def candidates(environ: Mapping[str, str]) -> list[Path]:
-    """Every directory a server of this user may have used, the most specific first."""
-    found: list[Path] = []
-    explicit = environ.get(RUNTIME_DIR_VARIABLE, "").strip()
-    if explicit:
-        found.append(Path(explicit))
-    xdg = environ.get("XDG_RUNTIME_DIR", "").strip()
-    if xdg and _is_own_dir(xdg):
-        found.append(Path(xdg) / _NAME)
-    uid = os.geteuid()
-    for tmp in (tempfile.gettempdir(), "/tmp"):
-        path = Path(tmp) / f"{_NAME}-{uid}"
-        if path not in found:
-            found.append(path)
-    return found
+    skipped: tuple[str, ...] = ()
 
 
 def open_private(path: Path, *, create: bool) -> int:
@@ -97,9 +67,11 @@ def open_private(path: Path, *, create: bool) -> int:
 
     Raises:
         FileNotFoundError: it does not exist and *create* is false.
-        RuntimeDirError: it is a symlink or not a directory, another user owns it, group or
-            others may access it, or it cannot be created.
+        RuntimeDirError: a directory above it is unsafe (`check_ancestors`), it is a symlink
+            or not a directory, another user owns it, group or others may access it, or it
+            cannot be created.
     """
+    check_ancestors(path.parent)
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     for attempt in range(1, _ATTEMPTS + 1):
         if create:
@@ -111,12 +83,7 @@ def open_private(path: Path, *, create: bool) -> int:
                 continue  # removed, still empty, by a process that left it: make it again
             raise
         except OSError as exc:
-            raise _error(
-                exc,
-                f"The runtime directory {str(path)!r} cannot be opened as a directory "
-                f"({exc.strerror}); it must be a real directory, not a symlink. Remove it or "
-                f"point runtime_dir ({RUNTIME_DIR_VARIABLE}) elsewhere.",
-            ) from None
+            raise _error(exc, _not_a_directory(path, exc)) from None
         try:
             check_private(os.fstat(fd), str(path), is_dir=True)
         except BaseException:
@@ -126,31 +93,19 @@ def open_private(path: Path, *, create: bool) -> int:
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def make_private(path: Path) -> Path:
-    """Create the directory *path* (mode 0700) if missing, prove it private, and return it.
-
-    For users that work by path (a unix socket is bound by its path). Blocking, and quick.
-
-    Raises:
-        RuntimeDirError: as `open_private`.
-    """
-    os.close(open_private(path, create=True))
-    return path
-
-
 def check_private(info: os.stat_result, path: str, *, is_dir: bool) -> None:
     """Refuse *info* (of *path*) unless this user owns it and no group or other bit is set.
 
     Raises:
         RuntimeDirError: naming *path*, its owner or mode, and the fix.
     """
-    what = f"The runtime directory {path!r}" if is_dir else f"The token file {path!r}"
+    what = f"The runtime directory {path!r}" if is_dir else f"The file {path!r}"
     uid = os.geteuid()
     if info.st_uid != uid:
         raise RuntimeDirError(
             f"{what} belongs to uid {info.st_uid}, not to this process's uid {uid}, so another "
-            "user could plant or read a token or socket there; remove it, or point runtime_dir "
-            f"({RUNTIME_DIR_VARIABLE}) at a directory of your own."
+            f"user made it and could plant or read a token or socket there; remove it, or "
+            f"{_FIX}."
         )
     mode = stat.S_IMODE(info.st_mode)
     if mode & 0o077:
@@ -161,15 +116,62 @@ def check_private(info: os.stat_result, path: str, *, is_dir: bool) -> None:
         )
 
 
-def publish(dir_fd: int, name: str, data: bytes) -> None:
-    """Make the file *name* in the directory *dir_fd* appear with *data*, whole, mode 0600.
+def check_ancestors(path: Path) -> None:
+    """Refuse *path* and every directory above it unless none can be swapped by another user.
 
-    Written to a temporary file that is then hard-linked to *name*: a reader that takes no
-    lock (the command) sees the whole file or no file, never a part. An existing *name* is
-    never replaced. Blocking, and quick.
+    Each is looked at with ``lstat``: it must belong to root or to this user, and one that
+    group or others may write to must have the sticky bit (as ``/tmp`` has), so that nobody
+    else can rename or remove what we made in it. A symlink on the way must belong to root
+    or to this user too; the directories it leads to are checked the same way. Blocking,
+    and quick (one ``lstat`` per component).
 
     Raises:
-        FileExistsError: *name* exists already.
+        RuntimeDirError: naming the directory or link at fault, why, and the fix.
+    """
+    uid = os.geteuid()
+    current = Path("/")
+    _check_directory(current, os.lstat(current), uid)
+    pending = list(Path(os.path.abspath(path)).parts[1:])
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in (".", ".."):
+            # The directory we are in was checked and is no symlink: its ".." is its parent.
+            current = current.parent if part == ".." else current
+            continue
+        candidate = current / part
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            return  # nothing further exists to be swapped; making it will fail loudly
+        except OSError as exc:
+            raise _error(
+                exc, f"Cannot look at {str(candidate)!r}: {exc.strerror}; {_FIX}."
+            ) from None
+        if stat.S_ISLNK(info.st_mode):
+            _check_owner(candidate, info, uid, what="a symlink")
+            links += 1
+            if links > _MAX_LINKS:
+                raise RuntimeDirError(f"Too many symlinks above {str(path)!r}; {_FIX}.")
+            target = Path(os.readlink(candidate))
+            if target.is_absolute():
+                current, target = Path("/"), target.relative_to("/")
+            pending[:0] = target.parts  # relative to the link's own directory
+            continue
+        _check_directory(candidate, info, uid)
+        current = candidate
+
+
+def publish(dir_fd: int, name: str, data: bytes, *, replace: bool = False) -> None:
+    """Make the file *name* in the directory *dir_fd* appear with *data*, whole, mode 0600.
+
+    Written to a temporary file that is then hard-linked to *name* (or, with *replace*,
+    renamed over it): a reader that takes no lock (the command) sees the whole file or no
+    file, never a part. Without *replace* an existing *name* is never replaced. Blocking,
+    and quick.
+
+    Raises:
+        FileExistsError: *name* exists already, and not *replace*.
         OSError: the directory cannot be written.
     """
     temporary = f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
@@ -179,9 +181,13 @@ def publish(dir_fd: int, name: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as file:
             os.fchmod(fd, 0o600)  # whatever the umask
             file.write(data)
-        os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if replace:
+            os.replace(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        else:
+            os.link(temporary, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     finally:
-        os.unlink(temporary, dir_fd=dir_fd)
+        with contextlib.suppress(FileNotFoundError):  # renamed into place
+            os.unlink(temporary, dir_fd=dir_fd)
 
 
 def remove_if_empty(path: Path) -> None:
@@ -189,6 +195,46 @@ def remove_if_empty(path: Path) -> None:
     # Not empty (a sibling or a token is still there), or already gone: nothing to do.
     with contextlib.suppress(OSError):
         path.rmdir()
+
+
+def _check_directory(path: Path, info: os.stat_result, uid: int) -> None:
+    if not stat.S_ISDIR(info.st_mode):
+        raise RuntimeDirError(
+            f"{str(path)!r}, on the way to the runtime directory, is not a directory; {_FIX}."
+        )
+    _check_owner(path, info, uid, what="a directory")
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o022 and not mode & stat.S_ISVTX:
+        raise RuntimeDirError(
+            f"{str(path)!r}, on the way to the runtime directory, has mode {mode:04o}: other "
+            "users may write to it, and without the sticky bit they may rename or replace "
+            f"what this user made in it; run `chmod +t {path}` (as /tmp has it), or {_FIX}."
+        )
+
+
+def _check_owner(path: Path, info: os.stat_result, uid: int, *, what: str) -> None:
+    if info.st_uid not in (0, uid):
+        raise RuntimeDirError(
+            f"{str(path)!r}, on the way to the runtime directory, is {what} that belongs to "
+            f"uid {info.st_uid}, another user, who could point it or what is in it elsewhere "
+            f"at any time; {_FIX}."
+        )
+
+
+def _not_a_directory(path: Path, exc: OSError) -> str:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        cause = f"it is a symlink (owned by uid {info.st_uid}), which is never followed"
+    elif info is not None and not stat.S_ISDIR(info.st_mode):
+        cause = "it is not a directory"
+    elif info is not None and info.st_uid != os.geteuid():
+        cause = f"it belongs to uid {info.st_uid}, another user, who made it first"
+    else:
+        cause = exc.strerror or str(exc)
+    return f"The runtime directory {str(path)!r} cannot be opened: {cause}; remove it, or {_FIX}."
 
 
 def _make(path: Path) -> None:
@@ -199,9 +245,8 @@ def _make(path: Path) -> None:
     except OSError as exc:
         raise _error(
             exc,
-            f"Cannot create the runtime directory {str(path)!r}: {exc.strerror}. Point "
-            f"runtime_dir ({RUNTIME_DIR_VARIABLE}) at a directory this user can create "
-            "files in.",
+            f"Cannot create the runtime directory {str(path)!r}: {exc.strerror}; {_FIX} "
+            "that this user can create files in.",
         ) from None
 
 
@@ -209,11 +254,3 @@ def _error(cause: OSError, message: str) -> RuntimeDirError:
     error = RuntimeDirError(message)
     error.errno = cause.errno  # callers may retry when a parent vanished (ENOENT)
     return error
-
-
-def _is_own_dir(path: str) -> bool:
-    try:
-        info = os.stat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid()

@@ -68,9 +68,11 @@ class Config:
             N``); off, a worker neither sends nor acts on a drain.
         runtime_dir: the private folder (mode 0700) for the listener folders, where each
             worker's socket and the local token live. ``None`` means
-            ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/asgi-supervisor`` when
-            that folder is yours, else ``/tmp/asgi-supervisor-<uid>``. The command line reads
-            only the variable: a folder set in code must be given to it that way too.
+            ``$ASGI_SUPERVISOR_RUNTIME_DIR``, else ``$XDG_RUNTIME_DIR/asgi-supervisor`` or
+            ``/run/user/<uid>/asgi-supervisor`` when safe, else ``asgi-supervisor-<uid>`` in
+            ``$TMPDIR`` or ``/tmp`` (under another name if another user made that one
+            first). The command line reads only the variable: a folder set in code must be
+            given to it that way too.
 
     Raises:
         ValueError: a setting is out of range; the message names it and says what to use.

@@ -30,8 +30,8 @@ from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._core.workers import WorkerSpec, start_workers
 from asgi_supervisor._group.membership import ProcessGroup
 from asgi_supervisor._host.logs import show_logs_through_server
+from asgi_supervisor._host.placement import locate
 from asgi_supervisor._host.presence import Presence
-from asgi_supervisor._host.runtime_dir import locate
 
 from .config import Config
 from .shutdown import Shutdown
