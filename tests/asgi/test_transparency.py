@@ -20,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
+from starlette_context.errors import ConfigurationError
+from starlette_context.middleware import ContextMiddleware, RawContextMiddleware
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.exceptions import StartupError
@@ -96,6 +98,21 @@ def test_a_middleware_whose_constructor_raises_fails_the_test_client() -> None:
         LIFESPAN_FAULTS["middleware_raises"](), supervisor=quiet_supervisor()
     )
     with pytest.raises(RuntimeError, match="BROKER_URL is not set"), TestClient(app):
+        pass
+
+
+@pytest.mark.parametrize("context_middleware", [ContextMiddleware, RawContextMiddleware])
+def test_starlette_context_given_a_wrong_plugin_fails_the_test_client(
+    context_middleware: type[ContextMiddleware | RawContextMiddleware],
+) -> None:
+    """starlette-context's own check (its sdists carry no tests, so the peer harness cannot
+    run them): a context middleware given something that is not a plugin raises
+    ConfigurationError when Starlette builds the stack, and TestClient raises it."""
+    app = Starlette()
+    not_a_plugin: Any = object()
+    app.add_middleware(context_middleware, plugins=[not_a_plugin])
+    wrapped = SupervisorMiddleware(app, supervisor=quiet_supervisor())
+    with pytest.raises(ConfigurationError, match="is not a valid instance"), TestClient(wrapped):
         pass
 
 
