@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,7 +93,7 @@ def _on_trio(item: pytest.Item) -> bool:
 # The app whose own __call__ is running in this context: FastAPI's __call__ calls
 # Starlette's through super(), which must not be supervised a second time.
 _serving: contextvars.ContextVar[object | None] = contextvars.ContextVar("serving", default=None)
-_middlewares: weakref.WeakKeyDictionary[object, Any] = weakref.WeakKeyDictionary()
+_MIDDLEWARE = "_asgi_supervisor_peers_middleware"
 
 
 def _supervise_every_app() -> None:
@@ -109,6 +108,18 @@ def _supervise_every_app() -> None:
         classes.append(FastAPI)
     for cls in classes:
         cls.__call__ = _supervised(cls.__call__)
+        cls.__init__ = _wrapped_when_made(cls.__init__)
+
+
+def _wrapped_when_made(init: Callable[..., None]) -> Callable[..., None]:
+    # A user wraps the app where it is made, not on its first request: a test that watches
+    # what a request calls (FastAPI's mocks json.dumps) must not see the middleware built.
+    def __init__(app: Any, *args: Any, **kwargs: Any) -> None:
+        init(app, *args, **kwargs)
+        _middleware_of(app)
+
+    __init__.__wrapped__ = init  # type: ignore[attr-defined]
+    return __init__
 
 
 def _supervised(original: ASGICall) -> ASGICall:
@@ -123,7 +134,8 @@ def _supervised(original: ASGICall) -> ASGICall:
 
 
 def _middleware_of(app: Any) -> Any:
-    middleware = _middlewares.get(app)
+    # Kept on the app itself: a weak mapping from the app would be kept alive by its value.
+    middleware = app.__dict__.get(_MIDDLEWARE)
     if middleware is None:
 
         async def the_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,7 +146,7 @@ def _middleware_of(app: Any) -> Any:
                 _serving.reset(token)
 
         middleware = _supervised_app(the_app)
-        _middlewares[app] = middleware
+        app.__dict__[_MIDDLEWARE] = middleware
     return middleware
 
 
