@@ -415,7 +415,7 @@ def report(suite: Suite, result: Result) -> list[str]:
         problems.append(f"{suite.name}: {test} fails only with the middleware")
         print(f"  NEW  {test}\n       {supervised.crashes.get(test, '')}")
     for test in sorted(set(result.candidates) - set(confirmed)):
-        print(f"  FLAKY  {test}: failed only with the middleware, passed when rerun alone")
+        print(f"  FLAKY  {test}: failed with the middleware; rerun alone, it passed with it")
     for test in stale:
         problems.append(f"{suite.name}: {test} is expected to differ and no longer does")
         print(f"  STALE  {test}: remove it from {EXPECTED.name}")

@@ -11,7 +11,7 @@ Loaded into a peer suite's own pytest run (``-p supervise_every_app``, with this
 
 With ``--supervise-every-app`` it also wraps every Starlette app, FastAPI's included, as a
 user does (``app = SupervisorMiddleware(app, supervisor=...)``): each call to an app goes
-through a `SupervisorMiddleware` of its own, made for it, whose quiet supervisor installs no
+through a `SupervisorMiddleware` of its own, made with the app, whose quiet supervisor installs no
 signal handler, starts no thread and writes no file. Any other app given to asgi-lifespan's
 ``LifespanManager`` (a bare ASGI function, a Router) is wrapped the same way, since what
 that suite checks is what the lifespan manager sees of an app. And it adds
