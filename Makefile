@@ -11,7 +11,7 @@ PORT ?= 8000
 # in its own .venv-X.Y; the full suite, real servers included, runs on the .venv above.
 OTHER_PYTHONS := 3.12 3.13
 
-.PHONY: run test lint typecheck docs pytest other-pythons bench proof system-deps clean
+.PHONY: run test lint typecheck docs pytest other-pythons peers bench proof system-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ $(DEMO_STAMP): pyproject.toml
 run: $(DEMO_STAMP)
 	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-test: $(STAMP) system-deps lint typecheck docs pytest other-pythons
+test: $(STAMP) system-deps lint typecheck docs pytest other-pythons peers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -69,6 +69,18 @@ pytest-%: .venv-%/.installed
 	.venv-$*/bin/mypy --python-version $*
 	.venv-$*/bin/pytest -m "not server" -q -p no:cacheprovider $(PYTEST_ARGS)
 
+# Other projects' suites with the middleware around every app, against their own baseline:
+# see peers/README.md. The sdists and the environments they need are cached outside the clone.
+PEERS_STAMP := .venv-peers/.installed
+$(PEERS_STAMP): pyproject.toml peers/requirements.txt
+	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/python -m pip install --quiet --upgrade pip
+	.venv-peers/bin/python -m pip install --quiet -e . -r peers/requirements.txt
+	touch $@
+
+peers: $(PEERS_STAMP)
+	.venv-peers/bin/python peers/run.py $(PEERS)
+
 bench: $(STAMP) system-deps
 	$(BIN)/python -m bench
 
@@ -76,4 +88,4 @@ proof: $(STAMP) system-deps
 	$(BIN)/python bench/rolling_restart.py --rounds 10
 
 clean:
-	rm -rf $(VENV) $(foreach v,$(OTHER_PYTHONS),.venv-$(v)) .mypy_cache .pytest_cache .ruff_cache site
+	rm -rf $(VENV) $(foreach v,$(OTHER_PYTHONS),.venv-$(v)) .venv-peers .mypy_cache .pytest_cache .ruff_cache site

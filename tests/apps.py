@@ -17,9 +17,11 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
@@ -181,3 +183,62 @@ def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorM
         WebSocketRoute("/ws", echo_socket),
     ]
     return SupervisorMiddleware(Starlette(routes=routes, lifespan=lifespan), supervisor=supervisor)
+
+
+# -- apps whose lifespan goes wrong, one way each ------------------------------------------
+# By name, for the transparency tests (in-process and under uvicorn): each serves "/" when
+# it can, and each goes wrong at a different point of the lifespan, before or after its
+# first `receive()`.
+
+
+class _MisconfiguredMiddleware:
+    """A middleware whose constructor raises: Starlette builds its middleware stack on its
+    first call, which under a server is the lifespan scope, before any `receive()`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        raise RuntimeError("BROKER_URL is not set")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError  # never made
+
+
+async def _http_only(scope: Scope, receive: Receive, send: Send) -> None:
+    # What Django's ASGIHandler does with a lifespan scope.
+    if scope["type"] != "http":
+        raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+    await Starlette(routes=[Route("/", hello)])(scope, receive, send)
+
+
+async def _silent(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await Starlette(routes=[Route("/", hello)])(scope, receive, send)
+
+
+async def _raises_after_receive(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await receive()
+        raise LookupError("no configuration file")
+    await Starlette(routes=[Route("/", hello)])(scope, receive, send)
+
+
+def _with_lifespan(*, fail_at: str) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if fail_at == "startup":
+            raise ConnectionRefusedError("database at db:5432 refused")
+        yield
+        raise ConnectionResetError("database pool closed twice")
+
+    return Starlette(routes=[Route("/", hello)], lifespan=lifespan)
+
+
+LIFESPAN_FAULTS: dict[str, Callable[[], ASGIApp]] = {
+    "middleware_raises": lambda: Starlette(
+        routes=[Route("/", hello)], middleware=[Middleware(_MisconfiguredMiddleware)]
+    ),
+    "http_only": lambda: _http_only,
+    "silent": lambda: _silent,
+    "raises_after_receive": lambda: _raises_after_receive,
+    "startup_raises": lambda: _with_lifespan(fail_at="startup"),
+    "shutdown_raises": lambda: _with_lifespan(fail_at="shutdown"),
+}

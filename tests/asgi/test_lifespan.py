@@ -150,23 +150,27 @@ async def test_worker_failing_at_startup_tears_the_app_down_first() -> None:
     assert events == ["app startup", "app shutdown"]
 
 
-async def test_app_without_lifespan_support_still_gets_workers() -> None:
-    """A bare ASGI app that rejects lifespan scopes still has its workers run and stopped."""
+async def test_app_without_lifespan_support_gets_workers_when_it_says_so() -> None:
+    """With ``app_lifespan=False``, an app that rejects lifespan scopes never sees one, and
+    its workers run and stop all the same."""
     supervisor = quiet_supervisor()
     events: list[str] = []
     _recording_worker(supervisor, events)
+    scopes: list[str] = []
 
     async def bare(scope: Any, receive: Any, send: Any) -> None:
+        scopes.append(scope["type"])
         if scope["type"] != "http":
             raise RuntimeError(f"unsupported scope {scope['type']}")
         await send({"type": "http.response.start", "status": 204, "headers": []})
         await send({"type": "http.response.body", "body": b""})
 
-    app = SupervisorMiddleware(bare, supervisor=supervisor)
+    app = SupervisorMiddleware(bare, supervisor=supervisor, app_lifespan=False)
     async with LifespanManager(app) as manager:
         assert supervisor.state is State.READY
         assert await call(app, "/", manager.state) == (204, b"")
     assert events == ["worker started", "worker stopped"]
+    assert scopes == ["http"]
     assert manager.shutdown_messages == [{"type": "lifespan.shutdown.complete"}]
 
 

@@ -128,7 +128,7 @@ async def test_a_request_cancelled_at_the_deadline_and_by_another_stays_cancelle
 
     async def holds_then_cleans_up(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            return  # no lifespan of its own: the supervisor runs its own
+            return  # no lifespan of its own: `app_lifespan=False` below
         entered.set()
         try:
             await asyncio.sleep(3600)
@@ -136,7 +136,7 @@ async def test_a_request_cancelled_at_the_deadline_and_by_another_stays_cancelle
             cleaning.set()
             await asyncio.sleep(3600)  # the other cancellation lands here
 
-    app = SupervisorMiddleware(holds_then_cleans_up, supervisor=supervisor)
+    app = SupervisorMiddleware(holds_then_cleans_up, supervisor=supervisor, app_lifespan=False)
     async with LifespanManager(app):
         request, sent = start_request(app)
         await entered.wait()
@@ -167,7 +167,7 @@ async def test_a_deadline_cut_keeps_a_cancellation_the_app_counted_before() -> N
         entered.set()
         await asyncio.sleep(3600)
 
-    app = SupervisorMiddleware(caught_one_earlier, supervisor=supervisor)
+    app = SupervisorMiddleware(caught_one_earlier, supervisor=supervisor, app_lifespan=False)
     async with LifespanManager(app):
         request, sent = start_request(app)
         await entered.wait()

@@ -12,18 +12,22 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asgi_lifespan
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
+from starlette_context.errors import ConfigurationError
+from starlette_context.middleware import ContextMiddleware, RawContextMiddleware
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.exceptions import StartupError
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import quiet_supervisor
-from tests.apps import hello
+from tests.apps import LIFESPAN_FAULTS, hello
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -32,6 +36,134 @@ def app_with(supervisor: Supervisor, lifespan: Any = None) -> SupervisorMiddlewa
     return SupervisorMiddleware(
         Starlette(routes=[Route("/", hello)], lifespan=lifespan), supervisor=supervisor
     )
+
+
+def _described(exc: BaseException) -> str:
+    cause = exc.__cause__
+    because = "" if cause is None else f" (from {type(cause).__name__}: {cause})"
+    return f"{type(exc).__name__}: {exc}{because}"
+
+
+def _through_test_client(app: Any) -> list[str]:
+    """What Starlette's TestClient does with *app*: enter, one GET, exit."""
+    seen: list[str] = []
+    try:
+        with TestClient(app) as client:
+            seen.append("started")
+            seen.append(f"GET / {client.get('/').status_code}")
+    except Exception as exc:
+        seen.append(_described(exc))
+    return seen
+
+
+async def _through_asgi_lifespan(app: Any) -> list[str]:
+    """What asgi-lifespan's LifespanManager does with *app*: enter, one GET, exit."""
+    seen: list[str] = []
+    try:
+        async with asgi_lifespan.LifespanManager(app, startup_timeout=0.5) as manager:
+            seen.append("started")
+            transport = httpx.ASGITransport(manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                seen.append(f"GET / {(await client.get('/')).status_code}")
+    except Exception as exc:
+        seen.append(_described(exc))
+    return seen
+
+
+@pytest.mark.parametrize("fault", sorted(LIFESPAN_FAULTS))
+def test_test_client_sees_a_lifespan_fault_as_without_the_middleware(fault: str) -> None:
+    """Whatever goes wrong on the lifespan scope, before or after the app's first
+    `receive()`, TestClient raises (or not) exactly as it does without the middleware."""
+    build = LIFESPAN_FAULTS[fault]
+    without = _through_test_client(build())
+    with_it = _through_test_client(SupervisorMiddleware(build(), supervisor=quiet_supervisor()))
+    assert with_it == without
+
+
+@pytest.mark.parametrize("fault", sorted(LIFESPAN_FAULTS))
+async def test_asgi_lifespan_sees_a_lifespan_fault_as_without_the_middleware(fault: str) -> None:
+    """Whatever goes wrong on the lifespan scope, asgi-lifespan's LifespanManager raises the
+    same error with it as without it: LifespanNotSupported for an error before the app's
+    first `receive()`, the app's own error after it."""
+    build = LIFESPAN_FAULTS[fault]
+    without = await _through_asgi_lifespan(build())
+    app = SupervisorMiddleware(build(), supervisor=quiet_supervisor())
+    assert await _through_asgi_lifespan(app) == without
+
+
+def test_a_middleware_whose_constructor_raises_fails_the_test_client() -> None:
+    """Starlette builds its middleware stack on the lifespan scope: the constructor's error
+    fails the startup, as without the middleware, and nothing is served 500 instead."""
+    app = SupervisorMiddleware(
+        LIFESPAN_FAULTS["middleware_raises"](), supervisor=quiet_supervisor()
+    )
+    with pytest.raises(RuntimeError, match="BROKER_URL is not set"), TestClient(app):
+        pass
+
+
+@pytest.mark.parametrize("context_middleware", [ContextMiddleware, RawContextMiddleware])
+def test_starlette_context_given_a_wrong_plugin_fails_the_test_client(
+    context_middleware: type[ContextMiddleware | RawContextMiddleware],
+) -> None:
+    """starlette-context's own check (its sdists carry no tests, so the peer harness cannot
+    run them): a context middleware given something that is not a plugin raises
+    ConfigurationError when Starlette builds the stack, and TestClient raises it."""
+    app = Starlette()
+    not_a_plugin: Any = object()
+    app.add_middleware(context_middleware, plugins=[not_a_plugin])
+    wrapped = SupervisorMiddleware(app, supervisor=quiet_supervisor())
+    with pytest.raises(ConfigurationError, match="is not a valid instance"), TestClient(wrapped):
+        pass
+
+
+@pytest.mark.parametrize(
+    ("fault", "what"),
+    [
+        ("middleware_raises", "raised RuntimeError: BROKER_URL is not set, before"),
+        ("http_only", "raised ValueError: Django can only handle"),
+        ("silent", "returned without a word"),
+        ("raises_after_receive", "raised LookupError: no configuration file, after"),
+    ],
+)
+async def test_a_lifespan_that_ends_before_its_startup_logs_one_warning(
+    fault: str, what: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A lifespan that ends before the app answered the startup, which a server may take as
+    "lifespan unsupported", logs one WARNING saying what happened and how to be supervised."""
+    app = SupervisorMiddleware(LIFESPAN_FAULTS[fault](), supervisor=quiet_supervisor())
+    await _through_asgi_lifespan(app)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert what in warnings[0]
+    assert "unsupervised" in warnings[0]
+    assert "app_lifespan=False" in warnings[0]
+
+
+@pytest.mark.parametrize("fault", ["startup_raises", "shutdown_raises"])
+async def test_a_lifespan_that_answered_its_startup_logs_no_warning_of_ours(
+    fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app that answered the startup (failed or complete) told the server itself: the
+    middleware adds no warning to the server's own report."""
+    app = SupervisorMiddleware(LIFESPAN_FAULTS[fault](), supervisor=quiet_supervisor())
+    await _through_asgi_lifespan(app)
+    ours = [
+        r for r in caplog.records if r.name == "asgi_supervisor" and r.levelno == logging.WARNING
+    ]
+    assert ours == []
+
+
+def test_an_app_without_lifespan_is_supervised_with_app_lifespan_false() -> None:
+    """``app_lifespan=False``: the app that raises on a lifespan scope never sees one, the
+    supervisor answers the lifespan itself, and TestClient starts and serves."""
+    supervisor = quiet_supervisor()
+    app = SupervisorMiddleware(
+        LIFESPAN_FAULTS["http_only"](), supervisor=supervisor, app_lifespan=False
+    )
+    with TestClient(app) as client:
+        assert client.get("/").text == "hello"
+        assert client.get("/health/ready").status_code == 200
+    assert supervisor.last_report is not None
 
 
 async def test_an_exception_raised_on_the_lifespan_scope_reaches_the_server() -> None:

@@ -9,10 +9,25 @@ The order it guarantees::
               ◄────── end the run ◄──── shutdown.complete
 
 Transparency: the server, Starlette's TestClient and asgi-lifespan see what they would see
-without the middleware. An exception the app raises reaches the server unchanged; an app that
-does not speak lifespan at all (it raises before asking for the first message) still gets the
-supervisor's own lifespan. If a worker fails while starting, the app has already started: the
-middleware sends the app a ``lifespan.shutdown`` of its own so it tears down, then reports
+without the middleware. The app's lifespan is the app's: the middleware adds the
+supervisor's start and stop to the lifespan the app runs, and never runs one the app did
+not. Whatever the app does on the lifespan scope, the server sees: an exception, raised
+before or after the app's first ``receive()``, reaches it unchanged, and so does a return
+without a word. So a Starlette app whose middleware constructor raises (Starlette builds
+its middleware stack on its first call, the lifespan scope) fails ``uvicorn --lifespan on``
+as it would alone, instead of starting and answering 500.
+
+The cost of that rule: an app that does not speak lifespan (Django's ASGIHandler raises on
+the scope) looks, at that point, exactly like an app whose startup is broken. A server that
+then goes on without lifespan (uvicorn with ``--lifespan auto``, hypercorn) serves it
+unsupervised: the middleware passes requests through as outside any lifespan. The
+middleware says so once, in a WARNING that names what the app did and the way out:
+``SupervisorMiddleware(app, app_lifespan=False)`` tells it the app does not speak lifespan,
+and then the supervisor answers the server's lifespan messages itself (`run_alone`) and the
+app never sees a lifespan scope.
+
+If a worker fails while starting, the app has already started: the middleware sends the
+app a ``lifespan.shutdown`` of its own so it tears down, then reports
 ``lifespan.startup.failed`` and raises, as Starlette's router does on a failed startup.
 """
 
@@ -36,7 +51,8 @@ logger = logging.getLogger("asgi_supervisor")
 
 
 class LifespanBridge:
-    """One lifespan scope, run through the app with the supervisor's start and stop woven in.
+    """One lifespan scope, run through the app with the supervisor's start and stop woven in
+    (call it), or without the app (`run_alone`).
 
     Cancellation: waiting for the shutdown to end is shielded; the shutdown itself is bounded
     by the grace period.
@@ -67,29 +83,22 @@ class LifespanBridge:
         self._run: Run | None = None
         self._injected: list[Message] = []
         self._app_received = False
-        self._startup_received = False
-        self._app_sent = False
+        self._startup_answered = False
         self._failure: StartupError | None = None
 
     async def __call__(self, scope: Scope) -> None:
         try:
             await self._app(scope, self.receive, self.send)
-        except Exception:
-            if self._app_received or self._app_sent:
-                await self._over()
-                raise
-            # The app does not speak lifespan (it raised before asking for a message): the
-            # supervisor still needs one, so it runs its own, as a server would without the
-            # app's.
-            logger.debug("the app does not support lifespan; running the supervisor's own")
-            await self._run_alone()
-            return
+        except Exception as exc:
+            if not self._startup_answered:
+                self._warn_unsupervised(f"raised {_named(exc)}")
+            await self._over()
+            raise
         except BaseException:
             await self._over()
             raise
-        if not self._app_sent:
-            await self._run_alone()  # it returned without a word: the same as not speaking it
-            return
+        if not self._startup_answered:
+            self._warn_unsupervised("returned without a word")
         await self._over()
         if self._failure is not None:
             raise self._failure
@@ -102,7 +111,6 @@ class LifespanBridge:
         message = await self._receive()
         kind = message["type"]
         if kind == "lifespan.startup":
-            self._startup_received = True
             self._run = self._begin()
         elif kind == "lifespan.shutdown":
             await self._stop()
@@ -110,8 +118,9 @@ class LifespanBridge:
 
     async def send(self, message: Message) -> None:
         """The app's send: starts the workers once the app started, ends the run at the end."""
-        self._app_sent = True
         kind = message["type"]
+        if kind.startswith("lifespan.startup."):
+            self._startup_answered = True
         if kind == "lifespan.startup.complete":
             if not await self._start():
                 # Let the app tear down what its startup built, then tell the server.
@@ -150,19 +159,45 @@ class LifespanBridge:
             self._run = None
             await self._end()
 
-    async def _run_alone(self) -> None:
-        if not self._startup_received:
-            if (await self._receive())["type"] != "lifespan.startup":
-                return
-            self._startup_received = True
-        if self._run is None:
-            self._run = self._begin()
-        if not await self._start():
-            await self._over()
-            await self._send({"type": "lifespan.startup.failed", "message": str(self._failure)})
-            assert self._failure is not None
-            raise self._failure
-        await self._send({"type": "lifespan.startup.complete"})
-        if (await self.receive())["type"] == "lifespan.shutdown":
-            await self._over()
-            await self._send({"type": "lifespan.shutdown.complete"})
+    def _warn_unsupervised(self, what: str) -> None:
+        when = "after" if self._app_received else "before"
+        logger.warning(
+            "The app's lifespan %s, %s its first receive() and before it answered the "
+            "startup; the server gets this as it would without asgi-supervisor. A server "
+            "that then goes on without lifespan (uvicorn --lifespan auto, hypercorn) serves "
+            "the app unsupervised: no workers, no drain. Fix the app's startup or, if the "
+            "app does not speak the ASGI lifespan protocol (Django's ASGIHandler), pass "
+            "app_lifespan=False to SupervisorMiddleware to have the supervisor answer the "
+            "lifespan itself.",
+            what,
+            when,
+        )
+
+    async def run_alone(self) -> None:
+        """Answer the server's lifespan with the supervisor's own, never calling the app.
+
+        For an app that does not speak lifespan (``app_lifespan=False``). Cancellation and
+        timeouts are as in `__call__`.
+
+        Raises:
+            StartupError: a worker failed while starting (``startup.failed`` was sent).
+        """
+        if (await self._receive())["type"] != "lifespan.startup":
+            return
+        self._run = self._begin()
+        try:
+            if not await self._start():
+                await self._over()
+                await self._send({"type": "lifespan.startup.failed", "message": str(self._failure)})
+                assert self._failure is not None
+                raise self._failure
+            await self._send({"type": "lifespan.startup.complete"})
+            if (await self.receive())["type"] == "lifespan.shutdown":
+                await self._over()
+                await self._send({"type": "lifespan.shutdown.complete"})
+        finally:
+            await self._over()  # done already, unless cancelled: the server gave up on us
+
+
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

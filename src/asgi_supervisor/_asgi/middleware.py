@@ -70,14 +70,25 @@ class SupervisorMiddleware:
     is withdrawn: a request cancelled by someone else as well ends cancelled, as it would
     without the middleware.
 
+    The app's lifespan reaches the server as it would without the middleware: an error the
+    app raises on the lifespan scope, before or after its first ``receive()``, fails the
+    startup the same way, and a server that then serves without lifespan (uvicorn's
+    ``--lifespan auto``) serves the app unsupervised, which the middleware logs once as a
+    WARNING.
+
     Args:
         app: the ASGI app to wrap.
         supervisor: the supervisor whose lifespan this middleware runs.
+        app_lifespan: False for an app that does not speak the ASGI lifespan protocol
+            (Django's ASGIHandler, an app that asserts an HTTP scope): the middleware then
+            answers the server's lifespan messages itself and never passes the app a
+            lifespan scope, so the supervisor runs all the same.
     """
 
-    def __init__(self, app: ASGIApp, *, supervisor: Supervisor) -> None:
+    def __init__(self, app: ASGIApp, *, supervisor: Supervisor, app_lifespan: bool = True) -> None:
         self.app = app
         self.supervisor = supervisor
+        self.app_lifespan = app_lifespan
         self._endpoints = Endpoints(
             supervisor, request_ages=self._request_ages, run=lambda: self._run
         )
@@ -164,7 +175,7 @@ class SupervisorMiddleware:
                 self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
             )
             try:
-                await bridge(scope)
+                await (bridge(scope) if self.app_lifespan else bridge.run_alone())
             finally:
                 await self._leave()  # done already, unless the lifespan ended abnormally
         else:
