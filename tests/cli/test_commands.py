@@ -29,7 +29,7 @@ async def test_drain_prints_the_line_the_report_writes_of_itself(
     supervisor = quiet_supervisor(admin_token=TOKEN)
     app = bare_app(supervisor)
     async with LifespanManager(app), client(app) as http:
-        body: dict[str, Any] = (await http.post("/drain")).json()
+        body: dict[str, Any] = (await http.post("/_supervisor/drain")).json()
     summary = body["report"]["summary"]
     assert summary.startswith("drain endpoint, ")
     monkeypatch.setattr(commands, "_request", lambda args, path, **_: (200, body))

@@ -51,7 +51,7 @@ def test_readme_fastapi_example_serves_and_stops_cleanly(tmp_path: Path) -> None
     with ServerProcess("main:app", tmp_path=tmp_path, env=env) as server:
         response = httpx.post(f"{server.base_url}/emails", params={"address": "a@b.c"})
         assert response.json() == {"status": "queued"}
-        assert httpx.get(f"{server.base_url}/health/ready").status_code == 200
+        assert httpx.get(f"{server.base_url}/_supervisor/health/ready").status_code == 200
         server.signal(signal.SIGTERM)
         server.wait_exit(timeout=30)
     output = server.output()

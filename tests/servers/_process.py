@@ -129,7 +129,7 @@ class ServerProcess(Started):
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
         name: str | None = None,
-        ready_path: str = "/health/live",
+        ready_path: str = "/_supervisor/health/live",
     ) -> None:
         # Its name as a load balancer's backend (see `tests.servers.rig.Balancer`).
         self.name = name or server

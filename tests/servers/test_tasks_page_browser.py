@@ -109,13 +109,15 @@ def test_tasks_page_in_headless_chromium(tmp_path: Path) -> None:
         httpx.Client(base_url=server.base_url, headers=AUTH, timeout=10.0) as http,
         Browser(tmp_path, window=(1100, 900)) as browser,
     ):
-        url = f"{server.base_url}/tasks"
+        url = f"{server.base_url}/_supervisor/tasks"
         # 1.
         assert http.post("/spawn", params={"name": EVIL}).status_code == 200
         assert http.post("/spawn", params={"name": FAILING, "what": "fail"}).status_code == 200
         wait_until(
             "the crashing worker giving up",
-            lambda: http.get("/health").json()["workers"]["crash-loop"]["state"] == "failed",
+            lambda: (
+                http.get("/_supervisor/health").json()["workers"]["crash-loop"]["state"] == "failed"
+            ),
             timeout=20,
         )
         # 2.
@@ -144,12 +146,14 @@ def test_tasks_page_in_headless_chromium(tmp_path: Path) -> None:
             lambda: any(event == "slow started" for _, event in server.events()),
             timeout=10,
         )
-        assert http.post("/drain").status_code == 200
+        assert http.post("/_supervisor/drain").status_code == 200
         slow.join(timeout=15)
         wait_until(
-            "the stopped state", lambda: http.get("/health").json()["state"] == "stopped", 20
+            "the stopped state",
+            lambda: http.get("/_supervisor/health").json()["state"] == "stopped",
+            20,
         )
-        report = http.post("/drain").json()["report"]
+        report = http.post("/_supervisor/drain").json()["report"]
 
         # 5. No navigate call: the page's own refresh must bring the timeline.
         def redrawn() -> Any:
