@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, client, quiet_supervisor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -185,3 +186,21 @@ async def test_a_worker_crashing_after_its_first_suspension_is_restarted_under_e
             assert supervisor.workers()[0].restarts == 1
     finally:
         loop.set_task_factory(None)
+
+
+async def test_a_drain_nothing_will_follow_names_the_liveness_path_that_now_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """1. signals off, so nothing can end the process; 2. a drain ends; 3. the warning names
+    the liveness path under the configured prefix, and that path answers 503."""
+    supervisor = quiet_supervisor(path_prefix="/_ops")
+    app = bare_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        with caplog.at_level(logging.WARNING, logger="asgi_supervisor"):
+            await supervisor.drain()
+        live = await http.get("/_ops/health/live")
+    assert live.status_code == 503
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "stopped, and no signal will end this process: /_ops/health/live now fails so that "
+        "it is restarted"
+    ]

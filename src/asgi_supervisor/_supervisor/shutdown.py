@@ -355,8 +355,9 @@ class Shutdown:
         else:
             self.lingering = True
             logger.warning(
-                "stopped, and no signal will end this process: /health/live now fails so "
+                "stopped, and no signal will end this process: %s/health/live now fails so "
                 "that it is restarted",
+                self.config.path_prefix,
                 extra={"state": "stopped"},
             )
 
