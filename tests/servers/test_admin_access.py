@@ -169,7 +169,7 @@ def test_a_login_link_used_on_one_worker_is_refused_by_the_other(tmp_path: Path)
             with httpx.Client(timeout=5.0, headers=browser, cookies=cookies) as client:
                 again = client.get(link)
                 refusals.append((int(again.headers["x-pid"]), again.status_code))
-                page = client.get(f"{server.base_url}/tasks")
+                page = client.get(f"{server.base_url}/_supervisor/tasks")
                 assert page.status_code == 200
                 accepted.add(int(page.headers["x-pid"]))
         assert {pid for pid, _ in refusals} == accepted, refusals

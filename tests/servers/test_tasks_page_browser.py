@@ -227,17 +227,18 @@ def test_the_page_opens_from_a_one_time_link_with_no_header(tmp_path: Path) -> N
         printed = cli("open", server.base_url, env=env)
         assert printed.returncode == 0, printed.stderr
         link = printed.stdout.strip()
-        assert link.startswith(f"{server.base_url}/tasks/login?code=")
+        assert link.startswith(f"{server.base_url}/_supervisor/tasks/login?code=")
         # 2.
         landed = browser.load_and_evaluate(link, PAGE)
-        assert (landed["title"], landed["href"]) == (TITLE, f"{server.base_url}/tasks")
+        assert (landed["title"], landed["href"]) == (TITLE, f"{server.base_url}/_supervisor/tasks")
         # 3.
-        (cookie,) = browser.call("Network.getCookies", urls=[f"{server.base_url}/tasks"])["cookies"]
+        page = f"{server.base_url}/_supervisor/tasks"
+        (cookie,) = browser.call("Network.getCookies", urls=[page])["cookies"]
         assert cookie["name"].startswith("asgi-supervisor-")
         assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
             True,
             "Strict",
-            "/tasks",
+            "/_supervisor/tasks",
         )
         assert 3500 < cookie["expires"] - time.time() <= 3600
         # 4. No navigate call: the page reloads itself, with the cookie.
@@ -281,7 +282,7 @@ def test_the_page_opens_from_a_one_time_link_with_no_header(tmp_path: Path) -> N
                 command.kill()
                 command.wait(timeout=10)
         assert command.returncode == 0, err
-        assert out.strip().startswith(f"{server.base_url}/tasks/login?code=")
+        assert out.strip().startswith(f"{server.base_url}/_supervisor/tasks/login?code=")
         assert not Path(url.removeprefix("file://")).exists()
     assert not any(event["method"] == "Runtime.exceptionThrown" for event in browser.seen)
 
@@ -295,4 +296,4 @@ def _evaluated(browser: Browser) -> Any:
 
 def _on_page(browser: Browser, base_url: str) -> Any:
     page = _evaluated(browser)
-    return page if page and page["href"] == f"{base_url}/tasks" else None
+    return page if page and page["href"] == f"{base_url}/_supervisor/tasks" else None
