@@ -103,7 +103,7 @@ class Recorder:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
                 path = self.path.split("?")[0]
-                missing = (404, {}, b'{"error": "no such path"}')
+                missing: tuple[int, dict[str, str], bytes] = (404, {}, b'{"error": "no such path"}')
                 status, headers, body = (
                     recorder.answers.get(path.removeprefix(PREFIX), missing)
                     if path.startswith(PREFIX + "/")

@@ -255,7 +255,11 @@ class PrometheusProcess(Started):
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"prometheus-{self.port}.log"
         config = tmp_path / f"prometheus-{self.port}.yml"
-        scrape = {"job_name": "asgi", "static_configs": [{"targets": targets}]}
+        scrape = {
+            "job_name": "asgi",
+            "metrics_path": "/_supervisor/metrics",  # the endpoints' default prefix
+            "static_configs": [{"targets": targets}],
+        }
         global_ = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
         # JSON is YAML: no YAML writer needed.
         config.write_text(json.dumps({"global": global_, "scrape_configs": [scrape]}))
