@@ -243,7 +243,9 @@ class Supervisor:
         are `add_worker`'s, and the function is returned unchanged, with its type.
 
         Raises:
-            As `add_worker`.
+            TypeError: *fn* is not an async function (as `add_worker`).
+            ValueError: *restart* names no policy, or a number is out of range.
+            SupervisorClosedError: the supervisor has started; register before startup.
         """
 
         def decorate(fn: F) -> F:
