@@ -56,6 +56,7 @@ SCOPE = {
     "server": ("127.0.0.1", 8000),
     "state": {},
 }
+METRICS = "/_supervisor/metrics"  # the endpoint at the default path_prefix
 
 
 async def hello(request: Request) -> Response:
@@ -183,7 +184,7 @@ async def measure_loop_lag(calls: int, repeats: int) -> dict[str, Summary]:
 
 def scrape(app: App, calls: int) -> Callable[[], Awaitable[float]]:
     """Microseconds per ``GET /metrics``."""
-    scope = {**SCOPE, "path": "/metrics", "raw_path": b"/metrics"}
+    scope = {**SCOPE, "path": METRICS, "raw_path": METRICS.encode()}
 
     async def run() -> float:
         started = clock()
@@ -236,7 +237,7 @@ async def _scraped_pids(app: App) -> int:
     async def collect(message: Any) -> None:
         body.extend(message.get("body", b""))
 
-    await app({**SCOPE, "path": "/metrics", "raw_path": b"/metrics"}, _receive, collect)
+    await app({**SCOPE, "path": METRICS, "raw_path": METRICS.encode()}, _receive, collect)
     return body.count(b"asgi_supervisor_group_answered{")
 
 

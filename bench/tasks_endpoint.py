@@ -31,7 +31,7 @@ def get(app: SupervisorMiddleware, query: bytes) -> Callable[[], Awaitable[float
         scope = {
             "type": "http",
             "method": "GET",
-            "path": "/tasks",
+            "path": "/_supervisor/tasks",
             "query_string": query,
             "headers": [(b"authorization", f"Bearer {TOKEN}".encode())],
             "client": ("127.0.0.1", 1234),

@@ -38,6 +38,7 @@ def test_all_is_pinned() -> None:
         "NotRunningError",
         "Phase",
         "Restart",
+        "Settings",
         "ShutdownReport",
         "StartupError",
         "State",

@@ -39,6 +39,7 @@ from ._core.worker_state import WorkerSnapshot, WorkerState
 from ._core.workers import Restart
 from ._host.looplag import LoopLagStats
 from ._supervisor.config import Config
+from ._supervisor.settings import Settings
 from ._supervisor.supervisor import Supervisor
 from .exceptions import (
     NotRunningError,
@@ -56,6 +57,7 @@ __all__ = [
     "NotRunningError",
     "Phase",
     "Restart",
+    "Settings",
     "ShutdownReport",
     "StartupError",
     "State",

@@ -4,7 +4,7 @@ Example::
 
     async with LifespanManager(app) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app)) as client:
-            assert (await client.get("/health/ready")).status_code == 200
+            assert (await client.get("/_supervisor/health/ready")).status_code == 200
     assert manager.shutdown_messages[-1]["type"] == "lifespan.shutdown.complete"
 
 `LifespanManager` drives the ASGI lifespan as a server would. Remember that httpx's

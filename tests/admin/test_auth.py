@@ -61,9 +61,9 @@ async def test_forwarded_loopback_address_opens_nothing() -> None:
     app = ProxyHeadersMiddleware(inner, trusted_hosts="*")  # type: ignore[arg-type]
     spoofed = {"X-Forwarded-For": "127.0.0.1", "X-Forwarded-Proto": "http"}
     async with LifespanManager(inner), http(app) as client:
-        assert (await client.get("/tasks", headers=spoofed)).status_code == 401
-        assert (await client.post("/drain", headers=spoofed)).status_code == 401
-        assert (await client.get("/health/ready")).status_code == 200
+        assert (await client.get("/_supervisor/tasks", headers=spoofed)).status_code == 401
+        assert (await client.post("/_supervisor/drain", headers=spoofed)).status_code == 401
+        assert (await client.get("/_supervisor/health/ready")).status_code == 200
         assert supervisor.state is State.READY
 
 
@@ -73,9 +73,9 @@ async def test_a_client_without_an_address_opens_nothing() -> None:
     supervisor = quiet_supervisor()
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app):
-        assert await call(app, "GET", "/tasks", []) == 401
-        assert await call(app, "POST", "/drain", []) == 401
-        assert await call(app, "GET", "/drain", []) == 405
+        assert await call(app, "GET", "/_supervisor/tasks", []) == 401
+        assert await call(app, "POST", "/_supervisor/drain", []) == 401
+        assert await call(app, "GET", "/_supervisor/drain", []) == 405
         assert supervisor.state.value == "ready"
 
 
@@ -96,14 +96,14 @@ async def test_browsers_are_refused_even_with_the_token(headers: dict[str, str])
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app), http(app) as client:
         response = await client.post(
-            "/drain", headers={"Authorization": "Bearer s3cret", **headers}
+            "/_supervisor/drain", headers={"Authorization": "Bearer s3cret", **headers}
         )
         assert response.status_code == 403
         assert "refuse requests from browsers" in response.json()["error"]
         assert supervisor.state.value == "ready"
         for fetch_site in ("same-origin", "none"):
             allowed = {"Authorization": "Bearer s3cret", "Sec-Fetch-Site": fetch_site}
-            assert (await client.get("/tasks", headers=allowed)).status_code == 200
+            assert (await client.get("/_supervisor/tasks", headers=allowed)).status_code == 200
 
 
 async def test_drain_changes_state_so_it_answers_post_only() -> None:
@@ -114,11 +114,13 @@ async def test_drain_changes_state_so_it_answers_post_only() -> None:
     token = {"Authorization": "Bearer s3cret"}
     async with LifespanManager(app), http(app) as client:
         for method in ("GET", "HEAD"):
-            response = await client.request(method, "/drain", headers=token)
+            response = await client.request(method, "/_supervisor/drain", headers=token)
             assert (response.status_code, response.headers["allow"]) == (405, "POST")
-        body = (await client.get("/drain", headers=token)).json()
+        body = (await client.get("/_supervisor/drain", headers=token)).json()
         assert body == {"error": "method GET is not allowed here; use POST"}
-        assert (await client.post("/tasks", headers=token)).headers["allow"] == "GET, HEAD"
+        assert (await client.post("/_supervisor/tasks", headers=token)).headers[
+            "allow"
+        ] == "GET, HEAD"
         assert supervisor.state.value == "ready"
 
 
@@ -150,7 +152,7 @@ async def test_bearer_scheme_is_case_insensitive_and_the_token_exact(
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     headers = {"Authorization": header} if header is not None else {}
     async with LifespanManager(app), http(app) as client:
-        response = await client.get("/tasks", headers=headers)
+        response = await client.get("/_supervisor/tasks", headers=headers)
     assert response.status_code == status
     if status == 401:
         assert response.headers["www-authenticate"] == 'Bearer realm="asgi-supervisor"'
@@ -174,10 +176,10 @@ async def test_no_token_configured_means_only_the_local_token() -> None:
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app), http(app, ("127.0.0.1", 4000)) as client:
         for header in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
-            response = await client.get("/tasks", headers=header)
+            response = await client.get("/_supervisor/tasks", headers=header)
             assert response.status_code == 401
             assert "run `asgi-supervisor` on the server's host" in response.json()["error"]
-        assert (await client.get("/health")).status_code == 200
+        assert (await client.get("/_supervisor/health")).status_code == 200
 
 
 async def test_token_with_a_trailing_newline_in_the_environment_works() -> None:
@@ -191,7 +193,9 @@ async def test_token_with_a_trailing_newline_in_the_environment_works() -> None:
     assert supervisor.config.admin_token == "s3cret"
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app), http(app) as client:
-        response = await client.get("/tasks", headers={"Authorization": "Bearer s3cret"})
+        response = await client.get(
+            "/_supervisor/tasks", headers={"Authorization": "Bearer s3cret"}
+        )
     assert response.status_code == 200
 
 

@@ -270,7 +270,7 @@ async def test_a_socket_bound_after_startup_gets_its_token_and_loses_it_at_the_e
                 transport=httpx.ASGITransport(app), base_url="http://t"
             ) as client:
                 headers = {"Authorization": f"Bearer {token}"}
-                assert (await client.get("/tasks", headers=headers)).status_code == 200
+                assert (await client.get("/_supervisor/tasks", headers=headers)).status_code == 200
     assert os.listdir(run_dir) == []
 
 
@@ -312,11 +312,11 @@ async def test_an_admin_request_writes_the_token_the_command_then_reads(
         with socket.create_server(("127.0.0.1", 0)) as sock:
             port = sock.getsockname()[1]
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                assert (await client.get("/tasks")).status_code == 401
+                assert (await client.get("/_supervisor/tasks")).status_code == 401
                 variable = {"ASGI_SUPERVISOR_RUNTIME_DIR": str(run_dir)}
                 token = (await asyncio.to_thread(find_token, ["127.0.0.1"], port, variable)).token
                 assert token is not None
                 headers = {"Authorization": f"Bearer {token}"}
-                assert (await client.get("/tasks", headers=headers)).status_code == 200
+                assert (await client.get("/_supervisor/tasks", headers=headers)).status_code == 200
     assert os.listdir(run_dir) == []
     assert not elsewhere.exists()

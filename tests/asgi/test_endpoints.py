@@ -51,18 +51,24 @@ async def test_health_before_startup_and_when_ready() -> None:
     supervisor = admin_supervisor()
     app = make_app(supervisor)
     async with client(app) as http:
-        assert (await http.get("/health/live")).json() == {"status": "live", "state": "starting"}
-        ready = await http.get("/health/ready")
+        assert (await http.get("/_supervisor/health/live")).json() == {
+            "status": "live",
+            "state": "starting",
+        }
+        ready = await http.get("/_supervisor/health/ready")
         assert (ready.status_code, ready.json()["reasons"]) == (503, ["state is starting"])
-        assert (await http.get("/health/startup")).status_code == 503
-        assert (await http.post("/drain")).status_code == 503
+        assert (await http.get("/_supervisor/health/startup")).status_code == 503
+        assert (await http.post("/_supervisor/drain")).status_code == 503
         async with LifespanManager(app):
-            assert (await http.get("/health/ready")).json() == {"status": "ready", "state": "ready"}
-            assert (await http.get("/health/startup")).json() == {
+            assert (await http.get("/_supervisor/health/ready")).json() == {
+                "status": "ready",
+                "state": "ready",
+            }
+            assert (await http.get("/_supervisor/health/startup")).json() == {
                 "status": "started",
                 "state": "ready",
             }
-            summary = await http.get("/health")
+            summary = await http.get("/_supervisor/health")
             assert summary.status_code == 200
             assert summary.json() == {
                 "state": "ready",
@@ -91,11 +97,16 @@ async def test_health_through_every_shutdown_state() -> None:
 
         async def probes_once(state: State) -> list[int]:
             await wait_until(lambda: supervisor.state is state)
-            remaining = (await http.get("/health")).json()["deadline_remaining"]
+            remaining = (await http.get("/_supervisor/health")).json()["deadline_remaining"]
             assert 0 < remaining <= 3.0
             return [
                 (await http.get(path)).status_code
-                for path in ("/health/live", "/health/ready", "/health/startup", "/health")
+                for path in (
+                    "/_supervisor/health/live",
+                    "/_supervisor/health/ready",
+                    "/_supervisor/health/startup",
+                    "/_supervisor/health",
+                )
             ]
 
         seen = {state.value: await probes_once(state) for state in (State.DRAINING, State.CLOSING)}
@@ -104,9 +115,13 @@ async def test_health_through_every_shutdown_state() -> None:
         await supervisor.drain()
         stopped = [
             (await http.get(path)).status_code
-            for path in ("/health/live", "/health/ready", "/health/startup")
+            for path in (
+                "/_supervisor/health/live",
+                "/_supervisor/health/ready",
+                "/_supervisor/health/startup",
+            )
         ]
-        reasons = (await http.get("/health/ready")).json()["reasons"]
+        reasons = (await http.get("/_supervisor/health/ready")).json()["reasons"]
     assert seen == {"draining": [200, 503, 200, 503], "closing": [200, 503, 200, 503]}
     # No signal will end this in-process run: liveness fails so it would be restarted.
     assert stopped == [503, 503, 200]
@@ -134,11 +149,11 @@ async def test_checks_hang_raise_cache_and_never_leak_errors() -> None:
     supervisor.add_check("search", search, critical=False)
     app = make_app(supervisor)
     async with LifespanManager(app), client(app) as http:
-        probes = await asyncio.gather(*(http.get("/health/ready") for _ in range(5)))
+        probes = await asyncio.gather(*(http.get("/_supervisor/health/ready") for _ in range(5)))
         assert {p.status_code for p in probes} == {503}
         assert probes[0].json()["reasons"] == ["check 'cache' failed"]
         assert runs["db"] == 1  # five concurrent probes, one run
-        summary = (await http.get("/health")).text
+        summary = (await http.get("/_supervisor/health")).text
         assert "hunter2" not in summary
         assert "ConnectionError" not in summary
         assert json.loads(summary)["checks"] == {
@@ -148,9 +163,9 @@ async def test_checks_hang_raise_cache_and_never_leak_errors() -> None:
         }
         await asyncio.sleep(0.35)  # the cached results (0.3 s) expire: time is the input here
         hang.set()
-        await http.get("/health/ready")
+        await http.get("/_supervisor/health/ready")
         assert runs["db"] == 2
-        assert (await http.get("/health/ready")).status_code == 200
+        assert (await http.get("/_supervisor/health/ready")).status_code == 200
 
 
 async def test_check_registration_errors() -> None:
@@ -174,10 +189,10 @@ async def test_methods_and_head() -> None:
     supervisor = admin_supervisor()
     app = make_app(supervisor)
     async with LifespanManager(app), client(app) as http:
-        wrong = await http.post("/health/ready")
+        wrong = await http.post("/_supervisor/health/ready")
         assert (wrong.status_code, wrong.headers["allow"]) == (405, "GET, HEAD")
-        assert (await http.delete("/drain")).headers["allow"] == "POST"
-        head = await http.head("/health/live")
+        assert (await http.delete("/_supervisor/drain")).headers["allow"] == "POST"
+        head = await http.head("/_supervisor/health/live")
         assert (head.status_code, head.content) == (200, b"")
         assert int(head.headers["content-length"]) > 0
 
@@ -198,7 +213,7 @@ async def test_tasks_lists_every_kind_with_where_filters_and_pages() -> None:
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
         await asyncio.sleep(0)
-        body = (await http.get("/tasks")).json()
+        body = (await http.get("/_supervisor/tasks")).json()
         kinds = sorted(task["kind"] for task in body["tasks"])
         assert kinds == ["request", "task", "task", "task", "task", "task", "worker"]
         worker_row = next(t for t in body["tasks"] if t["kind"] == "worker")
@@ -212,14 +227,20 @@ async def test_tasks_lists_every_kind_with_where_filters_and_pages() -> None:
         assert "stack" not in worker_row
         request_row = next(t for t in body["tasks"] if t["kind"] == "request")
         assert request_row["where"].endswith("in endpoint")
-        tasks = (await http.get("/tasks", params={"kind": "task", "limit": 2, "offset": 1})).json()
+        tasks = (
+            await http.get("/_supervisor/tasks", params={"kind": "task", "limit": 2, "offset": 1})
+        ).json()
         assert (tasks["total"], tasks["count"]) == (5, 2)
         assert [t["name"] for t in tasks["tasks"]] == ["job-1", "job-2"]
-        named = (await http.get("/tasks", params={"name": "job-4"})).json()
+        named = (await http.get("/_supervisor/tasks", params={"name": "job-4"})).json()
         assert [t["name"] for t in named["tasks"]] == ["job-4"]
-        stacked = (await http.get("/tasks", params={"kind": "worker", "stack": "1"})).json()
+        stacked = (
+            await http.get("/_supervisor/tasks", params={"kind": "worker", "stack": "1"})
+        ).json()
         assert any("parked_in_helper" in line for line in stacked["tasks"][0]["stack"])
-        everything = (await http.get("/tasks", params={"all": "1", "kind": "untracked"})).json()
+        everything = (
+            await http.get("/_supervisor/tasks", params={"all": "1", "kind": "untracked"})
+        ).json()
         assert everything["total"] >= 1  # at least the lifespan's own task
         held.release.set()
         await request
@@ -242,7 +263,7 @@ async def test_tasks_history_says_how_tasks_ended() -> None:
         cancelled.cancel("user went away")
         await asyncio.wait({done, failed, cancelled})
         await asyncio.sleep(0)
-        history = (await http.get("/tasks")).json()["history"]
+        history = (await http.get("/_supervisor/tasks")).json()["history"]
     endings = {item["name"]: (item["ending"], item["detail"]) for item in history}
     assert endings == {
         "quick": ("completed", None),
@@ -255,7 +276,7 @@ async def test_work_the_shutdown_abandoned_shows_so_until_it_ends() -> None:
     """1. a worker and a spawned task swallow their cancellation; 2. the drain abandons both
     at its deadline; 3. /health, /tasks, the metrics and `workers()` show them abandoned;
     4. once they end after all, the worker shows the state its own loop wrote."""
-    supervisor = admin_supervisor(grace_period=0.6, cancel_timeout=0.3)
+    supervisor = admin_supervisor(grace_period=1.3, cancel_timeout=0.3)
     release = asyncio.Event()
 
     async def stuck() -> None:
@@ -271,14 +292,14 @@ async def test_work_the_shutdown_abandoned_shows_so_until_it_ends() -> None:
         try:
             report = await supervisor.drain()
             assert sorted(a.name for a in report.abandoned) == ["stuck-task", "stuck-worker"]
-            health = (await http.get("/health")).json()
+            health = (await http.get("/_supervisor/health")).json()
             assert health["workers"] == {"stuck-worker": {"state": "abandoned", "restarts": 0}}
-            rows = (await http.get("/tasks")).json()["tasks"]
+            rows = (await http.get("/_supervisor/tasks")).json()["tasks"]
             assert {row["name"]: row["state"] for row in rows} == {
                 "stuck-worker": "abandoned",
                 "stuck-task": "abandoned",
             }
-            metrics = (await http.get("/metrics")).text
+            metrics = (await http.get("/_supervisor/metrics")).text
             assert 'worker_state{state="abandoned",worker="stuck-worker"} 1.0' in metrics
             assert [w.state for w in supervisor.workers()] == [WorkerState.ABANDONED]
         finally:
@@ -295,10 +316,12 @@ async def test_tasks_with_ten_thousand_tasks() -> None:
         for _ in range(10_000):
             supervisor.spawn(parked_in_helper)
         await asyncio.sleep(0)
-        body = (await http.get("/tasks", params={"kind": "task"})).json()
+        body = (await http.get("/_supervisor/tasks", params={"kind": "task"})).json()
         assert (body["total"], body["count"]) == (10_000, 100)
         assert body["tasks"][0]["where"] == f"{__file__}:{PARKED_LINE} in parked_in_helper"
-        assert (await http.get("/tasks", params={"limit": 10000})).json()["count"] == 10_000
+        assert (await http.get("/_supervisor/tasks", params={"limit": 10000})).json()[
+            "count"
+        ] == 10_000
 
 
 @pytest.mark.parametrize(
@@ -317,7 +340,7 @@ async def test_bad_tasks_queries_get_400(query: str, message: str) -> None:
     supervisor = admin_supervisor()
     app = make_app(supervisor)
     async with LifespanManager(app), client(app) as http:
-        response = await http.get(f"/tasks?{query}")
+        response = await http.get(f"/_supervisor/tasks?{query}")
     assert response.status_code == 400
     assert message in response.json()["error"]
 
@@ -361,7 +384,15 @@ async def running_app() -> AsyncIterator[SupervisorMiddleware]:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    path=st.sampled_from(["/tasks", "/drain", "/health", "/health/ready", "/health/live"]),
+    path=st.sampled_from(
+        [
+            "/_supervisor/tasks",
+            "/_supervisor/drain",
+            "/_supervisor/health",
+            "/_supervisor/health/ready",
+            "/_supervisor/health/live",
+        ]
+    ),
     query=st.binary(max_size=80)
     | st.lists(
         st.tuples(
@@ -397,7 +428,7 @@ async def test_drain_endpoint_waits_for_requests_and_joins_concurrent_calls() ->
     async with LifespanManager(app), client(app) as http:
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
-        drains = [asyncio.create_task(http.post("/drain")) for _ in range(2)]
+        drains = [asyncio.create_task(http.post("/_supervisor/drain")) for _ in range(2)]
         # Closing lasts until the request ends (its budget is 4 s away): no drain is over.
         await wait_until(lambda: supervisor.state is State.CLOSING)
         assert not any(drain.done() for drain in drains)
@@ -413,13 +444,13 @@ async def test_drain_endpoint_waits_for_requests_and_joins_concurrent_calls() ->
 async def test_drain_answer_and_its_own_process_line_agree_when_a_request_outlasts_it() -> None:
     """1. a request is in flight; 2. /drain waits out the drain budget while it stays;
     3. the answer says not drained, and so does this process's own line in `processes`."""
-    supervisor = admin_supervisor(grace_period=1.5, cancel_timeout=1.0)
+    supervisor = admin_supervisor(grace_period=1.5, cancel_timeout=0.5)
     held = Held()
     app = make_app(supervisor, held)
     async with LifespanManager(app), client(app) as http:
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
-        body = (await http.post("/drain")).json()
+        body = (await http.post("/_supervisor/drain")).json()
         held.release.set()
         await request
     assert body["drained"] is False

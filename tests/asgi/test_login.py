@@ -44,7 +44,9 @@ def attributes(response: httpx.Response) -> dict[str, str]:
 
 
 def app_with(**settings: Any) -> tuple[SupervisorMiddleware, Any]:
-    supervisor = quiet_supervisor(admin_token=TOKEN, **settings)
+    # At the root, so the paths read as the endpoints page names them; the default prefix
+    # has its own test below, and `asgi-supervisor open`'s test exchanges a link under it.
+    supervisor = quiet_supervisor(**{"admin_token": TOKEN, "path_prefix": "", **settings})
     return bare_app(supervisor), supervisor
 
 
@@ -156,16 +158,19 @@ async def test_a_link_from_another_site_gets_a_page_that_moves_on() -> None:
         assert (await http.get("/tasks")).status_code == 200
 
 
-async def test_the_cookie_follows_the_prefix_and_https() -> None:
-    """Under a path prefix the cookie's Path and the redirect are the prefixed page's; over
-    https the cookie is Secure."""
-    app, _ = app_with(path_prefix="/ops")
+@pytest.mark.parametrize("prefix", ["/ops", "/_supervisor"])
+async def test_the_cookie_follows_the_prefix_and_https(prefix: str) -> None:
+    """Under a path prefix (a chosen one, and the default) the cookie's Path and the redirect
+    are the prefixed page's; over https the cookie is Secure."""
+    settings = {"path_prefix": prefix} if prefix == "/ops" else {}
+    supervisor = quiet_supervisor(admin_token=TOKEN, **settings)
+    app = bare_app(supervisor)
     async with LifespanManager(app), browser(app, scheme="https") as http:
-        exchanged = await http.get(link(prefix="/ops"))
-        assert exchanged.headers["location"] == "/ops/tasks"
-        assert attributes(exchanged)["path"] == "/ops/tasks"
+        exchanged = await http.get(link(prefix=prefix))
+        assert exchanged.headers["location"] == f"{prefix}/tasks"
+        assert attributes(exchanged)["path"] == f"{prefix}/tasks"
         assert "secure" in attributes(exchanged)
-        assert (await http.get("/ops/tasks")).status_code == 200
+        assert (await http.get(f"{prefix}/tasks")).status_code == 200
 
 
 async def test_a_session_does_not_lift_the_refusal_of_cross_site_requests() -> None:

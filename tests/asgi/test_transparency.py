@@ -191,7 +191,7 @@ def test_test_client_after_its_block_serves_as_before_any_lifespan() -> None:
     after = client.get("/")
     assert (after.status_code, after.text) == (200, "hello")
     with client:  # and a second lifespan starts afresh
-        assert client.get("/health/ready").status_code == 200
+        assert client.get("/_supervisor/health/ready").status_code == 200
 
 
 def test_a_worker_failing_at_startup_fails_the_test_client_instead_of_hanging() -> None:

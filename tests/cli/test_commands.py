@@ -20,6 +20,8 @@ from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import TOKEN, bare_app, client, quiet_supervisor
 from tests.servers._process import free_port
 
+PREFIX = "/_supervisor"  # where the server answers, and the command asks, by default
+
 
 async def test_drain_prints_the_line_the_report_writes_of_itself(
     monkeypatch: pytest.MonkeyPatch,
@@ -29,7 +31,7 @@ async def test_drain_prints_the_line_the_report_writes_of_itself(
     supervisor = quiet_supervisor(admin_token=TOKEN)
     app = bare_app(supervisor)
     async with LifespanManager(app), client(app) as http:
-        body: dict[str, Any] = (await http.post("/drain")).json()
+        body: dict[str, Any] = (await http.post("/_supervisor/drain")).json()
     summary = body["report"]["summary"]
     assert summary.startswith("drain endpoint, ")
     monkeypatch.setattr(commands, "_request", lambda args, path, **_: (200, body))
@@ -80,8 +82,9 @@ def test_cli_turns_a_bad_url_into_a_usage_error(capsys: pytest.CaptureFixture[st
 
 
 class Recorder:
-    """A local HTTP server on loopback, in a thread, that answers each path as told and
-    records every request it gets: method, path and headers.
+    """A local HTTP server on loopback, in a thread, that answers each path as told, under
+    the default prefix as the endpoints are, and records every request it gets: method,
+    path and headers.
 
     Example::
 
@@ -99,8 +102,12 @@ class Recorder:
                 recorder.requests.append((self.command, self.path, dict(self.headers)))
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
-                status, headers, body = recorder.answers.get(
-                    self.path.split("?")[0], (404, {}, b'{"error": "no such path"}')
+                path = self.path.split("?")[0]
+                missing: tuple[int, dict[str, str], bytes] = (404, {}, b'{"error": "no such path"}')
+                status, headers, body = (
+                    recorder.answers.get(path.removeprefix(PREFIX), missing)
+                    if path.startswith(PREFIX + "/")
+                    else missing
                 )
                 self.send_response(status)
                 for name, value in {"Content-Length": str(len(body)), **headers}.items():
@@ -145,7 +152,7 @@ def test_a_redirect_is_never_followed_with_the_token(
         with Recorder({path: (code, {"Location": location}, b"")}) as server:
             assert commands.main([command, server.url, "--token", "s3cret"]) == 5
             err = capsys.readouterr().err
-            assert f"{server.url}{path}" in err
+            assert f"{server.url}{PREFIX}{path}" in err
             assert f"answered {code}, pointing to '{location}'" in err
             assert "follows no redirect" in err
             out = io.StringIO()
@@ -167,7 +174,7 @@ def test_health_sends_no_token(monkeypatch: pytest.MonkeyPatch) -> None:
         assert commands.main(["health", server.url, "--token", "x"], io.StringIO()) == 0
     assert len(server.requests) == 2
     for _, path, headers in server.requests:
-        assert path == "/health/ready"
+        assert path == f"{PREFIX}/health/ready"
         assert "Authorization" not in headers
 
 
@@ -306,8 +313,8 @@ def test_json_on_a_failure_says_why_on_stdout_and_on_stderr(
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert (document["exit"], document["outcome"]) == (3, "unreachable")
-    assert document["error"].startswith(f"cannot reach {url}/drain")
-    assert captured.err.startswith(f"asgi-supervisor: cannot reach {url}/drain")
+    assert document["error"].startswith(f"cannot reach {url}{PREFIX}/drain")
+    assert captured.err.startswith(f"asgi-supervisor: cannot reach {url}{PREFIX}/drain")
 
 
 async def test_open_prints_a_link_the_server_exchanges_and_sends_nothing(
@@ -326,7 +333,7 @@ async def test_open_prints_a_link_the_server_exchanges_and_sends_nothing(
     argv = ["open", url, "--token", TOKEN]
     assert await asyncio.to_thread(commands.main, argv, out, err) == commands.OK
     (link,) = out.getvalue().splitlines()
-    assert link.startswith(f"{url}/tasks/login?code=")
+    assert link.startswith(f"{url}{PREFIX}/tasks/login?code=")
     assert "opens the tasks page once, within 60 s" in err.getvalue()
     assert TOKEN not in link
     supervisor = quiet_supervisor(admin_token=TOKEN)
@@ -338,7 +345,7 @@ async def test_open_prints_a_link_the_server_exchanges_and_sends_nothing(
     assert await asyncio.to_thread(commands.main, [*argv, "--json"], out) == commands.OK
     document = json.loads(out.getvalue())
     assert (document["outcome"], document["browser"]) == ("link", None)
-    assert document["link"].startswith(f"{url}/tasks/login?code=")
+    assert document["link"].startswith(f"{url}{PREFIX}/tasks/login?code=")
     assert 55 <= document["expires_at"] - time.time() <= 61
 
 

@@ -60,7 +60,7 @@ def test_registration_rejects_bad_workers(supervisor: Supervisor) -> None:
     with pytest.raises(
         ValueError, match=r"restart='sometimes' is not a restart policy; use one of"
     ):
-        supervisor.add_worker(worker, restart="sometimes")
+        supervisor.add_worker(worker, restart="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"max_restarts=-1 must be 0 or more"):
         supervisor.add_worker(worker, max_restarts=-1)
     supervisor.add_worker(worker)

@@ -72,9 +72,11 @@ async def test_job_runs_to_done_and_bad_bodies_get_422(http: httpx.AsyncClient) 
     assert (await http.get("/stream", params={"count": 0})).status_code == 422
     stream = await http.get("/stream", params={"count": 2})
     assert stream.text == "data: tick 0\n\ndata: tick 1\n\n"
-    ready = await http.get("/health/ready")
+    ready = await http.get("/_supervisor/health/ready")
     assert ready.status_code == 200
-    assert (await http.get("/health")).json()["checks"] == {"queue": {"ok": True, "critical": True}}
+    assert (await http.get("/_supervisor/health")).json()["checks"] == {
+        "queue": {"ok": True, "critical": True}
+    }
 
 
 @pytest.mark.parametrize(

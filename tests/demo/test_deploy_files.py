@@ -135,8 +135,8 @@ def test_kubernetes_replicas_share_a_postgres_statefulset() -> None:
 
 
 def test_kubernetes_probes_prestop_and_grace_period_agree_with_the_settings() -> None:
-    """Probes hit the middleware's paths, preStop drains, and the pod's grace period covers
-    the supervisor's deadline plus a margin."""
+    """Probes hit the middleware's paths under the pod's prefix, preStop drains, and the
+    pod's grace period covers the supervisor's deadline plus a margin."""
     deployment = next(
         d for d in load_all(REPO / "docker/kubernetes.yaml") if d["kind"] == "Deployment"
     )
@@ -149,9 +149,9 @@ def test_kubernetes_probes_prestop_and_grace_period_agree_with_the_settings() ->
         for name in ("startupProbe", "readinessProbe", "livenessProbe")
     }
     assert probes == {
-        "startupProbe": "/health/startup",
-        "readinessProbe": "/health/ready",
-        "livenessProbe": "/health/live",
+        "startupProbe": f"{config.path_prefix}/health/startup",
+        "readinessProbe": f"{config.path_prefix}/health/ready",
+        "livenessProbe": f"{config.path_prefix}/health/live",
     }
     assert container["lifecycle"]["preStop"]["exec"]["command"][:3] == [
         "asgi-supervisor",
@@ -195,7 +195,7 @@ def test_compose_replicas_and_balancer_agree() -> None:
         line.split()[1:3] for line in haproxy.splitlines() if line.strip().startswith("server ")
     ]
     assert servers == [["demo-1", "demo-1:8000"], ["demo-2", "demo-2:8000"]]
-    assert "option httpchk GET /health/ready" in haproxy
+    assert f"option httpchk GET {config.path_prefix}/health/ready" in haproxy
     assert "inter 200ms fall 1 rise 1" in haproxy
     assert "retries 0" in haproxy
     mounted = services["haproxy"]["volumes"][0].split(":")

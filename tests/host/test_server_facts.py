@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import pytest
 
 from asgi_supervisor._host import server_facts as _server_facts
 from asgi_supervisor._host.server_facts import (
+    KillTimeout,
     ServerFacts,
-    check_kill_timeout,
+    kill_timeout,
     listener_taken_over,
     register,
 )
@@ -24,40 +24,18 @@ def no_facts() -> Iterator[None]:
     _server_facts._facts = None
 
 
-def gunicorn(kill_timeout: float) -> ServerFacts:
-    return ServerFacts(
-        server="gunicorn", kill_timeout=kill_timeout, kill_timeout_setting="--graceful-timeout"
+def test_the_kill_timeout_is_what_the_integration_registered() -> None:
+    """The kill timeout reads back with the server's name and setting (the budget's warning
+    names them, see tests/supervisor/test_budget.py)."""
+    register(
+        ServerFacts(server="gunicorn", kill_timeout=3.0, kill_timeout_setting="--graceful-timeout")
     )
+    assert kill_timeout() == KillTimeout("gunicorn", "--graceful-timeout", 3.0)
 
 
-@pytest.mark.parametrize(("kill_timeout", "warned"), [(26.9, True), (27.0, False)])
-def test_a_kill_timeout_below_the_grace_period_and_margin_is_named(
-    kill_timeout: float, warned: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A kill timeout under grace_period + 2 s warns with both values and the fix; at or
-    above it, nothing is said."""
-    register(gunicorn(kill_timeout))
-    with caplog.at_level(logging.WARNING, logger="asgi_supervisor"):
-        check_kill_timeout(25.0)
-    messages = [record.getMessage() for record in caplog.records]
-    if warned:
-        assert messages == [
-            "gunicorn's --graceful-timeout is 26.9 s, shorter than grace_period=25 s plus a "
-            "2 s margin: gunicorn kills this process before the shutdown ends, and the app's "
-            "own shutdown never runs. Set --graceful-timeout to 27 or more, or lower "
-            "grace_period."
-        ]
-    else:
-        assert messages == []
-
-
-def test_without_a_server_nothing_is_checked_or_taken_over(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """No integration registered (plain uvicorn): no warning, and the listener is ours."""
-    with caplog.at_level(logging.WARNING, logger="asgi_supervisor"):
-        check_kill_timeout(25.0)
-    assert caplog.records == []
+def test_without_a_server_nothing_is_known_or_taken_over() -> None:
+    """No integration registered (plain uvicorn): no kill timeout, and the listener is ours."""
+    assert kill_timeout() is None
     assert listener_taken_over() is False
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import uvloop
 
-from asgi_supervisor._host.signals import SignalChain
+from asgi_supervisor._host.signals import DRAIN_FIRST, SignalChain
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_a_loop_that_keeps_its_signals_gets_a_warning_naming_the_recipe(
     assert server_got == [signal.SIGTERM]
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("SIGTERM reaches the server at once on this event loop (uvloop.Loop)")
-    assert "preStop httpGet to /drain" in warning
+    assert DRAIN_FIRST in warning  # the recipe that works: a preStop exec, never an httpGet
 
 
 @pytest.mark.usefixtures("saved_handlers")
@@ -186,5 +186,21 @@ async def test_a_child_that_gets_no_signals_gets_a_warning(
     chain.restore()
     [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning.startswith("no server signal handler in this process, and SIGINT is ignored")
-    assert "preStop httpGet to /drain" in warning
+    assert DRAIN_FIRST in warning  # the recipe that works: a preStop exec, never an httpGet
     assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+async def test_off_the_main_thread_the_warning_names_a_drain_that_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server running the app off the main thread: nothing is installed, and the warning
+    recommends the CLI's drain as a preStop exec (a kubelet httpGet cannot POST nor send the
+    token), in the words the Kubernetes recipe uses."""
+    chain = SignalChain(asyncio.get_running_loop(), lambda sig: None)
+    with caplog.at_level(logging.WARNING, logger="asgi_supervisor"):
+        assert await asyncio.to_thread(chain.install) is False
+    [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning.startswith("not on the main thread: signals are not watched")
+    assert DRAIN_FIRST in warning
+    assert "asgi-supervisor drain http://127.0.0.1:PORT" in DRAIN_FIRST
+    assert "as a preStop exec hook: an httpGet hook cannot POST nor send the token" in DRAIN_FIRST

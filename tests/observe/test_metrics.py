@@ -68,7 +68,7 @@ async def test_metrics_in_a_known_ready_state() -> None:
         request = asyncio.create_task(http.get("/held"))
         await held.entered.wait()
         spawned = supervisor.spawn(parked, name="spawned")
-        response = await http.get("/metrics")
+        response = await http.get("/_supervisor/metrics")
         checks = {result.name: result for result in await supervisor.check_results()}
         counts = supervisor.counts()
         held.release.set()
@@ -120,16 +120,16 @@ async def test_metrics_after_a_drain_report_the_last_shutdown() -> None:
         ws = FakeWebSocketClient(app)
         assert (await ws.connect())["type"] == "websocket.accept"
         admin = {"Authorization": "Bearer s3cret"}
-        drain = asyncio.create_task(http.post("/drain", headers=admin))
+        drain = asyncio.create_task(http.post("/_supervisor/drain", headers=admin))
         assert (await asyncio.wait_for(ws.from_app.get(), 5))["code"] == 4001
         await ws.to_app.put({"type": "websocket.disconnect", "code": 4001})
         assert (await http.get("/held")).status_code == 503
-        during = parse((await http.get("/metrics")).text)
+        during = parse((await http.get("/_supervisor/metrics")).text)
         held.release.set()
         await request
         assert (await drain).status_code == 200
         report = await supervisor.drain()
-        response = await http.get("/metrics")
+        response = await http.get("/_supervisor/metrics")
     samples = parse(response.text)
     assert value(during, "state", state="closing") == 1
     assert 0 < value(during, "deadline_remaining_seconds") <= 3.0
@@ -180,9 +180,9 @@ async def test_head_post_and_openmetrics() -> None:
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
     async with LifespanManager(app), client(app) as http:
-        head = await http.head("/metrics")
-        post = await http.post("/metrics")
-        negotiated = await http.get("/metrics", headers={"accept": accept})
+        head = await http.head("/_supervisor/metrics")
+        post = await http.post("/_supervisor/metrics")
+        negotiated = await http.get("/_supervisor/metrics", headers={"accept": accept})
     assert head.status_code == 200
     assert head.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert int(head.headers["content-length"]) > 0
@@ -201,8 +201,8 @@ async def test_metrics_are_public_like_health() -> None:
     supervisor = quiet_supervisor(admin_token="s3cret")
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app), client(app, REMOTE) as http:
-        assert (await http.get("/tasks")).status_code == 401
-        metrics = await http.get("/metrics")
+        assert (await http.get("/_supervisor/tasks")).status_code == 401
+        metrics = await http.get("/_supervisor/metrics")
     assert metrics.status_code == 200
     assert value(parse(metrics.text), "state", state="ready") == 1
 
@@ -235,7 +235,7 @@ async def test_the_first_scrape_imports_the_extra_off_the_event_loop(
     supervisor = quiet_supervisor()
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app), client(app, LOOPBACK) as http:
-        metrics = await http.get("/metrics")
+        metrics = await http.get("/_supervisor/metrics")
     assert metrics.status_code == 200
     assert "prometheus_client" in sys.modules
 

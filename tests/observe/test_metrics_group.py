@@ -53,7 +53,7 @@ async def test_a_scrape_answers_for_every_sibling_and_names_the_silent_ones(
         dead.close()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as silent:
             silent.bind(str(folder / "2002.sock"))
-            response = await http.get("/metrics")
+            response = await http.get("/_supervisor/metrics")
         os.unlink(folder / "2002.sock")
         await supervisor.drain()
     await sibling.close()
@@ -76,7 +76,7 @@ async def test_a_process_alone_labels_nothing_with_a_pid(
     app = SupervisorMiddleware(Starlette(), supervisor=supervisor)
     async with LifespanManager(app), client(app) as http:
         await asyncio.wait_for(until(lambda: folder_of(runtime, listener).exists()), 2.0)
-        text = (await http.get("/metrics")).text
+        text = (await http.get("/_supervisor/metrics")).text
         await supervisor.drain()
     assert list(named(parse(text), "state")) != []
     assert all("pid" not in dict(labels) for labels in named(parse(text), "state"))

@@ -191,10 +191,10 @@ async def test_endpoint_serves_html_to_browsers_and_json_to_everyone_else() -> N
     async with LifespanManager(app), client(app) as http:
         supervisor.spawn(parked, name=EVIL)
         await asyncio.sleep(0)
-        page = await http.get("/tasks", headers={"Accept": BROWSER, **admin})
-        default = await http.get("/tasks", headers={"Accept": "*/*", **admin})
-        bare = await http.get("/tasks", headers={"Accept": "", **admin})
-        head = await http.head("/tasks", headers={"Accept": BROWSER, **admin})
+        page = await http.get("/_supervisor/tasks", headers={"Accept": BROWSER, **admin})
+        default = await http.get("/_supervisor/tasks", headers={"Accept": "*/*", **admin})
+        bare = await http.get("/_supervisor/tasks", headers={"Accept": "", **admin})
+        head = await http.head("/_supervisor/tasks", headers={"Accept": BROWSER, **admin})
     assert page.status_code == 200
     assert page.headers["content-type"] == "text/html; charset=utf-8"
     assert page.headers["x-content-type-options"] == "nosniff"
@@ -224,9 +224,9 @@ async def test_page_needs_the_same_admin_access_as_the_json(
     supervisor = quiet_supervisor(admin_token=token)
     app = bare_app(supervisor)
     async with LifespanManager(app), client(app, address) as http:
-        refused = await http.get("/tasks", headers={"Accept": BROWSER})
+        refused = await http.get("/_supervisor/tasks", headers={"Accept": BROWSER})
         allowed = await http.get(
-            "/tasks", headers={"Accept": BROWSER, "Authorization": f"Bearer {token}"}
+            "/_supervisor/tasks", headers={"Accept": BROWSER, "Authorization": f"Bearer {token}"}
         )
     assert refused.status_code == status
     assert refused.headers["content-type"] == "application/json"

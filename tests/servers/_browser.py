@@ -46,7 +46,7 @@ class Browser(Started):
     Example::
 
         with Browser(tmp_path) as browser:
-            browser.navigate("http://127.0.0.1:8000/tasks")
+            browser.navigate("http://127.0.0.1:8000/_supervisor/tasks")
             title = browser.evaluate("document.title")
     """
 

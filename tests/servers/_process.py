@@ -129,7 +129,7 @@ class ServerProcess(Started):
         env: dict[str, str] | None = None,
         args: tuple[str, ...] = (),
         name: str | None = None,
-        ready_path: str = "/health/live",
+        ready_path: str = "/_supervisor/health/live",
     ) -> None:
         # Its name as a load balancer's backend (see `tests.servers.rig.Balancer`).
         self.name = name or server
@@ -255,7 +255,11 @@ class PrometheusProcess(Started):
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"prometheus-{self.port}.log"
         config = tmp_path / f"prometheus-{self.port}.yml"
-        scrape = {"job_name": "asgi", "static_configs": [{"targets": targets}]}
+        scrape = {
+            "job_name": "asgi",
+            "metrics_path": "/_supervisor/metrics",  # the endpoints' default prefix
+            "static_configs": [{"targets": targets}],
+        }
         global_ = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
         # JSON is YAML: no YAML writer needed.
         config.write_text(json.dumps({"global": global_, "scrape_configs": [scrape]}))

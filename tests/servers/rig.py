@@ -1,9 +1,10 @@
 """A rolling-restart rig on loopback: HAProxy in front of two replicas, under wrk load.
 
-HAProxy checks ``/health/ready`` every 200 ms (``fall 1 rise 1``) with retries off, so the
-balancer replays nothing: every failed request is the app's. wrk drives steady load for the
-whole run and counts every status and socket error. Each round sends SIGTERM to each replica
-in turn and restarts it once it has exited; the rig records SIGTERM -> marked DOWN -> exit.
+HAProxy checks ``/_supervisor/health/ready`` every 200 ms (``fall 1 rise 1``) with retries
+off, so the balancer replays nothing: every failed request is the app's. wrk drives steady
+load for the whole run and counts every status and socket error. Each round sends SIGTERM
+to each replica in turn and restarts it once it has exited; the rig records SIGTERM ->
+marked DOWN -> exit.
 
 Used by ``tests/servers/test_rolling_restart.py`` (short form) and
 ``bench/rolling_restart.py`` (long form, ``make proof``). Only processes it started are ever
@@ -61,7 +62,7 @@ frontend fe
     default_backend be
 backend be
     balance roundrobin
-    option httpchk GET /health/ready
+    option httpchk GET /_supervisor/health/ready
     http-check expect status 200
     default-server inter 200ms fall 1 rise 1
 {servers}
@@ -129,7 +130,7 @@ def replica(name: str, app: str, workdir: Path, env: dict[str, str]) -> ServerPr
         *("--timeout-graceful-shutdown", "10"),
     )
     return ServerProcess(
-        app, tmp_path=workdir, env=env, args=args, name=name, ready_path="/health/ready"
+        app, tmp_path=workdir, env=env, args=args, name=name, ready_path="/_supervisor/health/ready"
     )
 
 

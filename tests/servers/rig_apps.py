@@ -20,4 +20,5 @@ async def ready(request: Request) -> Response:
     return PlainTextResponse("ready")
 
 
-plain = Starlette(routes=[Route("/", hello), Route("/health/ready", ready)])
+# Readiness always 200, at the path HAProxy checks (the supervisor's default one).
+plain = Starlette(routes=[Route("/", hello), Route("/_supervisor/health/ready", ready)])

@@ -22,8 +22,12 @@ if os.environ.get("TEST_LOGGING", "basic") == "basic":
 
 faults = {fault for fault in os.environ.get("TEST_FAULTS", "").split(",") if fault}
 # "critical_shutdown": a critical worker that gives up drains the process.
-policy = "shutdown" if "critical_shutdown" in faults else "unready"
-app = build(Supervisor.from_env(on_critical_failure=policy), faults)
+supervisor = (
+    Supervisor.from_env(on_critical_failure="shutdown")
+    if "critical_shutdown" in faults
+    else Supervisor.from_env()
+)
+app = build(supervisor, faults)
 
 
 async def app_with_pid(scope: Scope, receive: Receive, send: Send) -> None:

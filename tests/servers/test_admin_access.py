@@ -32,7 +32,7 @@ def assert_never_drained(server: ServerProcess) -> None:
     one the log and the report name. Once the process has exited, every request it got has
     had its effect, so no pause can be too short."""
     with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-        assert client.get("/health/ready").status_code == 200, server.output()
+        assert client.get("/_supervisor/health/ready").status_code == 200, server.output()
     server.signal(signal.SIGTERM)
     assert server.wait_exit(timeout=20) == -signal.SIGTERM
     output = server.output()
@@ -53,13 +53,13 @@ def test_a_request_reset_after_sending_never_drains(tmp_path: Path) -> None:
     service stays ready, and a SIGTERM then begins its shutdown: no address, not even a
     missing one, opens an admin endpoint."""
     requests = [
-        f"{method} /drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
+        f"{method} /_supervisor/drain HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode()
         for method in ("POST", "GET")
     ]
     with ServerProcess(APP, tmp_path=tmp_path) as server, httpx.Client(timeout=5.0) as client:
         for attempt in range(30):
             send_and_reset(server.port, requests[attempt % 2])
-            ready = client.get(f"{server.base_url}/health/ready")
+            ready = client.get(f"{server.base_url}/_supervisor/health/ready")
             assert ready.status_code == 200, f"drained on attempt {attempt}: {ready.text}"
         assert_never_drained(server)
 
@@ -75,22 +75,22 @@ def test_spoofed_forwarding_headers_and_browsers_are_refused(tmp_path: Path) -> 
         httpx.Client(base_url=server.base_url, timeout=5.0) as client,
     ):
         spoofed = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}
-        assert client.get("/tasks", headers=spoofed).status_code == 401
-        assert client.post("/drain", headers=spoofed).status_code == 401
+        assert client.get("/_supervisor/tasks", headers=spoofed).status_code == 401
+        assert client.post("/_supervisor/drain", headers=spoofed).status_code == 401
         token = server.admin_headers()
         for browser in (
             {"Origin": "http://evil.example"},
             {"Origin": server.base_url},
             {"Sec-Fetch-Site": "cross-site"},
         ):
-            refused = client.post("/drain", headers={**token, **browser})
+            refused = client.post("/_supervisor/drain", headers={**token, **browser})
             assert refused.status_code == 403, browser
             assert "browsers" in refused.json()["error"]
         for method in ("GET", "HEAD"):
-            wrong = client.request(method, "/drain", headers=token)
+            wrong = client.request(method, "/_supervisor/drain", headers=token)
             assert (wrong.status_code, wrong.headers["allow"]) == (405, "POST")
-        assert "use POST" in client.get("/drain", headers=token).json()["error"]
-        assert client.get("/tasks", headers=token).status_code == 200
+        assert "use POST" in client.get("/_supervisor/drain", headers=token).json()["error"]
+        assert client.get("/_supervisor/tasks", headers=token).status_code == 200
         assert_never_drained(server)
 
 
@@ -110,7 +110,7 @@ def test_workers_of_one_server_share_one_token_and_leave_no_file(tmp_path: Path)
         for _ in range(8):
             # A new connection each time, so the kernel may hand it to either worker.
             with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-                assert client.get("/tasks", headers=token).status_code == 200
+                assert client.get("/_supervisor/tasks", headers=token).status_code == 200
         server.signal(signal.SIGTERM)
         server.wait_exit(timeout=20)
     assert os.listdir(server.runtime_dir) == []
@@ -169,7 +169,7 @@ def test_a_login_link_used_on_one_worker_is_refused_by_the_other(tmp_path: Path)
             with httpx.Client(timeout=5.0, headers=browser, cookies=cookies) as client:
                 again = client.get(link)
                 refusals.append((int(again.headers["x-pid"]), again.status_code))
-                page = client.get(f"{server.base_url}/tasks")
+                page = client.get(f"{server.base_url}/_supervisor/tasks")
                 assert page.status_code == 200
                 accepted.add(int(page.headers["x-pid"]))
         assert {pid for pid, _ in refusals} == accepted, refusals

@@ -32,9 +32,9 @@ def test_health_tasks_and_drain_with_no_configuration(tmp_path: Path) -> None:
         default = Path(f"/tmp/asgi-supervisor-{os.geteuid()}")
         token_path = default / folder_name(("127.0.0.1", server.port)) / "token"
         with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
-            assert client.get("/tasks").status_code == 401
-            assert client.post("/drain").status_code == 401
-            assert client.get("/drain").status_code == 405
+            assert client.get("/_supervisor/tasks").status_code == 401
+            assert client.post("/_supervisor/drain").status_code == 401
+            assert client.get("/_supervisor/drain").status_code == 405
         env = default_environment()
         health = cli("health", server.base_url, env=env)
         assert (health.returncode, health.stdout) == (0, "ready (state=ready)\n")
@@ -88,11 +88,11 @@ def test_unreachable_and_bad_url() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     unreachable = cli("health", url, "--timeout", "2")
     assert unreachable.returncode == 3
-    assert f"cannot reach {url}/health/ready" in unreachable.stderr
+    assert f"cannot reach {url}/_supervisor/health/ready" in unreachable.stderr
     # tasks looks for the local token first: no socket there is the server's, or anyone's.
     looked = cli("tasks", url, "--timeout", "2")
     assert looked.returncode == 3
-    assert f"cannot reach {url}/tasks" in looked.stderr
+    assert f"cannot reach {url}/_supervisor/tasks" in looked.stderr
     assert f"nothing listens on 127.0.0.1:{url.rsplit(':', 1)[1]}" in looked.stderr
     bad = cli("drain", "127.0.0.1:8000")
     assert bad.returncode == 2

@@ -74,7 +74,7 @@ def test_image_runs_non_root_is_healthy_and_drains_on_podman_stop(
     base_url = f"http://127.0.0.1:{port}"
     env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port), "APP_DATABASE_URL": postgres_url}
     with Container(demo_image, env) as container:
-        wait_ready(f"{base_url}/health/ready", within=60)
+        wait_ready(f"{base_url}/_supervisor/health/ready", within=60)
         assert container.exec("cat", "/proc/1/cmdline").split("\0")[1:3] == [
             "/venv/bin/uvicorn",
             "app.main:app",
@@ -101,7 +101,7 @@ def test_image_runs_non_root_is_healthy_and_drains_on_podman_stop(
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 10
-            while httpx.get(f"{base_url}/health/ready", timeout=2).status_code != 503:
+            while httpx.get(f"{base_url}/_supervisor/health/ready", timeout=2).status_code != 503:
                 assert time.monotonic() < deadline, "readiness never failed after SIGTERM"
                 time.sleep(0.05)
             assert healthcheck(container) != 0  # the HEALTHCHECK sees the drain too
@@ -134,8 +134,8 @@ def test_the_prestop_cli_drains_the_image_with_no_configuration(
     base_url = f"http://127.0.0.1:{port}"
     env = {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port), "APP_DATABASE_URL": postgres_url}
     with Container(demo_image, env) as container:
-        wait_ready(f"{base_url}/health/ready", within=60)
-        assert httpx.post(f"{base_url}/drain", timeout=5).status_code == 401  # no token
+        wait_ready(f"{base_url}/_supervisor/health/ready", within=60)
+        assert httpx.post(f"{base_url}/_supervisor/drain", timeout=5).status_code == 401  # no token
         started = time.monotonic()
         drain = container.exec("asgi-supervisor", "drain", f"http://127.0.0.1:{port}")
         assert "drained=True" in drain, drain

@@ -75,7 +75,7 @@ async def test_a_graceful_timeout_below_the_grace_period_is_named_at_startup(
     worker's log says so at startup, with both values and the setting to raise."""
     args = ("--graceful-timeout", "3")
     with ServerProcess(APP, tmp_path=tmp_path, server="gunicorn", args=args) as server:
-        await wait_for_status(f"{server.base_url}/health/ready", 200, within=10.0)
+        await wait_for_status(f"{server.base_url}/_supervisor/health/ready", 200, within=10.0)
         output = server.output()
     assert (
         "gunicorn's --graceful-timeout is 3 s, shorter than grace_period=6 s plus a 2 s margin"
@@ -91,10 +91,10 @@ async def test_a_prestop_drain_leaves_the_only_worker_in_place(tmp_path: Path) -
     with ServerProcess(APP, tmp_path=tmp_path, server="gunicorn") as server:
         headers = await asyncio.to_thread(server.admin_headers)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
-            drained = await client.post("/drain", headers=headers)
+            drained = await client.post("/_supervisor/drain", headers=headers)
             assert drained.json()["drained"] is True
-            await wait_for_status(f"{server.base_url}/health/live", 503, within=5.0)
-            assert (await client.get("/health/ready")).status_code == 503
+            await wait_for_status(f"{server.base_url}/_supervisor/health/live", 503, within=5.0)
+            assert (await client.get("/_supervisor/health/ready")).status_code == 503
         assert booted_workers(server) == 1
         server.signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.wait_exit, 10) == 0

@@ -40,7 +40,11 @@ async def test_hypercorn_drain_ordering(tmp_path: Path) -> None:
             slow = asyncio.create_task(client.get("/slow", params={"seconds": 2}))
             await wait_for_event(server, "slow started")
             sent = server.signal(signal.SIGTERM)
-            assert await wait_for_status(f"{server.base_url}/health/ready", 503, 1.0) - sent < 0.3
+            assert (
+                await wait_for_status(f"{server.base_url}/_supervisor/health/ready", 503, 1.0)
+                - sent
+                < 0.3
+            )
             async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as other:
                 served = await other.get("/")
             assert served.status_code == 200

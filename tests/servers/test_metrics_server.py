@@ -35,13 +35,15 @@ def test_prometheus_scrapes_the_demo_state_and_last_shutdown(tmp_path: Path) -> 
         assert ready[0]["metric"]["instance"] == f"127.0.0.1:{demo.port}"
         assert not prometheus.query("asgi_supervisor_last_shutdown_phase_duration_seconds")
 
-        drain = httpx.post(f"{demo.base_url}/drain", headers=demo.admin_headers(), timeout=15)
+        drain = httpx.post(
+            f"{demo.base_url}/_supervisor/drain", headers=demo.admin_headers(), timeout=15
+        )
         assert drain.status_code == 200
         prometheus.wait_for('asgi_supervisor_state{state="stopped"} == 1', within=20)
         phases = prometheus.wait_for(
             "asgi_supervisor_last_shutdown_phase_duration_seconds", within=10, count=len(PHASES)
         )
-        exposed = parse(httpx.get(f"{demo.base_url}/metrics", timeout=5).text)
+        exposed = parse(httpx.get(f"{demo.base_url}/_supervisor/metrics", timeout=5).text)
         own = named(exposed, "last_shutdown_phase_duration_seconds")
         assert demo.process is not None
         assert demo.process.poll() is None  # the drain did not end the process
@@ -59,7 +61,7 @@ def test_any_worker_of_a_process_group_answers_for_all(tmp_path: Path) -> None:
 
     def scrape_states() -> dict[str, str]:
         # A new connection per scrape, so the kernel may hand it to either worker.
-        text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
+        text = httpx.get(f"{server.base_url}/_supervisor/metrics", timeout=5).text
         states = named(parse(text), "state")
         # No pid label yet: the worker answering has not met its sibling (the first moments).
         return {dict(k).get("pid", "?"): dict(k)["state"] for k, v in states.items() if v == 1}
@@ -73,14 +75,16 @@ def test_any_worker_of_a_process_group_answers_for_all(tmp_path: Path) -> None:
         assert list(states.values()) == ["ready", "ready"], states
         assert [scrape_states() for _ in range(6)] == [states] * 6
 
-        drain = httpx.post(f"{server.base_url}/drain", headers=server.admin_headers(), timeout=15)
+        drain = httpx.post(
+            f"{server.base_url}/_supervisor/drain", headers=server.admin_headers(), timeout=15
+        )
         assert drain.status_code == 200
         deadline = time.monotonic() + 15
         while "stopped" not in scrape_states().values() and time.monotonic() < deadline:
             time.sleep(0.1)
         scrapes = []
         for _ in range(6):
-            text = httpx.get(f"{server.base_url}/metrics", timeout=5).text
+            text = httpx.get(f"{server.base_url}/_supervisor/metrics", timeout=5).text
             samples = parse(text)
             pids = {
                 dict(k)["pid"]: dict(k)["state"] for k, v in named(samples, "state").items() if v

@@ -75,7 +75,7 @@ def wait_for_workers(base_url: str, count: int, within: float = 30.0) -> set[int
     deadline = time.monotonic() + within
     ready: set[int] = set()
     while time.monotonic() < deadline:
-        response = httpx.get(f"{base_url}/health/ready", timeout=5.0)
+        response = httpx.get(f"{base_url}/_supervisor/health/ready", timeout=5.0)
         if response.status_code == 200:
             ready.add(int(response.headers["x-pid"]))
             if len(ready) == count:
@@ -88,7 +88,7 @@ def deadlines(base_url: str, workers: set[int]) -> dict[int, float]:
     """Each worker's shutdown deadline as a monotonic time (this host's clock is theirs)."""
     found: dict[int, float] = {}
     for _ in range(120):
-        response = httpx.get(f"{base_url}/health", timeout=5.0)
+        response = httpx.get(f"{base_url}/_supervisor/health", timeout=5.0)
         remaining = response.json()["deadline_remaining"]
         assert remaining is not None, f"worker {response.headers['x-pid']} is not draining"
         found.setdefault(int(response.headers["x-pid"]), time.monotonic() + remaining)
@@ -146,7 +146,7 @@ def test_a_prestop_drain_reaches_every_worker(server: str, tmp_path: Path, runti
         assert all("drained=True" in line for line in reported.values()), drain.stdout
 
         balancer.wait_for(server, "DOWN", timeout=5)
-        answers = probe(f"{multi.base_url}/health/ready", workers=workers)
+        answers = probe(f"{multi.base_url}/_supervisor/health/ready", workers=workers)
         assert {status for status, _ in answers} == {503}, answers
         assert {pid for _, pid in answers} == workers, answers
         shared = deadlines(multi.base_url, workers)
@@ -191,8 +191,8 @@ def test_a_signal_to_one_worker_stays_in_that_worker(server: str, tmp_path: Path
                 assert time.monotonic() < deadline, "the signalled worker still accepts"
                 time.sleep(0.02)
         else:
-            probe_until(f"{s.base_url}/health/ready", 503, pid=signalled)
-        answers = probe(f"{s.base_url}/health/ready", workers={sibling}, count=20)
+            probe_until(f"{s.base_url}/_supervisor/health/ready", 503, pid=signalled)
+        answers = probe(f"{s.base_url}/_supervisor/health/ready", workers={sibling}, count=20)
     # Only the signalled worker fails readiness. (gunicorn replaces it at once, with a
     # fresh worker that is ready too.)
     assert all(status == 200 for status, pid in answers if pid != signalled)
@@ -214,8 +214,8 @@ def test_sigterm_fails_readiness_in_every_worker_while_they_serve(
     with ServerProcess(APP, tmp_path=tmp_path, server=server, env=env, args=WORKERS[server]) as s:
         workers = wait_for_workers(s.base_url, 2)
         s.signal(signal.SIGTERM)
-        probe_until(f"{s.base_url}/health/ready", 503)
-        answers = probe(f"{s.base_url}/health/ready", workers=workers, count=20)
+        probe_until(f"{s.base_url}/_supervisor/health/ready", 503)
+        answers = probe(f"{s.base_url}/_supervisor/health/ready", workers=workers, count=20)
         served = httpx.get(f"{s.base_url}/", timeout=5.0)
         status = s.wait_exit(timeout=15)
     assert {status for status, _ in answers} == {503}, answers

@@ -124,7 +124,9 @@ async def readiness_after_signal(server: ServerProcess, sent: float) -> int | No
     ) as client:
         while time.monotonic() < deadline:
             try:
-                status = (await client.get(f"{server.base_url}/health/ready")).status_code
+                status = (
+                    await client.get(f"{server.base_url}/_supervisor/health/ready")
+                ).status_code
             except httpx.TransportError:
                 return None
             if status != 200 and time.monotonic() - sent >= 0.3:
@@ -172,7 +174,7 @@ async def measure_prestop(server: ServerProcess) -> tuple[int, bool, list[str]]:
         await ws.send("ping")
         assert await ws.recv() == "ping"
         headers = await asyncio.to_thread(server.admin_headers)
-        drain = asyncio.create_task(client.post("/drain", headers=headers))
+        drain = asyncio.create_task(client.post("/_supervisor/drain", headers=headers))
         assert await websocket_close(ws) == OURS
         response = await drain
         assert response.status_code == 200

@@ -109,13 +109,15 @@ def test_tasks_page_in_headless_chromium(tmp_path: Path) -> None:
         httpx.Client(base_url=server.base_url, headers=AUTH, timeout=10.0) as http,
         Browser(tmp_path, window=(1100, 900)) as browser,
     ):
-        url = f"{server.base_url}/tasks"
+        url = f"{server.base_url}/_supervisor/tasks"
         # 1.
         assert http.post("/spawn", params={"name": EVIL}).status_code == 200
         assert http.post("/spawn", params={"name": FAILING, "what": "fail"}).status_code == 200
         wait_until(
             "the crashing worker giving up",
-            lambda: http.get("/health").json()["workers"]["crash-loop"]["state"] == "failed",
+            lambda: (
+                http.get("/_supervisor/health").json()["workers"]["crash-loop"]["state"] == "failed"
+            ),
             timeout=20,
         )
         # 2.
@@ -144,12 +146,14 @@ def test_tasks_page_in_headless_chromium(tmp_path: Path) -> None:
             lambda: any(event == "slow started" for _, event in server.events()),
             timeout=10,
         )
-        assert http.post("/drain").status_code == 200
+        assert http.post("/_supervisor/drain").status_code == 200
         slow.join(timeout=15)
         wait_until(
-            "the stopped state", lambda: http.get("/health").json()["state"] == "stopped", 20
+            "the stopped state",
+            lambda: http.get("/_supervisor/health").json()["state"] == "stopped",
+            20,
         )
-        report = http.post("/drain").json()["report"]
+        report = http.post("/_supervisor/drain").json()["report"]
 
         # 5. No navigate call: the page's own refresh must bring the timeline.
         def redrawn() -> Any:
@@ -223,17 +227,18 @@ def test_the_page_opens_from_a_one_time_link_with_no_header(tmp_path: Path) -> N
         printed = cli("open", server.base_url, env=env)
         assert printed.returncode == 0, printed.stderr
         link = printed.stdout.strip()
-        assert link.startswith(f"{server.base_url}/tasks/login?code=")
+        assert link.startswith(f"{server.base_url}/_supervisor/tasks/login?code=")
         # 2.
         landed = browser.load_and_evaluate(link, PAGE)
-        assert (landed["title"], landed["href"]) == (TITLE, f"{server.base_url}/tasks")
+        assert (landed["title"], landed["href"]) == (TITLE, f"{server.base_url}/_supervisor/tasks")
         # 3.
-        (cookie,) = browser.call("Network.getCookies", urls=[f"{server.base_url}/tasks"])["cookies"]
+        page = f"{server.base_url}/_supervisor/tasks"
+        (cookie,) = browser.call("Network.getCookies", urls=[page])["cookies"]
         assert cookie["name"].startswith("asgi-supervisor-")
         assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
             True,
             "Strict",
-            "/tasks",
+            "/_supervisor/tasks",
         )
         assert 3500 < cookie["expires"] - time.time() <= 3600
         # 4. No navigate call: the page reloads itself, with the cookie.
@@ -277,7 +282,7 @@ def test_the_page_opens_from_a_one_time_link_with_no_header(tmp_path: Path) -> N
                 command.kill()
                 command.wait(timeout=10)
         assert command.returncode == 0, err
-        assert out.strip().startswith(f"{server.base_url}/tasks/login?code=")
+        assert out.strip().startswith(f"{server.base_url}/_supervisor/tasks/login?code=")
         assert not Path(url.removeprefix("file://")).exists()
     assert not any(event["method"] == "Runtime.exceptionThrown" for event in browser.seen)
 
@@ -291,4 +296,4 @@ def _evaluated(browser: Browser) -> Any:
 
 def _on_page(browser: Browser, base_url: str) -> Any:
     page = _evaluated(browser)
-    return page if page and page["href"] == f"{base_url}/tasks" else None
+    return page if page and page["href"] == f"{base_url}/_supervisor/tasks" else None

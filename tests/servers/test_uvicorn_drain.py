@@ -35,7 +35,9 @@ async def test_readiness_fails_at_once_while_requests_are_still_served(tmp_path:
     env = {"ASGI_SUPERVISOR_SHUTDOWN_DELAY": "2"}
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         sent = server.signal(signal.SIGTERM)
-        failed_at = await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.0)
+        failed_at = await wait_for_status(
+            f"{server.base_url}/_supervisor/health/ready", 503, within=1.0
+        )
         assert failed_at - sent < 0.3
         async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as client:
             served = 0
@@ -45,7 +47,7 @@ async def test_readiness_fails_at_once_while_requests_are_still_served(tmp_path:
                 assert response.headers["connection"] == "close"
                 served += 1
                 await asyncio.sleep(0.05)
-            live = await client.get("/health/live")
+            live = await client.get("/_supervisor/health/live")
         assert served >= 10
         assert live.status_code == 200
         assert live.json()["state"] == "draining"
@@ -64,7 +66,7 @@ async def test_closing_rejects_new_requests_and_the_slow_one_completes(tmp_path:
             await wait_for_output(server, "closing: refusing new requests")
             async with httpx.AsyncClient(base_url=server.base_url, timeout=2.0) as late:
                 rejected = await late.get("/")
-                health = await late.get("/health/live")
+                health = await late.get("/_supervisor/health/live")
             assert rejected.status_code == 503
             assert rejected.headers["retry-after"] == "9"
             assert rejected.headers["connection"] == "close"
@@ -150,7 +152,7 @@ async def test_second_sigterm_forces_an_early_exit(tmp_path: Path) -> None:
             slow = asyncio.create_task(client.get("/slow", params={"seconds": 30}))
             await wait_for_event(server, "slow started")
             server.signal(signal.SIGTERM)
-            await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.0)
+            await wait_for_status(f"{server.base_url}/_supervisor/health/ready", 503, within=1.0)
             forced = server.signal(signal.SIGTERM)
             status = server.wait_exit(timeout=10)
             assert time.monotonic() - forced < 2 + 1
@@ -180,8 +182,8 @@ async def test_drain_endpoint_then_sigterm_is_the_kubernetes_prestop_flow(tmp_pa
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
             headers = server.admin_headers()
             started = time.monotonic()
-            drain = asyncio.create_task(client.post("/drain", headers=headers))
-            await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.5)
+            drain = asyncio.create_task(client.post("/_supervisor/drain", headers=headers))
+            await wait_for_status(f"{server.base_url}/_supervisor/health/ready", 503, within=1.5)
             served = await client.get("/")
             assert served.status_code == 200
             assert served.headers["connection"] == "close"
@@ -259,10 +261,10 @@ async def test_a_drain_that_cannot_end_the_process_fails_liveness(tmp_path: Path
     env = {"ASGI_SUPERVISOR_HANDLE_SIGNALS": "false"}
     with ServerProcess(APP, tmp_path=tmp_path, env=env) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10.0) as client:
-            assert (await client.get("/health/live")).status_code == 200
-            drain = await client.post("/drain", headers=server.admin_headers())
+            assert (await client.get("/_supervisor/health/live")).status_code == 200
+            drain = await client.post("/_supervisor/drain", headers=server.admin_headers())
             assert drain.status_code == 200
-            await wait_for_status(f"{server.base_url}/health/live", 503, within=8)
-            live = (await client.get("/health/live")).json()
+            await wait_for_status(f"{server.base_url}/_supervisor/health/live", 503, within=8)
+            live = (await client.get("/_supervisor/health/live")).json()
         assert live == {"status": "stopped", "state": "stopped"}
-        assert "/health/live now fails" in server.output()
+        assert "/_supervisor/health/live now fails" in server.output()

@@ -30,7 +30,10 @@ def test_defaults_fit_kubernetes_grace_period() -> None:
             r"cancel_timeout=5 is larger than grace_period=3",
         ),
         ({"shutdown_delay": -1}, r"shutdown_delay=-1 must be 0 or more"),
-        ({"grace_period": 6, "shutdown_delay": 4, "cancel_timeout": 3}, r"exceeds grace_period=6"),
+        (
+            {"grace_period": 6, "shutdown_delay": 4, "cancel_timeout": 3},
+            r"grace_period=6 - shutdown_delay=4 - cancel_timeout=3 leaves 0 s",
+        ),
         ({"websocket_close_code": 1006}, r"websocket_close_code=1006 cannot be sent"),
         ({"websocket_close_code": 5000}, r"websocket_close_code=5000 cannot be sent"),
         ({"websocket_close_reason": "x" * 124}, r"longer than the 123 bytes"),
@@ -38,6 +41,7 @@ def test_defaults_fit_kubernetes_grace_period() -> None:
         ({"admin_token": "  "}, r"admin_token is empty"),
         ({"path_prefix": "ops"}, r"path_prefix='ops' must start with '/'"),
         ({"path_prefix": "/ops/"}, r"path_prefix='/ops/' must start with '/' and not end"),
+        ({"path_prefix": "/o ps"}, r"path_prefix='/o ps' must .* with no space, '\?' or '#'"),
     ],
 )
 def test_bad_settings_raise_value_error_naming_them(settings: dict[str, Any], match: str) -> None:
@@ -46,12 +50,37 @@ def test_bad_settings_raise_value_error_naming_them(settings: dict[str, Any], ma
         Supervisor(**settings)
 
 
-def test_wrong_types_raise_type_error() -> None:
-    """A duration that is not a number is a TypeError that names it."""
-    with pytest.raises(TypeError, match=r"grace_period='25' must be a number of seconds, not str"):
-        Config(grace_period="25")  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"retry_after=1.5 must be an int"):
-        Config(retry_after=1.5)  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"grace_period": "25"}, r"grace_period='25' must be a number of seconds, not str"),
+        ({"retry_after": 1.5}, r"retry_after=1.5 must be an int"),
+        ({"handle_signals": "no"}, r"handle_signals='no' must be True or False, not str"),
+        ({"process_group": 1}, r"process_group=1 must be True or False, not int"),
+        ({"path_prefix": None}, r"path_prefix=None must be a str such as '/_supervisor'"),
+        ({"runtime_dir": 3}, r"runtime_dir=3 must be a str or None, not int"),
+    ],
+)
+def test_wrong_types_raise_type_error(settings: dict[str, Any], match: str) -> None:
+    """A value of the wrong type, from a caller no type checker has read, is a TypeError
+    that names the setting."""
+    with pytest.raises(TypeError, match=match):
+        Config(**settings)
+
+
+def test_the_endpoints_are_under_a_reserved_prefix_unless_the_root_is_asked_for() -> None:
+    """The default prefix is /_supervisor; '' or '/' asks for the root; a variable left empty
+    (a template's unset value) is refused, naming both choices."""
+    assert Config().path_prefix == "/_supervisor"
+    assert Config(path_prefix="").path_prefix == ""
+    assert Config(path_prefix="/").path_prefix == ""
+    assert Config.from_env({"ASGI_SUPERVISOR_PATH_PREFIX": "/"}).path_prefix == ""
+    with pytest.raises(
+        ValueError,
+        match=r"ASGI_SUPERVISOR_PATH_PREFIX is empty; unset it for the default '/_supervisor', "
+        r"or set it to '/' to serve the endpoints at the root",
+    ):
+        Config.from_env({"ASGI_SUPERVISOR_PATH_PREFIX": ""})
 
 
 def test_supervisor_rejects_config_and_settings_together() -> None:

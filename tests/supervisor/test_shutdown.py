@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import Any
 
@@ -13,7 +14,7 @@ from starlette.websockets import WebSocket
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
 from asgi_supervisor.testing import LifespanManager
-from tests._inprocess import bare_app, quiet_supervisor
+from tests._inprocess import bare_app, client, quiet_supervisor
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -55,16 +56,21 @@ def websocket_app(supervisor: Supervisor) -> SupervisorMiddleware:
     return SupervisorMiddleware(Starlette(routes=routes), supervisor=supervisor)
 
 
-async def test_a_close_that_never_goes_out_cannot_hang_a_shutdown_with_no_drain_budget() -> None:
-    """1. shutdown_delay + cancel_timeout == grace_period, so the drain budget is 0; 2. a
-    websocket's close frame never goes out; 3. the shutdown still ends at its deadline."""
-    supervisor = quiet_supervisor(grace_period=1.0, shutdown_delay=0.5, cancel_timeout=0.5)
+async def test_a_close_that_never_goes_out_cannot_hang_a_shutdown_with_no_drain_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """1. in Kubernetes, shutdown_delay=None takes what grace_period leaves once
+    cancel_timeout is kept, so the drain budget is 0 (the startup warns, see test_budget);
+    2. a websocket's close frame never goes out; 3. the shutdown still ends at its deadline."""
+    supervisor = quiet_supervisor(grace_period=1.5, shutdown_delay=None, cancel_timeout=0.5)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    assert supervisor.config.effective_shutdown_delay == 1.0
     app = websocket_app(supervisor)
     async with LifespanManager(app):
         server = SlowCloseServer(app, close_delay=None)
         await server.connect()
         report = await asyncio.wait_for(supervisor.drain(), 5)
-    assert report.duration < 1.5
+    assert report.duration < 2.0
     assert report.websockets_closed == {}  # the client never got our frame
     assert report.websockets_cancelled_count == 1
 
@@ -97,7 +103,7 @@ async def test_workers_that_stop_by_themselves_while_draining_count_as_finished(
 
 async def test_requests_and_websockets_are_not_counted_as_tasks() -> None:
     """Only workers and spawned tasks are tasks in the report."""
-    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    supervisor = quiet_supervisor(grace_period=1.5, cancel_timeout=0.5)
     app = websocket_app(supervisor)
     async with LifespanManager(app):
         server = SlowCloseServer(app, close_delay=None)
@@ -180,3 +186,21 @@ async def test_a_worker_crashing_after_its_first_suspension_is_restarted_under_e
             assert supervisor.workers()[0].restarts == 1
     finally:
         loop.set_task_factory(None)
+
+
+async def test_a_drain_nothing_will_follow_names_the_liveness_path_that_now_fails(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """1. signals off, so nothing can end the process; 2. a drain ends; 3. the warning names
+    the liveness path under the configured prefix, and that path answers 503."""
+    supervisor = quiet_supervisor(path_prefix="/_ops")
+    app = bare_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        with caplog.at_level(logging.WARNING, logger="asgi_supervisor"):
+            await supervisor.drain()
+        live = await http.get("/_ops/health/live")
+    assert live.status_code == 503
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "stopped, and no signal will end this process: /_ops/health/live now fails so that "
+        "it is restarted"
+    ]

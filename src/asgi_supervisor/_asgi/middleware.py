@@ -29,6 +29,7 @@ from asgi_supervisor._observe.metrics_group import serve_snapshots
 from .asyncio_only import on_asyncio, refuse_lifespan
 from .endpoints import Endpoints
 from .lifespan import LifespanBridge
+from .shadowing import explain, refuse_startup, shadowed_routes
 from .websocket import WebSocketConnection
 
 if TYPE_CHECKING:
@@ -58,11 +59,13 @@ class SupervisorMiddleware:
 
     It composes the supervisor with the app's own lifespan (workers start after the app's
     startup and stop before its shutdown), counts every request and tracks every websocket,
-    answers the health, tasks and drain endpoints under ``path_prefix``, and refuses new work
-    once the supervisor is closing: 503 with ``Retry-After`` for HTTP, a refused handshake for
-    websockets. Outside a lifespan it runs (before startup, after shutdown, in an instance
-    that does not run the lifespan, such as one around a mounted sub-app) requests are served
-    exactly as without it.
+    answers the health, tasks, drain and metrics endpoints under ``path_prefix``
+    (``/_supervisor`` by default; a route of the app they would shadow fails the lifespan
+    startup, naming it, see `shadowing`), and refuses new work once the supervisor is
+    closing: 503 with ``Retry-After`` for HTTP, a refused handshake for websockets. Outside
+    a lifespan it runs (before startup, after shutdown, in an instance that does not run the
+    lifespan, such as one around a mounted sub-app) requests are served exactly as without
+    it.
 
     Cancellation: a request cancelled by the shutdown's deadline before its response began
     is answered 503 with ``Retry-After`` and ``Connection: close``; one whose response had
@@ -171,6 +174,12 @@ class SupervisorMiddleware:
         elif scope["type"] == "lifespan":
             if not on_asyncio():  # a sentence, not "no running event loop" (trio)
                 await refuse_lifespan(receive, send)
+            # The app's routes are all there by now: refuse to take one over, before anything
+            # of the app or the supervisor has started.
+            shadowed = shadowed_routes(self.app, self._routes)
+            if shadowed:
+                prefix = self.supervisor.config.path_prefix
+                await refuse_startup(receive, send, explain(prefix, shadowed))
             bridge = LifespanBridge(
                 self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
             )

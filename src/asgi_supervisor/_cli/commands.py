@@ -15,6 +15,9 @@ that stay as they are:
 5     the server answered something unexpected (a redirect, a body that is not JSON)
 ====  =====================================================================
 
+The URL is the server's; the endpoints' prefix comes from its path, else ``--prefix``, else
+``$ASGI_SUPERVISOR_PATH_PREFIX``, else the server's default ``/_supervisor`` (see `prefix`).
+
 The admin token comes from ``--token``, else ``$ASGI_SUPERVISOR_ADMIN_TOKEN`` (unless set to
 ``none``), else, for a loopback URL only, the local token the server wrote in its listener
 folder (see `asgi_supervisor._admin.local_token.find_token`): run on the server's host as
@@ -74,6 +77,7 @@ from .output import (
 )
 from .parser import UsageError, parser
 from .pinned import NotTheServerError, Pin
+from .prefix import endpoint_url
 
 __all__ = ["NOT_READY", "OK", "REFUSED", "UNEXPECTED", "UNREACHABLE", "USAGE", "main"]
 
@@ -127,7 +131,7 @@ def _request(
     method: str = "GET",
     auth: bool = True,
 ) -> tuple[int, Any]:
-    base, parts = _base(args.url)
+    base, parts = _base(args)
     url = base + path
     if query:
         url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
@@ -153,12 +157,15 @@ def _request(
         ) from None
 
 
-def _base(url: str) -> tuple[str, urllib.parse.SplitResult]:
-    base = url.rstrip("/")
-    parts = urllib.parse.urlsplit(base)
+def _base(args: argparse.Namespace) -> tuple[str, urllib.parse.SplitResult]:
+    # The endpoints' base: the server's URL and the prefix they live under (see `prefix`).
+    parts = urllib.parse.urlsplit(args.url)
     if parts.scheme not in ("http", "https"):
-        raise _Failure(USAGE, f"URL {url!r} must start with http:// or https://")
-    return base, parts
+        raise _Failure(USAGE, f"URL {args.url!r} must start with http:// or https://")
+    try:
+        return endpoint_url(args.url, "", args.prefix, os.environ), parts
+    except ValueError as exc:
+        raise _Failure(USAGE, str(exc)) from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -413,7 +420,7 @@ def _tasks(args: argparse.Namespace) -> Result:
 
 
 def _open(args: argparse.Namespace) -> Result:
-    base, parts = _base(args.url)
+    base, parts = _base(args)
     token, source = _explicit_token(args)
     if token is None and _is_loopback(parts.hostname):
         token, source, base = _link_token(parts, base)

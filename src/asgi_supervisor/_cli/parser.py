@@ -19,6 +19,8 @@ from asgi_supervisor._admin.admin_token import VARIABLE as TOKEN_VARIABLE
 from asgi_supervisor._admin.signed import LOGIN_LIFETIME, SESSION_LIFETIME
 
 from .output import EXIT_CODES
+from .prefix import DEFAULT_PREFIX
+from .prefix import VARIABLE as PREFIX_VARIABLE
 
 __all__ = ["TIMEOUTS", "UsageError", "parser"]
 
@@ -56,8 +58,14 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "url",
             metavar="URL",
-            help="the app's base URL, with the supervisor's path prefix if it has one "
-            "(such as http://127.0.0.1:8000)",
+            help="the server's URL, such as http://127.0.0.1:8000; a path in it, such as "
+            "http://127.0.0.1:8000/_ops, is the endpoints' prefix",
+        )
+        sub.add_argument(
+            "--prefix",
+            default=None,
+            help="the server's path_prefix, for a URL without a path (default: "
+            f"${PREFIX_VARIABLE}, else {DEFAULT_PREFIX}; '/' for endpoints at the root)",
         )
         sub.add_argument(
             "--json",

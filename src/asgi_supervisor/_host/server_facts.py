@@ -13,11 +13,13 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 __all__ = [
     "KILL_MARGIN",
+    "KillTimeout",
     "ServerFacts",
-    "check_kill_timeout",
+    "kill_timeout",
     "listener_taken_over",
     "register",
     "replaces_exited_workers",
@@ -27,7 +29,7 @@ __all__ = [
 logger = logging.getLogger("asgi_supervisor")
 
 # What the app's own lifespan shutdown, which runs after the supervisor's deadline, and the
-# server's last steps may need before the kill.
+# server's last steps may need before the kill (`_supervisor.budget` warns below it).
 KILL_MARGIN = 2.0
 
 
@@ -66,27 +68,19 @@ def register(facts: ServerFacts) -> None:
     _facts = facts
 
 
-def check_kill_timeout(grace_period: float) -> None:
-    """Warn when the server would kill the process before the supervisor's shutdown ends."""
+class KillTimeout(NamedTuple):
+    """A server's kill timeout, as its users set it."""
+
+    server: str
+    setting: str
+    seconds: float
+
+
+def kill_timeout() -> KillTimeout | None:
+    """How long the server lets this process live after SIGTERM, if an integration said."""
     if _facts is None or _facts.kill_timeout is None:
-        return
-    needed = grace_period + KILL_MARGIN
-    if _facts.kill_timeout >= needed:
-        return
-    logger.warning(
-        "%s's %s is %g s, shorter than grace_period=%g s plus a %g s margin: %s kills this "
-        "process before the shutdown ends, and the app's own shutdown never runs. Set %s to "
-        "%g or more, or lower grace_period.",
-        _facts.server,
-        _facts.kill_timeout_setting,
-        _facts.kill_timeout,
-        grace_period,
-        KILL_MARGIN,
-        _facts.server,
-        _facts.kill_timeout_setting,
-        needed,
-        extra={"kill_timeout": _facts.kill_timeout, "grace_period": grace_period},
-    )
+        return None
+    return KillTimeout(_facts.server, _facts.kill_timeout_setting, _facts.kill_timeout)
 
 
 def replaces_exited_workers() -> bool:

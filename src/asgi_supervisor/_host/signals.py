@@ -34,6 +34,12 @@ __all__ = ["SignalChain"]
 logger = logging.getLogger("asgi_supervisor")
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# What works where signals cannot start the drain early: a drain that comes before them. A
+# kubelet's httpGet hook cannot do it (it cannot POST, nor send the token); an exec can.
+DRAIN_FIRST = (
+    "Drain before the signal: run `asgi-supervisor drain http://127.0.0.1:PORT` first (in "
+    "Kubernetes, as a preStop exec hook: an httpGet hook cannot POST nor send the token)"
+)
 _Handler = Callable[[int, types.FrameType | None], Any] | int | signal.Handlers | None
 
 
@@ -68,8 +74,8 @@ class SignalChain:
         if threading.current_thread() is not threading.main_thread():
             logger.warning(
                 "not on the main thread: signals are not watched, so SIGTERM gives no early "
-                "trigger. Call the drain endpoint first (a Kubernetes preStop httpGet to "
-                "/drain, or `asgi-supervisor drain`), or call supervisor.drain()."
+                "trigger. %s, or call supervisor.drain().",
+                DRAIN_FIRST,
             )
             return False
         for sig in SIGNALS:
@@ -89,9 +95,9 @@ class SignalChain:
             logger.warning(
                 "no server signal handler in this process, and SIGINT is ignored: the server "
                 "stops this process without a signal (hypercorn's default mode runs the app "
-                "in such a child), so signals give no early trigger. Call the drain endpoint "
-                "first (a Kubernetes preStop httpGet to /drain, or `asgi-supervisor drain`), "
-                "or run hypercorn with -w 0."
+                "in such a child), so signals give no early trigger. %s, or run hypercorn "
+                "with -w 0.",
+                DRAIN_FIRST,
             )
         if self.undelayed:
             names = " and ".join(signal.Signals(sig).name for sig in self.undelayed)
@@ -99,13 +105,13 @@ class SignalChain:
             logger.warning(
                 "%s %s the server at once on this event loop (%s.%s): its signal handler "
                 "cannot be taken over, so the server stops listening as soon as the signal "
-                "arrives, before load balancers notice the failing readiness. Call the drain "
-                "endpoint first (a Kubernetes preStop httpGet to /drain, or "
-                "`asgi-supervisor drain`), or run the server on asyncio's own loop.",
+                "arrives, before load balancers notice the failing readiness. %s, or run the "
+                "server on asyncio's own loop.",
                 names,
                 "reach" if len(self.undelayed) > 1 else "reaches",
                 loop_type.__module__,
                 loop_type.__qualname__,
+                DRAIN_FIRST,
                 extra={"signals": names},
             )
         return True

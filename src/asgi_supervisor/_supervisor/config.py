@@ -1,4 +1,8 @@
-"""Settings of a supervisor: validated once, frozen, and readable from the environment."""
+"""Settings of a supervisor: validated once, frozen, and readable from the environment.
+
+Each setting is documented once, in `Config`'s ``Attributes:``; `settings.Settings` is the
+same settings as keyword arguments, for type checkers (``Supervisor(**settings)``).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,14 @@ import dataclasses
 import math
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from asgi_supervisor._admin.admin_token import admin_token, admin_token_from_variable
 
-__all__ = ["Config"]
+from . import budget
+from .settings import Settings, check_setting_names
+
+__all__ = ["DEFAULT_PATH_PREFIX", "Config"]
 
 _ENV_PREFIX = "ASGI_SUPERVISOR_"
 _TRUE = frozenset({"1", "true", "yes", "on"})
@@ -19,6 +26,9 @@ _FALSE = frozenset({"0", "false", "no", "off"})
 _KUBERNETES_SHUTDOWN_DELAY = 5.0
 # Loop-lag detection runs a callback every threshold/2 s: below this it would cost real CPU.
 _MIN_LOOP_LAG_THRESHOLD = 0.01
+# Reserved for the supervisor, so that no app route is ever shadowed by default, as Spring
+# Boot keeps its endpoints under /actuator and Quarkus under /q.
+DEFAULT_PATH_PREFIX = "/_supervisor"
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,15 +44,20 @@ class Config:
     `from_env` (booleans: ``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``;
     ``none`` clears an optional one).
 
+    The shutdown budget: ``grace_period`` is shared between the phases, and what is left
+    for the requests in flight once new ones are refused, ``grace_period - shutdown_delay -
+    cancel_timeout``, must be at least 1 s and at least ``shutdown_delay``, or the settings
+    are refused (see `budget`).
+
     Attributes:
         grace_period: seconds from the first trigger that bound the whole shutdown; the
             default fits Kubernetes' 30 s ``terminationGracePeriodSeconds``.
         shutdown_delay: seconds to keep serving after the trigger, with readiness failing,
             so that load balancers stop routing here before anything is refused. ``None``
             means 5 s in Kubernetes (``KUBERNETES_SERVICE_HOST`` is set), 0 elsewhere.
-            With ``cancel_timeout`` it must fit in ``grace_period``.
         cancel_timeout: the part of ``grace_period`` kept for cancelling what is still
-            running and awaiting its cleanup; at most ``grace_period``.
+            running and awaiting its cleanup; with ``shutdown_delay`` it must leave the
+            requests in flight their share (see the budget above).
         websocket_close_code: the close code sent to websockets when closing (1000-1014 but
             1004-1006, or 3000-4999).
         websocket_close_reason: the close reason, at most 123 bytes.
@@ -54,9 +69,12 @@ class Config:
             can read the local token file are admitted.
         local_token: write the local token file that ``asgi-supervisor`` reads, in the
             listener folder of each port the process listens on.
-        path_prefix: where the endpoints live, like ``/_ops``: it starts with ``/`` and does
-            not end with one; ``""`` serves them at the root. It is matched against the full
-            request path: include the server's ``--root-path`` if you use one.
+        path_prefix: where the endpoints live, ``/_supervisor`` by default (so
+            ``/_supervisor/health/ready``), reserved so that no route of the app is
+            shadowed. ``""`` (or ``"/"``) serves them at the root, only when asked for.
+            It is matched against the full request path: include the server's
+            ``--root-path`` if you use one. At startup, an app route the endpoints would
+            shadow fails the lifespan startup, naming the route.
         watchdog: end the process (status 70) if it is still alive ``watchdog_delay``
             seconds after the deadline: a loop blocked in sync code keeps no deadline.
         watchdog_delay: seconds after the deadline before the watchdog fires.
@@ -88,7 +106,7 @@ class Config:
     handle_signals: bool = True
     admin_token: str | None = None
     local_token: bool = True
-    path_prefix: str = ""
+    path_prefix: str = DEFAULT_PATH_PREFIX
     watchdog: bool = True
     watchdog_delay: float = 0.5
     check_cache_period: float = 1.0
@@ -108,12 +126,8 @@ class Config:
             )
         if self.shutdown_delay is not None:
             _non_negative("shutdown_delay", self.shutdown_delay)
-            if self.shutdown_delay + self.cancel_timeout > self.grace_period:
-                raise ValueError(
-                    f"shutdown_delay={self.shutdown_delay!r} plus "
-                    f"cancel_timeout={self.cancel_timeout!r} exceeds "
-                    f"grace_period={self.grace_period!r}; raise grace_period or lower the others."
-                )
+        # With shutdown_delay=None the delay is 0 here; Kubernetes' is checked at startup.
+        budget.check(self.grace_period, self.shutdown_delay or 0.0, self.cancel_timeout)
         _non_negative("watchdog_delay", self.watchdog_delay)
         _non_negative("check_cache_period", self.check_cache_period)
         _integer("websocket_close_code", self.websocket_close_code)
@@ -153,17 +167,20 @@ class Config:
             # every caller out, so surrounding whitespace is not part of the token.
             token = admin_token(self.admin_token, source="admin_token")
             object.__setattr__(self, "admin_token", token)
+        _optional_string("runtime_dir", self.runtime_dir)
         if self.runtime_dir is not None and not self.runtime_dir.strip():
             raise ValueError("runtime_dir is empty; pass None to use the default folder.")
-        prefix = self.path_prefix
-        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
-            raise ValueError(
-                f"path_prefix={prefix!r} must start with '/' and not end with one, like '/_ops'."
-            )
+        for name in ("handle_signals", "local_token", "watchdog", "process_group"):
+            _boolean(name, getattr(self, name))
+        object.__setattr__(self, "path_prefix", _path_prefix(self.path_prefix))
 
     @property
     def effective_shutdown_delay(self) -> float:
-        """`shutdown_delay`, with ``None`` resolved for the environment the process runs in."""
+        """`shutdown_delay`, with ``None`` resolved for the environment the process runs in.
+
+        Read when a shutdown begins and at startup, where `budget.warn_at_startup` checks
+        what it leaves the requests in flight.
+        """
         if self.shutdown_delay is not None:
             return self.shutdown_delay
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -171,12 +188,16 @@ class Config:
         return 0.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Unpack[Settings]
+    ) -> Config:
         """Build a `Config` from ``ASGI_SUPERVISOR_*`` variables; keyword overrides win.
 
         Raises:
             ValueError: a variable holds a value that does not parse or is out of range.
+            TypeError: an override names no setting (the message suggests the closest).
         """
+        check_setting_names(overrides)
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
@@ -189,6 +210,14 @@ class Config:
 
 
 def _parse(name: str, annotation: str, raw: str) -> object:
+    if name == "path_prefix" and not raw.strip():
+        # An empty variable is as often a template's unset value as a choice: the root,
+        # which may shadow the app's routes, must be asked for explicitly.
+        raise ValueError(
+            f"{_ENV_PREFIX}PATH_PREFIX is empty; unset it for the default "
+            f"{DEFAULT_PATH_PREFIX!r}, or set it to '/' to serve the endpoints at the root "
+            "(where they answer before any app route of the same path)."
+        )
     if name == "admin_token":
         # As the command line reads it: errors name the variable, and 'none' turns it off.
         return admin_token_from_variable(raw)
@@ -238,6 +267,36 @@ def _number(name: str, value: object) -> None:
         )
     if not math.isfinite(value):
         raise ValueError(f"{name}={value!r} must be a finite number of seconds.")
+
+
+def _path_prefix(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"path_prefix={value!r} must be a str such as {DEFAULT_PATH_PREFIX!r}, not "
+            f"{type(value).__name__}."
+        )
+    if value in ("", "/"):
+        return ""  # the root, asked for explicitly
+    if (
+        not value.startswith("/")
+        or value.endswith("/")
+        or any(c in "?#" or not c.isprintable() or c.isspace() for c in value)
+    ):
+        raise ValueError(
+            f"path_prefix={value!r} must start with '/' and not end with one, with no space, "
+            f"'?' or '#', like {DEFAULT_PATH_PREFIX!r}; use '' or '/' for the root."
+        )
+    return value
+
+
+def _boolean(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}={value!r} must be True or False, not {type(value).__name__}.")
+
+
+def _optional_string(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name}={value!r} must be a str or None, not {type(value).__name__}.")
 
 
 def _integer(name: str, value: object) -> None:

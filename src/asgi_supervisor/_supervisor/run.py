@@ -33,6 +33,7 @@ from asgi_supervisor._host.logs import show_logs_through_server
 from asgi_supervisor._host.placement import locate
 from asgi_supervisor._host.presence import Presence
 
+from . import budget
 from .config import Config
 from .shutdown import Shutdown
 
@@ -107,6 +108,12 @@ class Run:
             StartupError: a worker raised before its first suspension (its first ``await``
                 that really waits); what did start has been stopped.
         """
+        # The server and the app's startup have configured logging (or not) by now: make
+        # our records show, from the warnings below on.
+        show_logs_through_server()
+        # What only this process knows: Kubernetes' automatic shutdown delay, and a server
+        # that kills it after SIGTERM (see `budget`).
+        budget.warn_at_startup(self.config)
         self.shutdown.install_signals()
         # The app's startup is over: servers that bind after it do so now. The presence
         # joins the folder of each listener it finds, for the group and the local token.
@@ -121,9 +128,6 @@ class Run:
             raise failure
         if self.lifecycle.advance(State.READY):
             logger.info("ready", extra={"state": "ready", "workers": len(specs)})
-        # Now that the server and the app's startup have configured logging (or not), make
-        # our records show; then watch the loop while it serves.
-        show_logs_through_server()
         self._loop_lag.start(self.loop)
 
     async def stop(self) -> ShutdownReport:

@@ -28,7 +28,6 @@ from asgi_supervisor._core.report import (
 )
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._host.server_facts import (
-    check_kill_timeout,
     listener_taken_over,
     replaces_exited_workers,
     wait_stopped_accepting,
@@ -97,9 +96,6 @@ class Shutdown:
 
     def install_signals(self) -> None:
         """Chain our signal handlers onto the server's, if the settings ask for it."""
-        check_kill_timeout(
-            self.config.grace_period
-        )  # a server that kills before our deadline: warn
         if self.config.handle_signals:
             self._signals.install()
 
@@ -359,8 +355,9 @@ class Shutdown:
         else:
             self.lingering = True
             logger.warning(
-                "stopped, and no signal will end this process: /health/live now fails so "
+                "stopped, and no signal will end this process: %s/health/live now fails so "
                 "that it is restarted",
+                self.config.path_prefix,
                 extra={"state": "stopped"},
             )
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
 from asgi_supervisor._core.checks import CheckResult, Checks
 from asgi_supervisor._core.errors import NotRunningError, SupervisorClosedError
@@ -26,13 +26,20 @@ from asgi_supervisor._host.looplag import LoopLagMonitor, LoopLagStats
 
 from .config import Config
 from .run import Run
+from .settings import Settings, check_setting_names
 
 __all__ = ["Supervisor"]
 
 logger = logging.getLogger("asgi_supervisor")
 
 T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+# A decorated worker is called with no arguments; the decorator returns it unchanged.
+F = TypeVar("F", bound=Callable[[], Awaitable[object]])
+Ts = TypeVarTuple("Ts")
+# What `restart=` accepts: a policy's name, or the enum.
+RestartPolicy = Literal["never", "on-failure", "always"] | Restart
+OnCriticalFailure = Literal["unready", "shutdown"]
+_SUPERVISOR_ONLY = ("config", "on_critical_failure")
 
 
 class Supervisor:
@@ -57,13 +64,17 @@ class Supervisor:
         on_critical_failure: ``"unready"`` (readiness fails) or ``"shutdown"`` (drain) when
             a critical worker gives up.
         **settings: any setting of `Config` by name (``grace_period``, ``shutdown_delay``,
-            ``path_prefix``, ...), each documented there and on the configuration page.
+            ``path_prefix``, ...), each documented there and on the configuration page;
+            typed by `Settings`, so a type checker refuses a misspelt one or a value of the
+            wrong type.
 
     Attributes:
         config: the settings, validated; fixed for the supervisor's life.
 
     Raises:
-        ValueError, TypeError: a setting is invalid; the message names it.
+        ValueError: a setting is out of range; the message names it and says what to use.
+        TypeError: a setting has the wrong type or names no setting (the closest is
+            suggested), or both *config* and settings were given.
     """
 
     config: Config
@@ -72,9 +83,10 @@ class Supervisor:
         self,
         *,
         config: Config | None = None,
-        on_critical_failure: str = "unready",
-        **settings: Any,
+        on_critical_failure: OnCriticalFailure = "unready",
+        **settings: Unpack[Settings],
     ) -> None:
+        check_setting_names(settings, also=_SUPERVISOR_ONLY)
         if config is not None and settings:
             raise TypeError("Pass either config= or individual settings, not both.")
         self.config = config if config is not None else Config(**settings)
@@ -94,13 +106,25 @@ class Supervisor:
         self._loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Supervisor:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        on_critical_failure: OnCriticalFailure = "unready",
+        **overrides: Unpack[Settings],
+    ) -> Supervisor:
         """A supervisor configured from ``ASGI_SUPERVISOR_*`` variables; *overrides* win.
+
+        Args:
+            environ: the variables to read; ``os.environ`` by default.
+            on_critical_failure: as for `Supervisor`.
+            **overrides: settings of `Config` by name, which win over the variables.
 
         Raises:
             ValueError: a variable does not parse or is out of range; the message names it.
+            TypeError: an override names no setting, or has the wrong type.
         """
-        on_critical_failure = overrides.pop("on_critical_failure", "unready")
+        check_setting_names(overrides, also=_SUPERVISOR_ONLY)
         config = Config.from_env(environ, **overrides)
         return cls(config=config, on_critical_failure=on_critical_failure)
 
@@ -192,47 +216,59 @@ class Supervisor:
         /,
         *,
         name: str | None = None,
-        restart: str | Restart = "on-failure",
+        restart: RestartPolicy = "on-failure",
         critical: bool = False,
         max_restarts: int = 5,
         restart_period: float = 60.0,
+        backoff_delay: float = 0.1,
+        backoff_max_delay: float = 30.0,
     ) -> Callable[[F], F]: ...
 
     def worker(
         self,
-        fn: Any = None,
+        fn: F | None = None,
         /,
         *,
         name: str | None = None,
-        restart: str | Restart = "on-failure",
+        restart: RestartPolicy = "on-failure",
         critical: bool = False,
         max_restarts: int = 5,
         restart_period: float = 60.0,
-    ) -> Any:
-        """Register the decorated async function as a worker; see `add_worker`."""
-        options: dict[str, Any] = {
-            "name": name,
-            "restart": restart,
-            "critical": critical,
-            "max_restarts": max_restarts,
-            "restart_period": restart_period,
-        }
-        if fn is not None:
-            self.add_worker(fn, **options)
-            return fn
+        backoff_delay: float = 0.1,
+        backoff_max_delay: float = 30.0,
+    ) -> F | Callable[[F], F]:
+        """Register the decorated async function as a worker, called with no arguments.
+
+        ``@supervisor.worker`` or ``@supervisor.worker(restart="always", ...)``: the options
+        are `add_worker`'s, and the function is returned unchanged, with its type.
+
+        Raises:
+            TypeError: *fn* is not an async function (as `add_worker`).
+            ValueError: *restart* names no policy, or a number is out of range.
+            SupervisorClosedError: the supervisor has started; register before startup.
+        """
 
         def decorate(fn: F) -> F:
-            self.add_worker(fn, **options)
+            self.add_worker(
+                fn,
+                name=name,
+                restart=restart,
+                critical=critical,
+                max_restarts=max_restarts,
+                restart_period=restart_period,
+                backoff_delay=backoff_delay,
+                backoff_max_delay=backoff_max_delay,
+            )
             return fn
 
-        return decorate
+        return decorate if fn is None else decorate(fn)
 
     def add_worker(
         self,
-        fn: Callable[..., Awaitable[Any]],
-        *args: Any,
+        fn: Callable[[*Ts], Awaitable[object]],
+        *args: *Ts,
         name: str | None = None,
-        restart: str | Restart = "on-failure",
+        restart: RestartPolicy = "on-failure",
         critical: bool = False,
         max_restarts: int = 5,
         restart_period: float = 60.0,
@@ -246,6 +282,21 @@ class Supervisor:
         per *restart* with jittered exponential backoff; more than *max_restarts* restarts in
         *restart_period* seconds and it gives up; a *critical* one that gives up makes
         readiness fail.
+
+        Args:
+            fn: an async function; *args* are passed to it at each start.
+            name: the worker's name in logs, ``/tasks`` and metrics (default: the function's
+                qualified name); unique per supervisor.
+            restart: ``"on-failure"`` (default), ``"always"`` (also when it returns while
+                not stopping) or ``"never"``, or a `Restart`.
+            critical: a critical worker that gives up fails readiness (see
+                ``on_critical_failure``).
+            max_restarts: restarts allowed within *restart_period* seconds before it gives
+                up.
+            restart_period: the sliding window, in seconds, that *max_restarts* counts in.
+            backoff_delay: seconds before the first restart; each next one doubles it,
+                jittered, up to *backoff_max_delay*.
+            backoff_max_delay: the longest wait between restarts, in seconds.
 
         Raises:
             TypeError: *fn* is not an async function.
@@ -298,8 +349,8 @@ class Supervisor:
 
     def spawn(
         self,
-        fn: Callable[..., Coroutine[Any, Any, T]] | Coroutine[Any, Any, T],
-        *args: Any,
+        fn: Callable[[*Ts], Coroutine[Any, Any, T]] | Coroutine[Any, Any, T],
+        *args: *Ts,
         name: str | None = None,
     ) -> asyncio.Task[T]:
         """Start a tracked fire-and-forget task and return it.
