@@ -26,8 +26,9 @@ def readme_block(heading: str) -> str:
     return match.group(1)
 
 
-def test_make_run_takes_host_and_port_and_installs_only_the_demo_extra() -> None:
-    """`make run HOST=... PORT=...` serves there, after installing `.[demo]`, not `.[test]`."""
+def test_make_run_takes_host_and_port_and_installs_only_the_demo_group() -> None:
+    """`make run HOST=... PORT=...` serves there, after installing the package with its
+    metrics extra and the demo dependency group, not the test tools."""
     # A clean make environment: under `make test` the outer make's flags would leak in.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     result = subprocess.run(
@@ -36,7 +37,7 @@ def test_make_run_takes_host_and_port_and_installs_only_the_demo_extra() -> None
     )  # fmt: skip
     commands = [line for line in result.stdout.splitlines() if not line.startswith("#")]
     installs = [line for line in commands if "pip install" in line and "-e" in line]
-    assert installs == [".venv/bin/python -m pip install --quiet -e '.[demo]'"]
+    assert installs == [".venv/bin/python -m pip install --quiet -e '.[metrics]' --group demo"]
     assert commands[-1] == ".venv/bin/python -m uvicorn app.main:app --host 0.0.0.0 --port 9123"
 
 

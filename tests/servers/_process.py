@@ -106,7 +106,12 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
 
 class ServerProcess(Started):
     """One server process (see `_COMMANDS`) serving *app* on a free loopback port; *args* go
-    to the server (``--workers 2``)."""
+    to the server (``--workers 2``).
+
+    It runs this checkout's code with the tests' Python, from the checkout, unless given
+    *python* and *cwd*: then it runs that interpreter isolated (``-I``: no PYTHONPATH, no
+    user site, not even the working folder on ``sys.path``, which uvicorn adds for the app).
+    """
 
     def __init__(
         self,
@@ -118,6 +123,8 @@ class ServerProcess(Started):
         args: tuple[str, ...] = (),
         name: str | None = None,
         ready_path: str = "/health/live",
+        python: str | None = None,
+        cwd: Path = REPO,
     ) -> None:
         # Its name as a load balancer's backend (see `tests.servers.rig.Balancer`).
         self.name = name or server
@@ -129,8 +136,10 @@ class ServerProcess(Started):
         self.log_path = tmp_path / f"server-{self.port}.log"
         # Each server writes its local admin token under the test's own directory.
         self.runtime_dir = tmp_path / f"run-{self.port}"
+        self.cwd = cwd
+        interpreter = [sys.executable] if python is None else [python, "-I"]
         try:
-            command = [sys.executable, "-m", *_COMMANDS[server]]
+            command = [*interpreter, "-m", *_COMMANDS[server]]
         except KeyError:
             raise ValueError(f"server={server!r} is not one of {sorted(_COMMANDS)}") from None
         command = [part.format(app=app, port=self.port) for part in command]
@@ -138,7 +147,7 @@ class ServerProcess(Started):
         self.command = command
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            **({"PYTHONPATH": str(REPO)} if python is None else {}),
             "PYTHONUNBUFFERED": "1",
             "TEST_EVENTS": str(self.events_path),
             "ASGI_SUPERVISOR_GRACE_PERIOD": "6",
@@ -154,7 +163,7 @@ class ServerProcess(Started):
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             self.command,
-            cwd=REPO,
+            cwd=self.cwd,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
