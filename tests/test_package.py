@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -44,11 +43,11 @@ def run(*command: str | Path, cwd: Path, timeout: float = 180) -> str:
 
 
 @pytest.fixture(scope="module")
-def dist(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist and the wheel, built as a release is: the wheel from the sdist."""
     out = tmp_path_factory.mktemp("dist")
     run(sys.executable, "-m", "build", "--outdir", out, REPO, cwd=REPO)
-    yield out
+    return out
 
 
 def wheel_of(dist: Path) -> Path:
@@ -159,14 +158,14 @@ async def test_the_wheel_alone_serves_the_readme_example(dist: Path, tmp_path: P
     with ServerProcess(
         "main:app", tmp_path=tmp_path, python=str(python), cwd=app_dir, ready_path="/health/ready"
     ) as server:
-        assert httpx.post(f"{server.base_url}/emails", params={"address": "a@b.c"}).json() == {
-            "status": "queued"
-        }
-        sent = server.signal(signal.SIGTERM)
-        failed_at = await wait_for_status(f"{server.base_url}/health/ready", 503, within=1.0)
-        assert failed_at - sent < 0.5
-        # The example's shutdown delay (5 s) keeps serving while a balancer catches up.
-        assert httpx.get(f"{server.base_url}/health/live").status_code == 200
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=5.0) as http:
+            queued = await http.post("/emails", params={"address": "a@b.c"})
+            assert queued.json() == {"status": "queued"}
+            sent = server.signal(signal.SIGTERM)
+            failed_at = await wait_for_status(f"{server.base_url}/health/ready", 503, within=1)
+            assert failed_at - sent < 0.5
+            # The example's shutdown delay (5 s) keeps serving while a balancer catches up.
+            assert (await http.get("/health/live")).status_code == 200
         server.wait_exit(timeout=40)
     output = server.output()
     assert re.search(r"shutdown report: signal SIGTERM, clean, ", output), output
