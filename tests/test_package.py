@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from asgi_supervisor._supervisor.config import Config
 from tests.servers._process import ServerProcess, wait_for_status
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(300)]
@@ -30,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 # The extras a user may ask for: the only requirements the wheel may carry.
 EXTRAS = {"gunicorn", "metrics"}
+# Where the README's example answers: the default prefix, whatever it becomes.
+PREFIX = Config().path_prefix
 
 
 def run(*command: str | Path, cwd: Path, timeout: float = 180) -> str:
@@ -156,16 +159,22 @@ async def test_the_wheel_alone_serves_the_readme_example(dist: Path, tmp_path: P
 
     (app_dir / "main.py").write_text(readme_fastapi_example())
     with ServerProcess(
-        "main:app", tmp_path=tmp_path, python=str(python), cwd=app_dir, ready_path="/health/ready"
+        "main:app",
+        tmp_path=tmp_path,
+        python=str(python),
+        cwd=app_dir,
+        ready_path=f"{PREFIX}/health/ready",
     ) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=5.0) as http:
             queued = await http.post("/emails", params={"address": "a@b.c"})
             assert queued.json() == {"status": "queued"}
             sent = server.signal(signal.SIGTERM)
-            failed_at = await wait_for_status(f"{server.base_url}/health/ready", 503, within=1)
+            failed_at = await wait_for_status(
+                f"{server.base_url}{PREFIX}/health/ready", 503, within=1
+            )
             assert failed_at - sent < 0.5
             # The example's shutdown delay (5 s) keeps serving while a balancer catches up.
-            assert (await http.get("/health/live")).status_code == 200
+            assert (await http.get(f"{PREFIX}/health/live")).status_code == 200
         server.wait_exit(timeout=40)
     output = server.output()
     assert re.search(r"shutdown report: signal SIGTERM, clean, ", output), output
