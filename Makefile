@@ -7,48 +7,68 @@ DEMO_STAMP := $(VENV)/.demo-installed
 # Where `make run` serves the demo: make run HOST=0.0.0.0 PORT=9000
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# The newer Pythons run the in-process suite (every test not marked `server`) and mypy, each
-# in its own .venv-X.Y; the full suite, real servers included, runs on the .venv above.
-OTHER_PYTHONS := 3.12 3.13
+# The project's tools are PEP 735 dependency groups (pyproject.toml), which pip installs
+# from 25.1 on; the extras are the published ones, installed as a user would.
+PIP_INSTALL := python -m pip install --quiet
+TOOLS := -e '.[gunicorn,metrics]' --group test --group lint
+# The newer Pythons run the in-process suite (every test not marked `server`), mypy and the
+# real-uvicorn drain tests, each in its own .venv-X.Y; the full suite, real servers included,
+# runs on the .venv above. HOST_PYTHONS are found on this machine (.ci/find-python);
+# ROOT_PYTHONS run in a Debian unstable root (.ci/in-root), as Debian 12 has no 3.14 or 3.15.
+# With your own 3.14 and 3.15: make test HOST_PYTHONS="3.12 3.13 3.14 3.15" ROOT_PYTHONS=
+HOST_PYTHONS ?= 3.12 3.13
+ROOT_PYTHONS ?= 3.14 3.15
+OTHER_PYTHONS := $(HOST_PYTHONS) $(ROOT_PYTHONS)
+# How a command runs for Python $(1): in the root, or here.
+in_env = $(if $(filter $(1),$(ROOT_PYTHONS)),./.ci/in-root )
 
-.PHONY: run test lint typecheck docs pytest other-pythons peers bench proof system-deps clean
+.PHONY: run test lint package typecheck docs pytest other-pythons peers bench proof system-deps \
+  clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/$(PIP_INSTALL) --upgrade 'pip>=25.1'
+	$(BIN)/$(PIP_INSTALL) $(TOOLS) --group docs
 	touch $(STAMP)
 
 # Kept between runs: make would otherwise delete these intermediate stamps and reinstall.
 .PRECIOUS: .venv-%/.installed
 .venv-%/.installed: pyproject.toml
-	@python=$$(./.ci/find-python $*) && \
-	  { test -x .venv-$*/bin/python || "$$python" -m venv .venv-$*; }
-	.venv-$*/bin/python -m pip install --quiet --upgrade pip
-	.venv-$*/bin/python -m pip install --quiet -e '.[test]'
+	@if [ -n "$(call in_env,$*)" ]; then python=python$*; \
+	  else python=$$(./.ci/find-python $*) || exit 1; fi && \
+	  { test -x .venv-$*/bin/python || $(call in_env,$*)"$$python" -m venv .venv-$*; }
+	$(call in_env,$*).venv-$*/bin/$(PIP_INSTALL) --upgrade 'pip>=25.1'
+	$(call in_env,$*).venv-$*/bin/$(PIP_INSTALL) $(TOOLS)
 	touch $@
 
-# Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman, Prometheus); installed only when missing.
+# Debian tools the tests drive (HAProxy, wrk, PostgreSQL, podman, Prometheus, debootstrap);
+# installed only when missing.
 system-deps:
 	@./.ci/system-deps
 
-# The demo needs only the [demo] extra, not the test tools.
+# The demo needs only the demo group and the metrics extra, not the test tools.
 $(DEMO_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[demo]'
+	$(BIN)/$(PIP_INSTALL) --upgrade 'pip>=25.1'
+	$(BIN)/$(PIP_INSTALL) -e '.[metrics]' --group demo
 	touch $(DEMO_STAMP)
 
 run: $(DEMO_STAMP)
 	$(BIN)/python -m uvicorn app.main:app --host $(HOST) --port $(PORT)
 
-test: $(STAMP) system-deps lint typecheck docs pytest other-pythons peers
+test: $(STAMP) system-deps lint package typecheck docs pytest other-pythons peers
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/vulture
+
+# The sdist and the wheel a release would upload, checked as PyPI would read them.
+package: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -66,8 +86,10 @@ other-pythons: $(foreach v,$(OTHER_PYTHONS),pytest-$(v))
 
 # mypy first: it is quick, and a version-specific typing error reads better than a failing test.
 pytest-%: .venv-%/.installed
-	.venv-$*/bin/mypy --python-version $*
-	.venv-$*/bin/pytest -m "not server" -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(call in_env,$*).venv-$*/bin/mypy --python-version $*
+	$(call in_env,$*).venv-$*/bin/pytest -m "not server" -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(call in_env,$*).venv-$*/bin/pytest -q -p no:cacheprovider $(PYTEST_ARGS) \
+	  tests/servers/test_uvicorn_drain.py
 
 # Other projects' suites with the middleware around every app, against their own baseline:
 # see peers/README.md. The sdists and the environments they need are cached outside the clone.
@@ -88,4 +110,5 @@ proof: $(STAMP) system-deps
 	$(BIN)/python bench/rolling_restart.py --rounds 10
 
 clean:
-	rm -rf $(VENV) $(foreach v,$(OTHER_PYTHONS),.venv-$(v)) .venv-peers .mypy_cache .pytest_cache .ruff_cache site
+	rm -rf $(VENV) $(foreach v,$(OTHER_PYTHONS),.venv-$(v)) .venv-peers .mypy_cache .pytest_cache \
+	  .ruff_cache site dist

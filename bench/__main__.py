@@ -5,13 +5,23 @@ from __future__ import annotations
 import logging
 import sys
 
-from bench import overhead, spawn, stop_tasks, tasks_endpoint, wrk_throughput
+from bench import (
+    call_graph,
+    instructions,
+    overhead,
+    spawn,
+    stop_tasks,
+    tasks_endpoint,
+    wrk_throughput,
+)
 
 BENCHMARKS = {
     "overhead": overhead.main,
     "stop_tasks": stop_tasks.main,
     "spawn": spawn.main,
     "tasks_endpoint": tasks_endpoint.main,
+    "call_graph": call_graph.main,
+    "instructions": instructions.main,
     "wrk": wrk_throughput.main,
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -244,6 +245,31 @@ async def test_tasks_lists_every_kind_with_where_filters_and_pages() -> None:
         assert everything["total"] >= 1  # at least the lifespan's own task
         held.release.set()
         await request
+
+
+async def test_tasks_names_the_tasks_awaiting_each_task_from_3_14_on() -> None:
+    """A spawned job awaited by a worker lists that worker in its ``awaited_by``, by the id
+    and name of the worker's own row; the worker, awaited by nobody, lists none. Before
+    Python 3.14 who awaits a task is unknown, and ``awaited_by`` is null."""
+    supervisor = admin_supervisor()
+
+    async def worker() -> None:
+        await supervisor.spawn(parked_in_helper, name="job")
+
+    supervisor.add_worker(worker, name="consumer")
+    app = make_app(supervisor)
+    async with LifespanManager(app), client(app) as http:
+        await wait_until(lambda: len(supervisor._registry.records) == 2, within=5.0)
+        await asyncio.sleep(0)  # the job takes its first step
+        rows = {row["name"]: row for row in (await http.get("/tasks")).json()["tasks"]}
+        if sys.version_info >= (3, 14):
+            consumer = rows["consumer"]
+            assert rows["job"]["awaited_by"] == [{"id": consumer["id"], "name": "consumer"}]
+            assert consumer["awaited_by"] == []
+        else:
+            assert rows["job"]["awaited_by"] is None
+            assert rows["consumer"]["awaited_by"] is None
+        assert rows["job"]["where"] == f"{__file__}:{PARKED_LINE} in parked_in_helper"
 
 
 async def test_tasks_history_says_how_tasks_ended() -> None:

@@ -162,7 +162,7 @@ def test_an_app_without_lifespan_is_supervised_with_app_lifespan_false() -> None
     )
     with TestClient(app) as client:
         assert client.get("/").text == "hello"
-        assert client.get("/health/ready").status_code == 200
+        assert client.get("/_supervisor/health/ready").status_code == 200
     assert supervisor.last_report is not None
 
 

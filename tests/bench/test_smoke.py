@@ -6,9 +6,12 @@ No timing is asserted here: figures belong to `make bench`, on a quiet machine.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 
-from bench import overhead, spawn, stop_tasks, tasks_endpoint
+import pytest
+
+from bench import call_graph, overhead, spawn, stop_tasks, tasks_endpoint
 from bench._harness import Summary, paired_delta, ratio
 
 
@@ -78,3 +81,11 @@ def test_tasks_endpoint_runs() -> None:
     results = asyncio.run(tasks_endpoint.measure(n=50, repeats=1))
     assert len(results) == 5
     assert all(summary.min > 0 for summary in results.values())
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio.capture_call_graph is new in 3.14")
+def test_call_graph_runs() -> None:
+    """The call graph's costs are measured per task and for layered gathers."""
+    tables = asyncio.run(call_graph.measure(n=20, levels=(3,), repeats=1))
+    assert [len(results) for _, results in tables] == [3, 2]
+    assert all(summary.min > 0 for _, results in tables for summary in results.values())

@@ -67,15 +67,16 @@ def make_run(port: int) -> list[str]:
     return [sys.executable, *command[1:]]
 
 
-def test_make_run_takes_host_and_port_and_installs_only_the_demo_extra() -> None:
-    """`make run HOST=... PORT=...` serves there, after installing `.[demo]`, not `.[test]`."""
+def test_make_run_takes_host_and_port_and_installs_only_the_demo_group() -> None:
+    """`make run HOST=... PORT=...` serves there, after installing the package with its
+    metrics extra and the demo dependency group, not the test tools."""
     result = subprocess.run(
         ["make", "--no-print-directory", "-n", "-B", "run", "HOST=0.0.0.0", "PORT=9123"],
         cwd=REPO, env=MAKE_ENV, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     commands = [line for line in result.stdout.splitlines() if not line.startswith("#")]
     installs = [line for line in commands if "pip install" in line and "-e" in line]
-    assert installs == [".venv/bin/python -m pip install --quiet -e '.[demo]'"]
+    assert installs == [".venv/bin/python -m pip install --quiet -e '.[metrics]' --group demo"]
     assert commands[-1] == ".venv/bin/python -m uvicorn app.main:app --host 0.0.0.0 --port 9123"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 
@@ -94,6 +95,38 @@ async def test_a_blocked_loop_is_logged_with_the_function_holding_it(
     assert stats.stall_count == len(ended(caplog.records)) >= 1
     assert stats.longest_stall_duration >= duration
     assert stats.stalled_duration >= duration
+
+
+async def test_a_stall_names_the_tasks_awaiting_the_one_that_holds_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A task awaited by this test's task holds the loop: the record while it is stuck names
+    that task, and from Python 3.14 on the test's task awaiting it (in the message and in
+    ``awaited_by``); before 3.14 who awaits a task is unknown, and ``awaited_by`` is None."""
+    caplog.set_level(logging.WARNING, logger="asgi_supervisor")
+
+    async def blocks() -> None:
+        hold_the_loop(1.2)
+
+    monitor = LoopLagMonitor(0.2)
+    monitor.start(asyncio.get_running_loop())
+    try:
+        await asyncio.create_task(blocks(), name="the blocker")
+        await wait_for_ends(caplog, 1)
+    finally:
+        monitor.stop()
+        await monitor.wait_finished()
+    started = stall_records(caplog)[0]
+    assert started.task.startswith("'the blocker' (")  # type: ignore[attr-defined]
+    current = asyncio.current_task()
+    assert current is not None
+    awaiter = f"{current.get_name()!r} ({current.get_coro().__qualname__})"  # type: ignore[union-attr]
+    if sys.version_info >= (3, 14):
+        assert started.awaited_by == [awaiter]  # type: ignore[attr-defined]
+        assert started.getMessage().endswith(f", awaited by {awaiter}")
+    else:
+        assert started.awaited_by is None  # type: ignore[attr-defined]
+        assert "awaited by" not in started.getMessage()
 
 
 async def test_a_healthy_loop_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:

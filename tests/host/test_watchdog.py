@@ -61,9 +61,12 @@ from asgi_supervisor._host.watchdog import Watchdog
 async def hung_app_shutdown():
     await asyncio.Event().wait()  # a lifespan shutdown that never returns
 
+async def lifespan():
+    await asyncio.create_task(hung_app_shutdown(), name="app shutdown")
+
 async def main():
     watchdog = Watchdog(asyncio.get_running_loop())
-    task = asyncio.create_task(hung_app_shutdown(), name="app lifespan")
+    task = asyncio.create_task(lifespan(), name="app lifespan")
     watchdog.arm(time.monotonic() + 0.3)
     await asyncio.sleep(20)
 
@@ -73,7 +76,8 @@ asyncio.run(main())
 
 def test_names_the_coroutine_a_parked_task_waits_in() -> None:
     """The dump shows each task's await chain: a hung lifespan shutdown parked at an
-    `await` is named, which no thread stack shows."""
+    `await` is named, which no thread stack shows; from Python 3.14 on, with the task
+    awaiting it."""
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(PARKED)],
         capture_output=True,
@@ -82,5 +86,7 @@ def test_names_the_coroutine_a_parked_task_waits_in() -> None:
         check=False,
     )
     assert result.returncode == 70
+    chains = result.stderr.split("\nTask 'app shutdown':\n", 1)[1].split("\nTask ", 1)[0]
+    assert "in hung_app_shutdown" in chains
+    assert ("  Awaited by: 'app lifespan'" in chains) is (sys.version_info >= (3, 14))
     assert "Task 'app lifespan':" in result.stderr
-    assert "in hung_app_shutdown" in result.stderr

@@ -68,6 +68,7 @@ def payload(**overrides: Any) -> dict[str, Any]:
                 "last_error": None,
                 "where": f"/srv/{EVIL_IMG}.py:3 in f",
                 "awaiting": ["outer", EVIL_IMG],
+                "awaited_by": [{"id": 1, "name": EVIL}],
             },
             {
                 "id": 1,
@@ -79,6 +80,7 @@ def payload(**overrides: Any) -> dict[str, Any]:
                 "last_error": None,
                 "where": None,
                 "awaiting": [],
+                "awaited_by": None,
             },
         ],
         "history": [
@@ -137,12 +139,14 @@ def test_every_value_is_escaped() -> None:
 
 
 def test_sections_show_tasks_workers_history_and_report() -> None:
-    """Each section lists its rows: tasks with the await chain (and the stack when asked),
-    workers with restarts, the history with end times."""
+    """Each section lists its rows: tasks with the await chain and the tasks awaiting them
+    (and the stack when asked), workers with restarts, the history with end times."""
     page = render_tasks_page(payload(), WORKERS, report(PHASES), generated_at=0.0)
     rows = [attrs["data-kind"] for tag, attrs in Parsed(page).tags if tag == "tr" and attrs]
     assert rows == ["task", "worker"]
     assert "outer → &lt;img" in page
+    assert page.count("awaited by ") == 1  # the worker's is not known (None)
+    assert "awaited by &lt;script&gt;alert(1)&lt;/script&gt; &quot;&#x27;&amp; (#1)</div>" in page
     assert re.search(r'data-label="Restarts" class="num">3<', page)
     assert "1 min 15 s" in page  # the worker's age
     assert "22:13:20" in page  # the history entry's end, in UTC

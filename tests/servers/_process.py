@@ -118,7 +118,12 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
 
 class ServerProcess(Started):
     """One server process (see `_COMMANDS`) serving *app* on a free loopback port; *args* go
-    to the server (``--workers 2``)."""
+    to the server (``--workers 2``).
+
+    It runs this checkout's code with the tests' Python, from the checkout, unless given
+    *python* and *cwd*: then it runs that interpreter isolated (``-I``: no PYTHONPATH, no
+    user site, not even the working folder on ``sys.path``, which uvicorn adds for the app).
+    """
 
     def __init__(
         self,
@@ -130,6 +135,8 @@ class ServerProcess(Started):
         args: tuple[str, ...] = (),
         name: str | None = None,
         ready_path: str = "/_supervisor/health/live",
+        python: str | None = None,
+        cwd: Path = REPO,
     ) -> None:
         # Its name as a load balancer's backend (see `tests.servers.rig.Balancer`).
         self.name = name or server
@@ -142,8 +149,10 @@ class ServerProcess(Started):
         self.log_path = tmp_path / f"server-{self.port}.log"
         # Each server writes its local admin token under the test's own directory.
         self.runtime_dir = tmp_path / f"run-{self.port}"
+        self.cwd = cwd
+        interpreter = [sys.executable] if python is None else [python, "-I"]
         try:
-            command = [sys.executable, "-m", *_COMMANDS[server]]
+            command = [*interpreter, "-m", *_COMMANDS[server]]
         except KeyError:
             raise ValueError(f"server={server!r} is not one of {sorted(_COMMANDS)}") from None
         command = [part.format(app=app, port=self.port) for part in command]
@@ -151,7 +160,7 @@ class ServerProcess(Started):
         self.command = command
         self.env = {
             **os.environ,
-            "PYTHONPATH": str(REPO),
+            **({"PYTHONPATH": str(REPO)} if python is None else {}),
             "PYTHONUNBUFFERED": "1",
             "TEST_EVENTS": str(self.events_path),
             "ASGI_SUPERVISOR_GRACE_PERIOD": "6",

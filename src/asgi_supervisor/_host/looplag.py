@@ -11,8 +11,10 @@ it is late by half a second, every request waits that long, and the operator's q
 * a daemon thread wakes every ``threshold / 4`` seconds. When the next beat is overdue by more
   than ``threshold``, the loop is stuck right now: it samples the loop thread's stack with
   ``sys._current_frames()``, walks out to the innermost frame of user code, reads the task the
-  loop is running, and logs one WARNING. When the beat's deque shows the stall ended, it logs
-  one more with the stall's length and counts it in `LoopLagStats`.
+  loop is running and, on Python 3.14 and later, the tasks awaiting it (from asyncio's call
+  graph: the request that awaits the task stuck in sync code), and logs one WARNING.
+  When the beat's deque shows the stall ended, it logs one more with the stall's length and
+  counts it in `LoopLagStats`.
 
 Nothing here blocks the loop, stopping included: `LoopLagMonitor.stop` sets the thread's event
 and returns, and the thread, woken at once, tells the loop when it has ended (`wait_finished`
@@ -38,7 +40,7 @@ import traceback
 import types
 from typing import Any
 
-from asgi_supervisor._core.stacks import describe_frame, is_user_code
+from asgi_supervisor._core.stacks import awaited_by, describe_frame, is_user_code
 
 __all__ = ["LoopLagMonitor", "LoopLagStats"]
 
@@ -84,6 +86,8 @@ class _Sample:
     where: str
     function: str
     task: str | None
+    # The tasks awaiting that task (3.14 and later; None before, or for a plain callback).
+    awaited_by: list[str] | None
     stack: list[str]
 
 
@@ -254,17 +258,19 @@ class LoopLagMonitor:
 
     def _log_caught(self, sample: _Sample, lag: float) -> None:
         logger.warning(
-            "event loop blocked for %.2f s so far (threshold %.2f s) by %s, task %s",
+            "event loop blocked for %.2f s so far (threshold %.2f s) by %s, task %s%s",
             lag,
             self.threshold,
             sample.where,
             sample.task or "none (a plain callback)",
+            f", awaited by {', '.join(sample.awaited_by)}" if sample.awaited_by else "",
             extra={
                 "loop_lag": round(lag, 6),
                 "threshold": self.threshold,
                 "where": sample.where,
                 "function": sample.function,
                 "task": sample.task,
+                "awaited_by": sample.awaited_by,
                 "stack": sample.stack,
             },
         )
@@ -308,11 +314,14 @@ def _sample(heartbeat: _Heartbeat, due: float) -> _Sample | None:
         return None
     try:
         culprit = _innermost_user_frame(frame)
+        task = asyncio.current_task(heartbeat.loop)
+        awaiters = None if task is None else awaited_by(task)
         return _Sample(
             due=due,
             where=describe_frame(culprit),
             function=culprit.f_code.co_qualname,
-            task=_describe_task(asyncio.current_task(heartbeat.loop)),
+            task=_describe_task(task),
+            awaited_by=None if awaiters is None else [_describe_task(a) or "" for a in awaiters],
             stack=[line.rstrip("\n") for line in traceback.format_stack(frame, _STACK_LIMIT)],
         )
     finally:

@@ -101,7 +101,8 @@ class Watchdog:
 
 
 def _task_chains(loop: asyncio.AbstractEventLoop) -> list[str]:
-    """Every task of *loop* with the await chain it waits in, as /tasks walks it.
+    """Every task of *loop* with the await chain it waits in, as /tasks walks it, and on
+    Python 3.14 and later the tasks awaiting it.
 
     A thread stack shows only the loop's own frames; a hung lifespan shutdown or a stuck task
     is a coroutine parked at an ``await``, which only this walk names. Read from another

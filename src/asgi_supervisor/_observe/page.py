@@ -165,6 +165,10 @@ def _tasks_table(tasks: Sequence[Mapping[str, Any]]) -> str:
         place = f"<code>{_e(where)}</code>" if where else "<span class=muted>—</span>"
         if chain:
             place += f'<div class="chain">{" → ".join(_e(link) for link in chain)}</div>'
+        # Known from Python 3.14 on (None before): the tasks waiting for this one, by row id.
+        if awaited_by := task.get("awaited_by"):
+            names = ", ".join(f"{_e(a.get('name'))} (#{_e(a.get('id'))})" for a in awaited_by)
+            place += f'<div class="chain">awaited by {names}</div>'
         if task.get("stack"):
             place += f"<details><summary>stack</summary><pre>{_e(''.join(task['stack']))}</pre>"
             place += "</details>"

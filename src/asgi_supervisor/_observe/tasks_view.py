@@ -1,4 +1,5 @@
-"""What `/tasks` shows: tracked tasks, filtered and paged, with where each one waits.
+"""What `/tasks` shows: tracked tasks, filtered and paged, with where each one waits and,
+on Python 3.14 and later, which tasks wait for it (``awaited_by``; None before 3.14).
 
 Filtering uses only cheap fields; the costly part (walking each task's await chain) runs
 for the page that is returned, so 10 000 tracked tasks answer in milliseconds.
@@ -13,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asgi_supervisor._core.registry import Kind, TaskRecord
-from asgi_supervisor._core.stacks import format_stack, where_and_chain
+from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
+from asgi_supervisor._core.stacks import format_stack, waiting
 from asgi_supervisor._core.worker_state import WorkerState
 
 if TYPE_CHECKING:
@@ -136,7 +137,13 @@ def tasks_payload(
                 "restarts": 0,
                 "last_error": None,
             }
-        row["where"], row["awaiting"] = where_and_chain(task)
+        found = waiting(task)
+        row["where"], row["awaiting"] = found.where, found.awaiting
+        row["awaited_by"] = (
+            None
+            if found.awaited_by is None
+            else [_reference(registry, awaiter) for awaiter in found.awaited_by]
+        )
         if query.stack:
             row["stack"] = format_stack(task)
         tasks.append(row)
@@ -149,6 +156,14 @@ def tasks_payload(
         "tasks": tasks,
         "history": history,
     }
+
+
+def _reference(registry: Registry, task: asyncio.Task[Any]) -> dict[str, Any]:
+    """The id and name /tasks gives *task*'s row: its record's, if the supervisor tracks it."""
+    record = registry.records.get(task)
+    if record is None:
+        return {"id": id(task), "name": task.get_name()}
+    return {"id": record.id, "name": record.name}
 
 
 def _state(task: asyncio.Task[Any]) -> str:
