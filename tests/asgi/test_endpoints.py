@@ -261,7 +261,7 @@ async def test_tasks_names_the_tasks_awaiting_each_task_from_3_14_on() -> None:
     async with LifespanManager(app), client(app) as http:
         await wait_until(lambda: len(supervisor._registry.records) == 2, within=5.0)
         await asyncio.sleep(0)  # the job takes its first step
-        rows = {row["name"]: row for row in (await http.get("/tasks")).json()["tasks"]}
+        rows = {row["name"]: row for row in (await http.get("/_supervisor/tasks")).json()["tasks"]}
         if sys.version_info >= (3, 14):
             consumer = rows["consumer"]
             assert rows["job"]["awaited_by"] == [{"id": consumer["id"], "name": "consumer"}]
