@@ -65,6 +65,24 @@ async def test_a_drain_reaches_every_sibling_with_the_same_deadline(
         await member.close()
 
 
+async def test_a_sibling_that_missed_the_drain_hears_it_with_the_status_question(
+    listener: socket.socket, runtime: Path
+) -> None:
+    """A worker that joined while the drain was broadcast (or whose datagram was dropped)
+    learns of the drain from the announcer's status question, before it answers: it never
+    reports "ready, not drained" for a drain it could have joined."""
+    a, b = Member(runtime, 1101), Member(runtime, 1102)
+    await joined(a, b)
+    assert a.group is not None
+    a.presence.channel.broadcast_soon = lambda *messages: None  # type: ignore[method-assign]
+    deadline = time.monotonic() + 20.0
+    a.group.announce("drain endpoint", deadline)
+    await a.group.ask_siblings(1.0)
+    assert b.heard == [("drain endpoint (from pid 1101)", deadline)]
+    for member in (a, b):
+        await member.close()
+
+
 async def test_concurrent_drains_keep_the_earliest_deadline(
     listener: socket.socket, runtime: Path
 ) -> None:

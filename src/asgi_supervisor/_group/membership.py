@@ -19,7 +19,9 @@ worker process. A preStop ``/drain`` reaches one of them; this module tells the 
   earliest deadline it hears of. A member announces at most once and never after it heard a
   drain, so a drain is never re-broadcast (no storms). A newcomer that joins while a drain is
   being announced either is in the announcer's listing or sends its ``hello`` after the
-  announcer recorded the drain, which the announcer then answers.
+  announcer recorded the drain, which the announcer then answers. Its hello's answer may
+  still cross the announcer's ``status`` question: the question carries the drain too, and
+  a sibling adopts it before it answers.
 * **What stays local.** Only `announce` sends a drain; the supervisor calls it for the drain
   endpoint, the API and a critical failure, never for a signal: each worker gets its own
   signal, and gunicorn's reload sends SIGTERM to the old workers only. A process whose
@@ -169,10 +171,13 @@ class ProcessGroup:
         reason, and so is a worker of the server that is not in the group (its join failed).
         Cancellation: stops waiting; late answers are dropped.
         """
-        # The sibling waits up to *answer_timeout* itself; allow for the trip.
-        replies = await self._channel.ask(
-            "status", {"timeout": answer_timeout}, answer_timeout + 0.5
-        )
+        # The sibling waits up to *answer_timeout* itself; allow for the trip. The question
+        # carries our drain: a sibling that joined while it was broadcast (its hello crossed
+        # the broadcast) adopts it before it answers, instead of answering "not drained".
+        body: dict[str, Any] = {"timeout": answer_timeout}
+        if self._drain is not None:
+            body["drain"] = self._drain_message(*self._drain)
+        replies = await self._channel.ask("status", body, answer_timeout + 0.5)
         outcomes = []
         for pid, reply in replies.items():
             if reply.body is not None:
@@ -211,6 +216,8 @@ class ProcessGroup:
             self._channel.send(int(message["pid"]), self._drain_message(*self._drain))
 
     async def _status(self, body: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(body.get("drain"), dict):
+            self._heard_drain(body["drain"])  # a malformed one fails the answer, logged
         try:
             status = await self._describe(float(body["timeout"]))
         except Exception:
