@@ -6,7 +6,8 @@ Usage (``make peers`` runs it on the peers' own virtualenv)::
     python peers/run.py [--baseline] [--keep] [SUITE ...]
 
 For each suite, in the version installed here: its sdist comes from PyPI (``pip download
---no-binary :all:``), once, into a cache outside the clone, and is unpacked twice. Its own
+--no-binary :all:``), once, into a cache outside the clone, and is unpacked twice, with the
+tests that no sdist carries (starlette-context's) copied in from ``vendored/``. Its own
 pytest runs as the project runs itself (its pytest configuration, its warnings filters) with
 ``--supervise-every-app`` (see `supervise_every_app`); the tests that fail are rerun alone,
 with and without the middleware. With ``--baseline`` the whole suite also runs without the
@@ -44,6 +45,9 @@ HERE = Path(__file__).resolve().parent
 # The library under test, for every suite's environment (it needs nothing else).
 SOURCE = HERE.parent / "src"
 EXPECTED = HERE / "expected-differences.toml"
+# What a suite's sdists lack, from the project's repository at the tag of the version pinned
+# in requirements.txt: vendored/<dist>-<version>/, with a README saying where it came from.
+VENDORED = HERE / "vendored"
 # Each pytest run is bounded; the suites' own per-test timeouts end a stuck test sooner.
 RUN_TIMEOUT = 900.0
 TEST_TIMEOUT = "60"
@@ -76,6 +80,9 @@ class Suite:
     # the lines naming its linters and packaging tools.
     requirements: str | None = None
     tools: tuple[str, ...] = ()
+    # The folders, relative to the sdist's root, that no sdist carries and that are vendored
+    # for the installed version (`VENDORED`); copied into each unpacked copy.
+    vendored: tuple[str, ...] = ()
 
 
 SUITES = (
@@ -120,6 +127,17 @@ SUITES = (
         ),
         paths=("tests",),
         needs=("tests/conftest.py", "tests/anyio_compat.py"),
+    ),
+    # scripts/test: pytest --ignore=example --cov=starlette_context, without coverage here
+    # (as for asgi-lifespan) and with no example folder to ignore in the sdist. Its sdist's
+    # pyproject.toml, the repository's own, holds its configuration (asyncio_mode = auto,
+    # testpaths); its tests are vendored from the tag of the installed version.
+    Suite(
+        name="starlette-context",
+        dist="starlette-context",
+        args=(f"--timeout={TEST_TIMEOUT}",),
+        needs=("pyproject.toml", "tests/conftest.py"),
+        vendored=("tests",),
     ),
 )
 
@@ -178,15 +196,17 @@ def _cached(cache: Path, dist: str, version: str) -> Path | None:
     return None
 
 
-def unpack(archive: Path, into: Path, suite: Suite) -> Path:
-    """The sdist unpacked into *into*; the root of its source tree.
+def unpack(archive: Path, into: Path, suite: Suite, version: str) -> Path:
+    """The sdist unpacked into *into*, with what is vendored for *version* copied in; the
+    root of its source tree.
 
     Raises:
-        SuiteError: the sdist lacks a file the suite needs.
+        SuiteError: the sdist lacks a file the suite needs, or see `vendor`.
     """
     with tarfile.open(archive) as tar:
         tar.extractall(into, filter="data")
     (root,) = into.iterdir()
+    vendor(suite, version, root)
     missing = [need for need in suite.needs if not (root / need).exists()]
     if missing:
         raise SuiteError(
@@ -195,6 +215,33 @@ def unpack(archive: Path, into: Path, suite: Suite) -> Path:
             "sdist does."
         )
     return root
+
+
+def vendor(suite: Suite, version: str, root: Path) -> None:
+    """Copy the suite's vendored folders for *version* into the unpacked sdist at *root*.
+
+    Raises:
+        SuiteError: nothing is vendored for *version* (the tests of another release would
+            run against this one), or the sdist carries a vendored folder itself.
+    """
+    if not suite.vendored:
+        return
+    folder = VENDORED / f"{suite.dist}-{version}"
+    if not folder.is_dir():
+        found = sorted(path.name for path in VENDORED.glob(f"{suite.dist}-*"))
+        raise SuiteError(
+            f"{suite.dist} {version} is installed, and its tests are vendored only in "
+            f"{', '.join(found) or 'no folder'} of {VENDORED}: pin {suite.dist} in "
+            "peers/requirements.txt to a vendored version, or vendor the tests of its tag "
+            "(peers/README.md says how)."
+        )
+    for name in suite.vendored:
+        if (root / name).exists():
+            raise SuiteError(
+                f"the sdist of {suite.dist} {version} carries {name} itself now: run its own "
+                f"and remove {folder} and the suite's `vendored`."
+            )
+        shutil.copytree(folder / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
 
 
 def environment(suite: Suite, version: str, root: Path) -> str:
@@ -322,7 +369,7 @@ def run_suite(suite: Suite, work: Path, *, whole_baseline: bool) -> Result:
     roots = {}
     for variant in ("baseline", "supervised"):
         (work / suite.name / variant).mkdir(parents=True)
-        roots[variant] = unpack(archive, work / suite.name / variant, suite)
+        roots[variant] = unpack(archive, work / suite.name / variant, suite, version)
     python = sys.executable
     if suite.requirements is not None:
         python = environment(suite, version, roots["baseline"])
