@@ -119,7 +119,7 @@ def test_the_claimed_pythons_are_the_tested_ones(dist: Path) -> None:
 
 def readme_fastapi_example() -> str:
     """The README's FastAPI example: its first Python block that builds a FastAPI app."""
-    for block in re.findall(r"^```python\n(.*?)^```$", README.read_text(), re.M | re.S):
+    for block in re.findall(r"^```python[^\n]*\n(.*?)^```$", README.read_text(), re.M | re.S):
         if "FastAPI(" in block and "SupervisorMiddleware" in block:
             return str(block)
     raise AssertionError("the README has no Python block that wires a FastAPI app")

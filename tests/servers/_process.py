@@ -169,7 +169,6 @@ class ServerProcess(Started):
             "ASGI_SUPERVISOR_RUNTIME_DIR": str(self.runtime_dir),
             **(env or {}),
         }
-        self.cwd = REPO
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, ready_timeout: float = 20.0, *, wait_live: bool = True) -> None:

@@ -158,7 +158,7 @@ def readiness(base_url: str, *, count: int = 20) -> list[tuple[int, int]]:
     """(status, pid) of readiness on *count* fresh connections (each may reach any worker)."""
     answers = []
     for _ in range(count):
-        response = httpx.get(f"{base_url}/health/ready", timeout=5.0)
+        response = httpx.get(f"{base_url}/_supervisor/health/ready", timeout=5.0)
         answers.append((response.status_code, int(response.headers["x-pid"])))
     return answers
 
@@ -169,7 +169,7 @@ def ready_workers(base_url: str, count: int, within: float = 30.0) -> set[int]:
     ready: set[int] = set()
     while len(ready) < count:
         assert time.monotonic() < deadline, f"only workers {ready} were ready within {within} s"
-        response = httpx.get(f"{base_url}/health/ready", timeout=5.0)
+        response = httpx.get(f"{base_url}/_supervisor/health/ready", timeout=5.0)
         if response.status_code == 200:
             ready.add(int(response.headers["x-pid"]))
     return ready
@@ -272,8 +272,8 @@ def test_a_worker_outside_its_group_refuses_to_drain_alone(space: Space) -> None
     with space.server(APP_WITH_PID, env=env, args=("--workers", "2")) as server:
         ready_workers(server.base_url, 2)
         for _ in range(6):  # unauthenticated admin requests ask for the token again
-            assert httpx.get(f"{server.base_url}/tasks", timeout=5.0).status_code == 401
-        health = httpx.get(f"{server.base_url}/health", timeout=5.0).json()
+            assert httpx.get(f"{server.base_url}/_supervisor/tasks", timeout=5.0).status_code == 401
+        health = httpx.get(f"{server.base_url}/_supervisor/health", timeout=5.0).json()
         assert health["process_group"] == "unavailable", health
         drain = space.cli("drain", "--token", ADMIN_TOKEN, server.base_url, env=env)
         assert drain.returncode == 1, drain.stdout + drain.stderr
@@ -352,5 +352,7 @@ def test_two_services_on_one_port_and_two_addresses_stay_apart(space: Space) -> 
             drain = space.cli("drain", ipv6.base_url)
             assert drain.returncode == 0, drain.stdout + drain.stderr
             ipv6.wait_exit(timeout=20)
-        assert httpx.get(f"{ipv4.base_url}/health/ready", timeout=5.0).status_code == 200
+        assert (
+            httpx.get(f"{ipv4.base_url}/_supervisor/health/ready", timeout=5.0).status_code == 200
+        )
         assert "draining" not in ipv4.output()
