@@ -205,7 +205,7 @@ class Run:
         # listener by the time the shutdown asks); empty without a presence.
         if self.presence is None:
             return frozenset()
-        return frozenset(listener.port for listener in self.presence.watch.listeners)
+        return frozenset(listener.port for listener in self.presence.watch.seen)
 
     def _worker_gave_up(self, record: TaskRecord) -> None:
         if record.name not in self._critical:
