@@ -67,7 +67,8 @@ class ServerCycle:
 def sends_then(
     began: asyncio.Event, *messages: dict[str, Any], then: Callable[[], Awaitable[object]]
 ) -> Callable[[Any, Any, Any], Awaitable[None]]:
-    """A raw ASGI app whose requests send *messages*, set *began*, then await *then()*."""
+    """A raw ASGI app whose requests send *messages*, set *began*, then await *then()*; it has
+    no lifespan of its own (`app_lifespan=False`)."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
@@ -96,13 +97,16 @@ async def test_a_response_cut_mid_body_is_counted_apart_and_named() -> None:
     """1. a stream has sent its start and a chunk; 2. the deadline cancels it; 3. no 503
     follows the start, and the report counts it as cut mid-body, names it, and is not
     clean, where before it counted it as answered 503."""
-    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    supervisor = quiet_supervisor(grace_period=1.5, cancel_timeout=0.5)
     began = asyncio.Event()
 
     stream = sends_then(began, START, chunk(b"tick\n"), then=lambda: asyncio.sleep(3600))
     cycle = ServerCycle()
     report, request = await drained(
-        supervisor, SupervisorMiddleware(stream, supervisor=supervisor), cycle, began
+        supervisor,
+        SupervisorMiddleware(stream, supervisor=supervisor, app_lifespan=False),
+        cycle,
+        began,
     )
     assert request.done()
     assert not request.cancelled()
@@ -118,7 +122,7 @@ async def test_a_client_that_stopped_reading_cannot_hold_the_cut_response() -> N
     """1. a stream's second chunk waits for a client that stopped reading; 2. the deadline
     cancels it; 3. the 503 it tries would wait too, so it gives up within its bound: the
     request ends (not by the second cancel, with a traceback) and counts as cut."""
-    supervisor = quiet_supervisor(grace_period=2.0, cancel_timeout=1.5)
+    supervisor = quiet_supervisor(grace_period=2.5, cancel_timeout=1.5)
     began = asyncio.Event()
 
     async def stream(scope: Any, receive: Any, send: Any) -> None:
@@ -130,20 +134,23 @@ async def test_a_client_that_stopped_reading_cannot_hold_the_cut_response() -> N
 
     cycle = ServerCycle(stall_after=1)
     report, request = await drained(
-        supervisor, SupervisorMiddleware(stream, supervisor=supervisor), cycle, began
+        supervisor,
+        SupervisorMiddleware(stream, supervisor=supervisor, app_lifespan=False),
+        cycle,
+        began,
     )
     assert request.done()
     assert not request.cancelled()
     assert request.exception() is None
     assert report.requests_cut_count == 1
     assert report.cut_short == ()
-    assert report.duration < 2.0 - 0.3  # over before the second cancel was due
+    assert report.duration < 2.5 - 0.3  # over before the second cancel was due
 
 
 async def test_a_request_cancelled_after_its_response_was_complete_counts_as_cancelled() -> None:
     """Cancelled while its work after a complete response runs (a background task): its
     client got the whole answer, so it is not cut; its work was, so it counts cancelled."""
-    supervisor = quiet_supervisor(grace_period=1.0, cancel_timeout=0.5)
+    supervisor = quiet_supervisor(grace_period=1.5, cancel_timeout=0.5)
     began = asyncio.Event()
 
     # After its whole response, the request goes on (sending an email, say).
@@ -152,7 +159,10 @@ async def test_a_request_cancelled_after_its_response_was_complete_counts_as_can
     )
     cycle = ServerCycle()
     report, _ = await drained(
-        supervisor, SupervisorMiddleware(then_background, supervisor=supervisor), cycle, began
+        supervisor,
+        SupervisorMiddleware(then_background, supervisor=supervisor, app_lifespan=False),
+        cycle,
+        began,
     )
     assert (report.requests_cancelled_count, report.requests_cut_count) == (1, 0)
     assert cycle.sent == [START, chunk(b"done", more_body=False)]
@@ -170,7 +180,10 @@ async def test_a_stream_that_stops_without_ending_its_body_at_the_notice_is_ende
     )
     cycle = ServerCycle()
     report, _ = await drained(
-        supervisor, SupervisorMiddleware(stops_at_the_notice, supervisor=supervisor), cycle, began
+        supervisor,
+        SupervisorMiddleware(stops_at_the_notice, supervisor=supervisor, app_lifespan=False),
+        cycle,
+        began,
     )
     assert cycle.sent[-1] == chunk(b"", more_body=False)
     assert cycle.complete
