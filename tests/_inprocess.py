@@ -1,6 +1,7 @@
 """Helpers the in-process tests share: a quiet supervisor and an app around it, an httpx
 client on an ASGI app, a request to hold in flight, a websocket client played through queues,
-a bounded wait for a condition, and a parser for Prometheus' text format.
+a bounded wait for a condition, a parser for Prometheus' text format, and a loopback listener
+with a client that stops reading.
 
 Test modules import from here (and the apps from `tests.apps`), never from each other nor
 from ``conftest.py``.
@@ -9,6 +10,8 @@ from ``conftest.py``.
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor._host.connections import client_connections
 
 # Client addresses: they decide nothing (admin access needs a token), tests show it.
 LOOPBACK = ("127.0.0.1", 4000)
@@ -132,3 +136,47 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def named(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
     """Every sample of one name, by labels."""
     return {labels: v for (n, labels), v in samples.items() if n == "asgi_supervisor_" + name}
+
+
+class Listener:
+    """A listening socket on loopback, and the connections it accepted; `close` ends all.
+
+    Its calls block (briefly, on loopback): from a coroutine, run them in a thread.
+    """
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.port: int = self.sock.getsockname()[1]
+        self.opened: list[socket.socket] = [self.sock]
+
+    def connect(self, receive_buffer: int | None = None) -> tuple[socket.socket, socket.socket]:
+        """A client (with a small receive buffer, if given) and our end of its connection."""
+        client = socket.socket()
+        if receive_buffer is not None:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        client.connect(("127.0.0.1", self.port))
+        accepted, _ = self.sock.accept()
+        self.opened += [client, accepted]
+        return client, accepted
+
+    def stall(self, accepted: socket.socket, within: float = 5.0) -> None:
+        """Write to *accepted* until the kernel takes no more, and wait until it probes the
+        client's closed window: a client that stopped reading, as the kernel sees it."""
+        accepted.setblocking(False)
+        try:
+            for _ in range(10_000):
+                accepted.send(b"x" * 65536)
+            raise AssertionError("the client took 640 MB: it is reading")
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + within
+        while not any(c.stalled for c in client_connections({self.port})):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no stalled connection: {client_connections({self.port})}")
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        for sock in self.opened:
+            sock.close()

@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 
+from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -59,6 +60,44 @@ async def endless_stream(request: Request) -> Response:
             record("stream ended")
 
     return StreamingResponse(ticks(), media_type="text/plain")
+
+
+async def big_stream(request: Request) -> Response:
+    """An endless stream of 64 KiB chunks, as fast as the client reads them."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        record("big stream started")
+        try:
+            while True:
+                yield b"x" * 65536
+        finally:
+            record("big stream ended")
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream")
+
+
+async def ticks(name: str) -> AsyncIterator[str]:
+    """An endless tick every 0.1 s, recording when it starts and ends."""
+    record(f"{name} started")
+    try:
+        n = 0
+        while True:
+            yield f"tick {n}"
+            n += 1
+            await asyncio.sleep(0.1)
+    finally:
+        record(f"{name} ended")
+
+
+async def event_stream(request: Request) -> Response:
+    """An endless sse-starlette stream, with nothing in it about shutting down."""
+    return EventSourceResponse({"data": tick} async for tick in ticks("events"))
+
+
+async def until_closing_stream(supervisor: Supervisor, request: Request) -> Response:
+    """An endless StreamingResponse that ends at the closing notice."""
+    lines = (f"{tick}\n".encode() async for tick in ticks("until-closing"))
+    return StreamingResponse(supervisor.until_closing(lines), media_type="text/plain")
 
 
 async def block_loop(request: Request) -> Response:
@@ -178,6 +217,9 @@ def build(supervisor: Supervisor, faults: set[str] | None = None) -> SupervisorM
         Route("/", hello),
         Route("/slow", slow_route),
         Route("/stream", endless_stream),
+        Route("/big", big_stream),
+        Route("/events", event_stream),
+        Route("/until-closing", functools.partial(until_closing_stream, supervisor)),
         Route("/block", block_loop),
         Route("/spawn", functools.partial(spawn_route, supervisor), methods=["POST"]),
         WebSocketRoute("/ws", echo_socket),

@@ -32,6 +32,7 @@ def test_all_is_pinned() -> None:
     assert asgi_supervisor.__all__ == [
         "AbandonedTask",
         "CheckResult",
+        "Closing",
         "Config",
         "Kind",
         "LoopLagStats",

@@ -34,7 +34,7 @@ from ._core.checks import CheckResult
 from ._core.lifecycle import State
 from ._core.registry import Kind
 from ._core.report import AbandonedTask, Phase, ShutdownReport
-from ._core.stopping import Stopping
+from ._core.stopping import Closing, Stopping
 from ._core.worker_state import WorkerSnapshot, WorkerState
 from ._core.workers import Restart
 from ._host.looplag import LoopLagStats
@@ -51,6 +51,7 @@ from .exceptions import (
 __all__ = [
     "AbandonedTask",
     "CheckResult",
+    "Closing",
     "Config",
     "Kind",
     "LoopLagStats",

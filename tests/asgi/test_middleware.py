@@ -241,4 +241,5 @@ async def test_websocket_handler_that_ignores_the_close_is_cancelled() -> None:
     assert report.websockets_cancelled_count == 1
     assert report.tasks_cancelled_count == 0  # a websocket is not a task
     assert report.websockets_closed == {1012: 1}
+    assert report.clean  # its client had its close code before the handler was cancelled
     assert 1.0 <= report.duration < 1.5

@@ -9,6 +9,7 @@ import pytest
 
 from asgi_supervisor import AbandonedTask, Phase, ShutdownReport
 from asgi_supervisor._core.report import ShutdownProgress, format_duration, log_report, tallies
+from asgi_supervisor._core.verdict import REASONS
 
 
 async def stuck() -> None:
@@ -68,8 +69,9 @@ def test_the_report_line_names_the_trigger_verdict_phases_and_every_count() -> N
     """One line: trigger, verdict and duration, each phase, then the counts in words."""
     assert report().summary() == (
         "signal SIGTERM, NOT clean, 1.52 s: draining 1.00 s, closing 0.20 s, stopping 0.32 s; "
-        "requests drained 3, rejected 1, cancelled 0; websockets closed 1012x2, cancelled 0; "
-        "tasks finished 2, cancelled 1, failed 1, cut short 0, abandoned 0"
+        "requests drained 3, rejected 1, cancelled 0, cut mid-body 0; streams ended at the "
+        "notice 0; websockets closed 1012x2, cancelled 0; tasks finished 2, cancelled 1, "
+        "failed 1, cut short 0, abandoned 0; not clean: 1 task failed"
     )
 
 
@@ -85,7 +87,8 @@ def test_the_line_writes_long_durations_as_the_page_does() -> None:
     )
     assert long.summary().startswith(
         "signal SIGTERM, forced, clean, 1 min 20 s: draining 1 min 15 s; requests drained 3, "
-        "rejected 1, cancelled 0; websockets closed 1001x1, 1012x2, cancelled 0; "
+        "rejected 1, cancelled 0, cut mid-body 0; streams ended at the notice 0; websockets "
+        "closed 1001x1, 1012x2, cancelled 0; "
     )
 
 
@@ -101,10 +104,11 @@ def test_the_tallies_are_the_words_of_the_line() -> None:
     abandoned = AbandonedTask(id=1, name="stuck", kind="task", where=None, stack=())
     stuck = report(abandoned=(abandoned,), cut_short=("slow-cleanup",))
     groups = tallies(stuck)
-    assert [group.label for group in groups] == ["requests", "websockets", "tasks"]
-    assert stuck.summary().split("; ")[1:] == [group.text() for group in groups]
-    assert groups[2].items[-2:] == (("cut short 1", 1), ("abandoned 1", 1))
-    assert groups[1].items[0] == ("closed 1012x2", 2)
+    assert [group.label for group in groups] == ["requests", "streams", "websockets", "tasks"]
+    line = stuck.summary().partition("; not clean: ")[0]
+    assert line.split("; ")[1:] == [group.text() for group in groups]
+    assert groups[3].items[-2:] == (("cut short 1", 1), ("abandoned 1", 1))
+    assert groups[2].items[0] == ("closed 1012x2", 2)
 
 
 def test_the_json_keeps_its_keys_and_carries_the_line() -> None:
@@ -112,10 +116,15 @@ def test_the_json_keeps_its_keys_and_carries_the_line() -> None:
     rounded to the microsecond, and adds the line as ``summary``."""
     as_dict = report().to_dict()
     assert list(as_dict) == [
-        *("trigger", "forced", "started_at", "duration", "clean", "phases", "requests"),
-        *("websockets_closed", "websockets_cancelled", "tasks", "cut_short", "abandoned"),
-        "summary",
+        *("trigger", "forced", "started_at", "duration", "clean", "not_clean", "reasons"),
+        *("phases", "requests", "requests_cut", "streams_ended", "websockets_closed"),
+        *("websockets_cancelled", "websockets_unclosed", "tasks", "cut_short", "abandoned"),
+        *("connections_ended", "ended_by_watchdog", "summary"),
     ]
+    assert as_dict["clean"] is False
+    assert as_dict["not_clean"] == {reason: reason == "tasks_failed" for reason in REASONS}
+    assert as_dict["reasons"] == ["1 task failed"]
+    assert as_dict["requests"] == {"drained": 3, "rejected": 1, "cancelled": 0, "cut": 0}
     assert as_dict["duration"] == 1.5234
     assert as_dict["phases"] == [
         {"name": "draining", "start": 0.0, "duration": 1.0},
@@ -188,26 +197,98 @@ def test_a_clean_report_is_one_info_line_carrying_the_dict(
     assert record.report == clean.to_dict()  # type: ignore[attr-defined]
 
 
-def test_what_went_wrong_is_logged_each_on_its_own_then_the_summary_as_an_error(
+def test_an_abandoned_task_is_logged_where_it_is_stuck_then_the_summary_as_an_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """An abandoned task is an ERROR naming it and where it is stuck, a cut cleanup and
-    cancelled requests are WARNINGs, and the summary of a report that is not clean is an
-    ERROR."""
+    """An abandoned task is an ERROR naming it and where it is stuck; the rest of what went
+    wrong is said once, in the summary of a report that is not clean, itself an ERROR."""
     caplog.set_level(logging.INFO, logger="asgi_supervisor")
     stuck_task = AbandonedTask(id=3, name="sync-job", kind="task", where="jobs.py:9 in f", stack=())
     log_report(
         report(abandoned=(stuck_task,), cut_short=("worker flush",), requests_cancelled_count=2)
     )
-    assert [(r.levelno, r.getMessage()) for r in caplog.records[:3]] == [
-        (logging.ERROR, "abandoned task 'sync-job' at the deadline, stuck at jobs.py:9 in f"),
-        (logging.WARNING, "cleanup cut short by the second cancel: worker flush"),
-        (
-            logging.WARNING,
-            "2 request(s) cancelled at the deadline (answered 503 where no response had begun)",
-        ),
-    ]
-    summary = caplog.records[3]
+    first, summary = caplog.records
+    assert (first.levelno, first.getMessage()) == (
+        logging.ERROR,
+        "abandoned task 'sync-job' at the deadline, stuck at jobs.py:9 in f",
+    )
     assert summary.levelno == logging.ERROR
-    assert summary.getMessage().startswith("shutdown report: signal SIGTERM, NOT clean, ")
-    assert len(caplog.records) == 4
+    message = summary.getMessage()
+    assert message.startswith("shutdown report: signal SIGTERM, NOT clean, ")
+    assert message.endswith(
+        "; not clean: 2 requests cancelled at the deadline (answered 503 where no response "
+        "had begun), 1 task failed, 1 task had its cleanup cut short by the second cancel "
+        "(worker flush), 1 task abandoned at the deadline (sync-job)"
+    )
+
+
+CLEAN = {"tasks_failed_count": 0}
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "words"),
+    [
+        (
+            {"requests_cancelled_count": 1},
+            "requests_cancelled",
+            "1 request cancelled at the deadline (answered 503 where no response had begun)",
+        ),
+        (
+            {"requests_cut_count": 3, "requests_cut": ("GET /a from 10.0.0.1:5", "GET /b")},
+            "responses_cut",
+            "3 responses cut mid-body at the deadline (GET /a from 10.0.0.1:5, GET /b and 1 more)",
+        ),
+        (
+            {"connections_ended": ("127.0.0.1:5000",)},
+            "connections_ended",
+            "1 connection ended with data its client did not read (127.0.0.1:5000)",
+        ),
+        (
+            {"websockets_unclosed_count": 2},
+            "websockets_unclosed",
+            "2 websockets cancelled before their close frame went out",
+        ),
+        ({"tasks_failed_count": 2}, "tasks_failed", "2 tasks failed"),
+        (
+            {"cut_short": ("flush",)},
+            "tasks_cut_short",
+            "1 task had its cleanup cut short by the second cancel (flush)",
+        ),
+        (
+            {"abandoned": (AbandonedTask(id=1, name="job", kind="task", where=None, stack=()),)},
+            "tasks_abandoned",
+            "1 task abandoned at the deadline (job)",
+        ),
+        ({"ended_by_watchdog": True}, "watchdog", "ended by the watchdog"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and value in REASONS else "",
+)
+def test_each_way_a_shutdown_is_not_clean_is_named(
+    changes: dict[str, object], reason: str, words: str
+) -> None:
+    """Any one of these makes the report not clean, and it is named in words (the reasons,
+    the end of the line) and by its reason, counted, in the JSON the metrics read."""
+    flawed = report(**{**CLEAN, **changes})
+    assert not flawed.clean
+    assert flawed.reasons == (words,)
+    assert flawed.summary().endswith(f"; not clean: {words}")
+    counts = flawed.to_dict()["not_clean"]
+    assert isinstance(counts, dict)
+    assert [name for name, count in counts.items() if count] == [reason]
+
+
+def test_what_every_client_got_whole_is_clean() -> None:
+    """Rejections while closing, streams ended at the notice, websocket handlers cancelled
+    after their close frame went out, tasks cancelled, and a forced shutdown are clean."""
+    fine = report(
+        **CLEAN,
+        forced=True,
+        requests_rejected_count=9,
+        streams_ended_count=2,
+        websockets_cancelled_count=1,
+        tasks_cancelled_count=4,
+    )
+    assert fine.clean
+    assert fine.reasons == ()
+    assert "not clean" not in fine.summary()
+    assert "streams ended at the notice 2" in fine.summary()

@@ -32,11 +32,17 @@ async def test_the_count_keeps_its_own_clock_until_stopped() -> None:
 
 
 def test_requests_that_met_the_shutdown_are_told_apart() -> None:
-    """Drained and cancelled requests are counted apart, and each one wakes the shutdown."""
+    """Drained, cancelled and cut requests are counted apart, each leaves the in-flight
+    count and wakes the shutdown, and the cut ones are named, up to a bound."""
     count = RequestCount()
+    count.in_flight = 25
     woken: list[None] = []
     count.on_change = lambda: woken.append(None)
-    count.ended_while_draining(cancelled=False)
-    count.ended_while_draining(cancelled=True)
-    count.ended_while_draining(cancelled=False)
-    assert (count.drained_count, count.cancelled_count, len(woken)) == (2, 1, 3)
+    count.left_while_draining()
+    count.left_while_draining(cancelled=True)
+    count.left_while_draining()
+    for n in range(22):
+        count.left_while_draining(cut=f"GET /stream/{n}")
+    assert (count.drained_count, count.cancelled_count, count.cut_count) == (2, 1, 22)
+    assert count.cut_names == [f"GET /stream/{n}" for n in range(20)]
+    assert (count.in_flight, len(woken)) == (0, 25)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from asgi_supervisor import NotRunningError
-from asgi_supervisor._core.stopping import Stopping
+from asgi_supervisor._core.stopping import Closing, Stopping
 
 
 class Lifespans:
@@ -44,3 +44,17 @@ async def test_it_follows_the_lifespan_running_now() -> None:
         await asyncio.wait_for(waiter, 1)
         assert stopping.is_set()
         assert repr(stopping) == "<Stopping set>"
+
+
+async def test_closing_is_the_same_view_of_the_closing_event() -> None:
+    """`Closing` reads the lifespan's closing event as `Stopping` reads its stopping one,
+    and says which it is."""
+    lifespans = Lifespans()
+    closing = Closing(lifespans.current)
+    assert repr(closing) == "<Closing unset>"
+    with pytest.raises(NotRunningError, match="Cannot wait for closing: no lifespan is running"):
+        await closing.wait()
+    lifespans.event = asyncio.Event()
+    lifespans.event.set()
+    await asyncio.wait_for(closing.wait(), 1)
+    assert repr(closing) == "<Closing set>"

@@ -77,6 +77,19 @@ async def test_nobody_subscribed_means_no_look_and_close_waits_for_a_look_under_
     assert (calls, heard, watch.listeners) == ([1], [], frozenset())
 
 
+async def test_a_listener_found_once_stays_seen_after_it_closed() -> None:
+    """1. a look finds the listener on port 8000; 2. the server closes it (as it does when
+    it stops), and the next look finds nothing; 3. ``listeners`` says so, yet ``seen`` keeps
+    it: the shutdown ends the connections left on the ports this process served."""
+    answers: list[set[Listener]] = [{SOCKET}, set()]
+    watch = ListenerWatch(lambda: answers.pop(0))
+    watch.subscribe(lambda listeners: None)
+    assert await asyncio.shield(watch.look()) == {SOCKET}
+    assert await asyncio.shield(watch.look()) == frozenset()
+    assert (watch.listeners, watch.seen) == (frozenset(), frozenset({SOCKET}))
+    await watch.aclose()
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         await asyncio.sleep(0.005)

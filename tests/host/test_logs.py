@@ -137,7 +137,8 @@ async def test_drain_logs_the_report_as_one_line_with_the_dict_in_extra(
     (record,) = [r for r in caplog.records if r.getMessage().startswith("shutdown report")]
     assert re.fullmatch(
         r"shutdown report: api, clean, \d+\.\d\d s: draining \d+\.\d\d s, closing .*; "
-        r"requests drained 0, rejected 0, cancelled 0; websockets closed 0, cancelled 0; "
+        r"requests drained 0, rejected 0, cancelled 0, cut mid-body 0; streams ended at the "
+        r"notice 0; websockets closed 0, cancelled 0; "
         r"tasks finished 0, cancelled 0, failed 0, cut short 0, abandoned 0",
         record.getMessage(),
     )

@@ -90,3 +90,44 @@ def test_names_the_coroutine_a_parked_task_waits_in() -> None:
     assert "in hung_app_shutdown" in chains
     assert ("  Awaited by: 'app lifespan'" in chains) is (sys.version_info >= (3, 14))
     assert "Task 'app lifespan':" in result.stderr
+
+
+LAST_WORDS = """
+import asyncio, logging, sys, time
+from asgi_supervisor._host.watchdog import Watchdog
+
+logging.basicConfig(stream=sys.stderr, format="%(levelname)s %(message)s")
+
+def report():
+    print("the report line", file=sys.stderr, flush=True)
+    {fail}
+
+async def main():
+    watchdog = Watchdog(asyncio.get_running_loop(), last_words=report)
+    watchdog.arm(time.monotonic() + 0.3)
+    time.sleep(20)
+
+asyncio.run(main())
+"""
+
+
+def run_last_words(fail: str) -> subprocess.CompletedProcess[str]:
+    code = textwrap.dedent(LAST_WORDS.format(fail=fail))
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
+def test_the_last_words_come_before_the_dump_and_the_exit() -> None:
+    """The shutdown's report is written first, then the dump, then the exit."""
+    result = run_last_words(fail="")
+    assert result.returncode == 70
+    assert result.stderr.index("the report line") < result.stderr.index("watchdog: the shutdown")
+
+
+def test_last_words_that_fail_do_not_keep_the_process_alive() -> None:
+    """An error making the report is logged, and the watchdog still ends the process."""
+    result = run_last_words(fail="raise RuntimeError('no report')")
+    assert result.returncode == 70
+    assert "the watchdog could not log the shutdown report" in result.stderr
+    assert "RuntimeError: no report" in result.stderr

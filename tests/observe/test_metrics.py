@@ -16,6 +16,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from asgi_supervisor import ShutdownReport, Supervisor, SupervisorMiddleware, WorkerState
+from asgi_supervisor._core.verdict import REASONS
 from asgi_supervisor._observe.metrics import take_snapshot
 from asgi_supervisor.testing import LifespanManager
 from tests._inprocess import (
@@ -30,7 +31,7 @@ from tests._inprocess import (
     value,
     wait_until,
 )
-from tests.apps import crash_loop, echo_socket, parked
+from tests.apps import cleanup_raises, crash_loop, echo_socket, parked
 
 
 async def failing_check() -> bool:
@@ -147,11 +148,30 @@ async def test_metrics_after_a_drain_report_the_last_shutdown() -> None:
         duration = value(samples, "last_shutdown_phase_duration_seconds", phase=phase["name"])
         assert (start, duration) == (phase["start"], phase["duration"])
     requests = {dict(k)["outcome"]: v for k, v in named(samples, "last_shutdown_requests").items()}
-    assert requests == expected["requests"] == {"drained": 1, "rejected": 1, "cancelled": 0}
+    assert requests == expected["requests"]
+    assert requests == {"drained": 1, "rejected": 1, "cancelled": 0, "cut": 0}
+    # The crash-looping worker's last run failed while stopping: the one reason.
+    assert value(samples, "last_shutdown_clean") == 0
+    assert value(samples, "last_shutdown_streams_ended") == 0
+    reasons = {dict(k)["reason"]: v for k, v in named(samples, "last_shutdown_not_clean").items()}
+    assert reasons == expected["not_clean"] == {**dict.fromkeys(REASONS, 0), "tasks_failed": 1}
     assert named(samples, "last_shutdown_websockets_closed") == {frozenset({("code", "4001")}): 1}
     tasks = {dict(k)["outcome"]: v for k, v in named(samples, "last_shutdown_tasks").items()}
     assert tasks == expected["tasks"]
     assert tasks["cancelled"] >= 1  # the parked worker
+
+
+async def test_a_shutdown_that_was_not_clean_says_why_in_its_metrics() -> None:
+    """A worker whose cleanup fails: the last shutdown is not clean, and its one reason is
+    counted under its name while every other reason is 0."""
+    supervisor = quiet_supervisor()
+    supervisor.add_worker(cleanup_raises, name="cleanup-raises")
+    async with LifespanManager(SupervisorMiddleware(Starlette(), supervisor=supervisor)):
+        await supervisor.drain()
+        samples = (await take_snapshot(supervisor)).samples
+    assert ("asgi_supervisor_last_shutdown_clean", (), 0.0) in samples
+    reasons = {labels[0]: count for name, labels, count in samples if name.endswith("not_clean")}
+    assert reasons == {**dict.fromkeys(REASONS, 0.0), "tasks_failed": 1.0}
 
 
 async def test_report_keys_added_later_are_exposed(monkeypatch: pytest.MonkeyPatch) -> None:

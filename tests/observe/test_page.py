@@ -247,9 +247,11 @@ def test_the_report_section_says_what_the_log_line_says() -> None:
     section = page[page.index('<section id="shutdown">') :]
     assert "<dt>Took</dt><dd>1 min 15 s</dd>" in section
     assert (
-        "<dt>Requests</dt><dd>drained 2, rejected 1, <span class=muted>cancelled 0</span></dd>"
-        in section
+        "<dt>Requests</dt><dd>drained 2, rejected 1, <span class=muted>cancelled 0</span>, "
+        "<span class=muted>cut mid-body 0</span></dd>" in section
     )
+    assert "<dt>Streams</dt><dd><span class=muted>ended at the notice 0</span></dd>" in section
+    assert "<dt>Not clean</dt><dd>1 task abandoned at the deadline (" in section
     assert "<dt>Websockets</dt><dd>closed 1012x3, <span class=muted>cancelled 0</span>" in section
     assert "<dt>Tasks</dt><dd>finished 1, cancelled 1, <span class=muted>failed 0" in section
     line = shown.summary()

@@ -46,8 +46,9 @@ def test_a_plain_server_shows_the_phases_and_the_report(
         r"asgi_supervisor: draining: signal SIGTERM;.*$",
         r"asgi_supervisor: closing: refusing new requests$",
         r"asgi_supervisor: shutdown report: signal SIGTERM, clean, \d+\.\d\d s: draining "
-        r"\d+\.\d\d s, closing .*; requests drained 0, rejected 0, cancelled 0; "
-        r"websockets closed 0, cancelled 0; tasks finished \d+, cancelled \d+, failed 0, "
+        r"\d+\.\d\d s, closing .*; requests drained 0, rejected 0, cancelled 0, cut mid-body "
+        r"0; streams ended at the notice 0; websockets closed 0, cancelled 0; tasks finished "
+        r"\d+, cancelled \d+, failed 0, "
         r"cut short 0, abandoned 0$",
     ]
     for line in expected:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import subprocess
 import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -73,6 +75,8 @@ async def test_a_close_that_never_goes_out_cannot_hang_a_shutdown_with_no_drain_
     assert report.duration < 2.0
     assert report.websockets_closed == {}  # the client never got our frame
     assert report.websockets_cancelled_count == 1
+    assert report.websockets_unclosed_count == 1
+    assert report.reasons == ("1 websocket cancelled before its close frame went out",)
 
 
 async def test_a_close_slower_than_a_second_is_counted() -> None:
@@ -85,6 +89,7 @@ async def test_a_close_slower_than_a_second_is_counted() -> None:
         report = await supervisor.drain()
     assert report.websockets_closed == {1012: 1}
     assert report.websockets_cancelled_count == 0
+    assert report.websockets_unclosed_count == 0
 
 
 async def test_workers_that_stop_by_themselves_while_draining_count_as_finished() -> None:
@@ -204,3 +209,56 @@ async def test_a_drain_nothing_will_follow_names_the_liveness_path_that_now_fail
         "stopped, and no signal will end this process: /_ops/health/live now fails so that "
         "it is restarted"
     ]
+
+
+WATCHDOG_EXIT = """
+import asyncio, contextlib, logging, sys, time
+from starlette.applications import Starlette
+from asgi_supervisor import Supervisor, SupervisorMiddleware
+from asgi_supervisor.testing import LifespanManager
+
+logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(message)s")
+supervisor = Supervisor(
+    grace_period=1.5, cancel_timeout=0.5, shutdown_delay=0.0, handle_signals=False,
+    local_token=False, process_group=False, loop_lag_threshold=None, watchdog_delay=0.2,
+)
+
+async def blocks_when_cancelled():
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        time.sleep(30)  # sync code: the loop, and the shutdown, stop here
+
+@contextlib.asynccontextmanager
+async def lifespan(app):
+    yield
+    time.sleep(30)  # the app's own shutdown hangs in sync code
+
+if {stuck_worker}:
+    supervisor.add_worker(blocks_when_cancelled, name="blocks")
+app = Starlette(lifespan=None if {stuck_worker} else lifespan)
+app = SupervisorMiddleware(app, supervisor=supervisor)
+
+async def main():
+    async with LifespanManager(app, shutdown_timeout=60):
+        pass
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("stuck_worker", [False, True], ids=["after-the-report", "before-it"])
+def test_a_process_the_watchdog_ends_logs_a_report_saying_so(stuck_worker: bool) -> None:
+    """The watchdog ends the process (status 70): first the shutdown report is logged, once,
+    not clean because the watchdog ended it, whether the shutdown had made its report (the
+    app's own shutdown hung) or not yet (a worker blocked the loop while stopping)."""
+    code = textwrap.dedent(WATCHDOG_EXIT.format(stuck_worker=stuck_worker))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 70, result.stderr
+    reports = [line for line in result.stderr.splitlines() if "shutdown report: " in line]
+    assert reports[-1].startswith("ERROR shutdown report: lifespan shutdown, NOT clean, ")
+    stuck = "1 task abandoned at the deadline (blocks), " if stuck_worker else ""
+    assert reports[-1].endswith(f"not clean: {stuck}ended by the watchdog")
+    assert result.stderr.index(reports[-1]) < result.stderr.index("watchdog: the shutdown")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -135,6 +136,30 @@ async def test_stopping_is_set_when_draining_begins() -> None:
         assert supervisor.state is State.DRAINING
         assert supervisor.is_draining
         await supervisor.drain()
+
+
+async def test_closing_is_set_when_the_closing_phase_begins_after_the_delay() -> None:
+    """`closing` is not set while draining (balancers still send requests here), and is set
+    the moment closing begins: what long-lived responses wait on."""
+    supervisor = quiet_supervisor(shutdown_delay=0.2)
+    async with LifespanManager(bare_app(supervisor)):
+        supervisor.begin_drain()
+        assert supervisor.state is State.DRAINING
+        assert not supervisor.closing.is_set()
+        await asyncio.wait_for(supervisor.closing.wait(), 2)
+        assert supervisor.state is not State.DRAINING
+        await supervisor.drain()
+
+
+async def test_until_closing_passes_everything_through_outside_a_lifespan() -> None:
+    """Before any lifespan (a route tested without one) the source is not cut."""
+    supervisor = quiet_supervisor()
+
+    async def three() -> AsyncIterator[int]:
+        for item in range(3):
+            yield item
+
+    assert [item async for item in supervisor.until_closing(three())] == [0, 1, 2]
 
 
 async def test_workers_stop_in_reverse_order_before_the_app_shuts_down() -> None:

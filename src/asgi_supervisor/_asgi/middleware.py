@@ -17,6 +17,7 @@ middleware pays by a quarter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ from .asyncio_only import on_asyncio, refuse_lifespan
 from .endpoints import Endpoints
 from .lifespan import LifespanBridge
 from .shadowing import explain, refuse_startup, shadowed_routes
+from .sse import SseStarletteFlag
 from .websocket import WebSocketConnection
 
 if TYPE_CHECKING:
@@ -102,6 +104,9 @@ class SupervisorMiddleware:
         self._lifecycle: Lifecycle = _IDLE  # read only while `requests` is set
         # The run that has not left its listener folders yet (see `_leave`).
         self._staying: Run | None = None
+        # sse-starlette's shutdown flag, raised at the closing notice of the lifespan this
+        # instance runs (`sse`).
+        self._sse = SseStarletteFlag()
         # Built once per state: a rejection is the same bytes every time.
         self._rejections: dict[State, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
         retry_after = str(supervisor.config.retry_after).encode()
@@ -142,11 +147,12 @@ class SupervisorMiddleware:
         # `started` marks this frame as a counted request (see `_COUNTED`) and gives its
         # age to /tasks; it is read from the frame, never here.
         started = requests.now  # noqa: F841
-        cut = False
+        ending = _RETURNED
         requests.in_flight += 1
         try:
             await app(scope, receive, send)
         except asyncio.CancelledError:
+            ending = _RAISED
             task = asyncio.current_task()
             assert task is not None
             before = requests.deadline_cancels.get(task)
@@ -155,14 +161,21 @@ class SupervisorMiddleware:
             # The shutdown cancelled this request at the deadline. Withdraw that request
             # and only it, as asyncio's timeouts.py does: a count still above the one
             # before ours means someone else cancelled the task too, and theirs goes on.
-            cut = True
+            ending = _CANCELLED
             if task.uncancel() > before:
                 raise
-            await _answer_cut(send, self._rejections[State.STOPPING])
+            if await _answer_cut(send, self._rejections[State.STOPPING]):
+                ending = _CUT
+        except BaseException:
+            # Handlers cost nothing on the way through: only the draining branch below
+            # needs to know the app did not return.
+            ending = _RAISED
+            raise
         finally:
-            requests.in_flight -= 1
             if lifecycle.draining:
-                requests.ended_while_draining(cut)
+                await self._ended_while_draining(scope, send, requests, lifecycle, ending)
+            else:
+                requests.in_flight -= 1
 
     async def _not_http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -181,7 +194,12 @@ class SupervisorMiddleware:
                 prefix = self.supervisor.config.path_prefix
                 await refuse_startup(receive, send, explain(prefix, shadowed))
             bridge = LifespanBridge(
-                self.app, self.supervisor, receive, send, begin=self._begin, end=self._end
+                self.app,
+                self.supervisor,
+                receive,
+                send,
+                begin=lambda: self._begin(receive),
+                end=self._end,
             )
             try:
                 await (bridge(scope) if self.app_lifespan else bridge.run_alone())
@@ -192,16 +210,20 @@ class SupervisorMiddleware:
 
     # -- the lifespan this instance runs ----------------------------------------------------
 
-    def _begin(self) -> Run:
+    def _begin(self, server_receive: Receive) -> Run:
         loop = asyncio.get_running_loop()
 
         def find_requests() -> list[asyncio.Task[Any]]:
             found = tasks_running(asyncio.all_tasks(loop), _CALL_CODE, self, _COUNTED)
             return [task for task, _ in found]
 
-        run = self.supervisor._begin_startup(find_requests)
+        # The server's lifespan receive is a method of its lifespan object, which holds the
+        # server's configuration (uvicorn, hypercorn): see `_host.server_wait`.
+        server = getattr(server_receive, "__self__", None)
+        run = self.supervisor._begin_startup(find_requests, server=server)
         self._run, self._requests, self._lifecycle = run, run.requests, run.lifecycle
         self._staying = run
+        run.notice.subscribe(self._sse.raise_flag)
         if run.presence is not None:
             # A sibling's scrape asks this process for its metrics (`metrics_group`).
             serve_snapshots(run.presence.channel, self.supervisor)
@@ -210,6 +232,7 @@ class SupervisorMiddleware:
     async def _end(self) -> None:
         self._run = self._requests = None
         self._lifecycle = _IDLE
+        self._sse.lower_flag()
         await self._leave()
 
     async def _leave(self) -> None:
@@ -230,6 +253,25 @@ class SupervisorMiddleware:
         return [(task, frame.f_locals[_COUNTED]) for task, frame in found]
 
     # -- shutting down ----------------------------------------------------------------------
+
+    async def _ended_while_draining(
+        self, scope: Scope, send: Send, requests: RequestCount, lifecycle: Lifecycle, ending: int
+    ) -> None:
+        # A request that met the shutdown ended: count how. It stays in flight until then,
+        # so that the drain does not end while a stream's last message is being sent.
+        cut = None
+        try:
+            if ending == _CUT:
+                cut = _request_name(scope)
+            elif ending == _RETURNED and not lifecycle.accepting and await _end_body(send):
+                # The app returned after the closing notice without ending its body:
+                # sse-starlette does, ending a stream by cancelling the task that sends it.
+                # End the body for it, so that its client sees the stream end, not a reset.
+                run = self._run
+                if run is not None:
+                    run.notice.stream_ended()
+        finally:
+            requests.left_while_draining(cancelled=ending == _CANCELLED, cut=cut)
 
     async def _reject(self, send: Send, requests: RequestCount, state: State) -> None:
         requests.rejected_count += 1
@@ -263,14 +305,79 @@ _CALL_CODE = SupervisorMiddleware.__call__.__code__
 _COUNTED = "started"
 
 
-async def _answer_cut(send: Send, rejection: tuple[bytes, list[tuple[bytes, bytes]]]) -> None:
-    # The task was cancelled by us alone and ends here, quietly: no traceback from the server.
+# How a request that met the shutdown ended (`SupervisorMiddleware.__call__`'s `ending`).
+_RETURNED, _RAISED, _CANCELLED, _CUT = range(4)
+# A message to a server that is not stuck writing is taken at once; one stuck behind a client
+# that stopped reading waits for it to read, forever. Probing the response's state waits no
+# longer than this.
+_SEND_TIMEOUT = 0.5
+# A request's name in the report is at most this long (the path is cut).
+_NAME_LENGTH = 120
+
+
+async def _answer_cut(send: Send, rejection: tuple[bytes, list[tuple[bytes, bytes]]]) -> bool:
+    """Answer 503 to a request the deadline cancelled, if its response had not begun;
+    return True when it had, and was not complete: its client got part of a body.
+
+    The task was cancelled by us alone and ends here, quietly: no traceback from the server.
+    Whether the response had begun is learnt from the server, at no cost to requests that
+    never meet a shutdown: a second response start is refused (or, behind a client that
+    stopped reading, waits), and so is a body message after the last one.
+    """
     body, headers = rejection
     try:
-        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        async with asyncio.timeout(_SEND_TIMEOUT):
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+    except TimeoutError:
+        # Stuck behind what was sent before (a start that has not begun never waits): the
+        # client stopped reading a response that had begun, and will not get all of it.
+        return True
+    except Exception:  # refused: the response had begun; was it complete?
+        return await _unfinished(send)
+    with contextlib.suppress(Exception):  # the client left meanwhile: nothing to tell it
         await send({"type": "http.response.body", "body": body})
-    except Exception:  # the response had begun: the server ends the connection
-        return
+    return False
+
+
+async def _unfinished(send: Send) -> bool:
+    # An empty body message that is not the last changes nothing on the wire; the server
+    # refuses it only if the response is complete.
+    try:
+        async with asyncio.timeout(_SEND_TIMEOUT):
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+    except TimeoutError:
+        return True  # stuck writing the body: its client stopped reading
+    except Exception:
+        return False  # complete: what was cut came after it (a background task)
+    return True
+
+
+async def _end_body(send: Send) -> bool:
+    """Send the last, empty body message; True if the server took it (the body was not
+    ended), False if it refused (it was, or never began) or is stuck writing."""
+    try:
+        async with asyncio.timeout(_SEND_TIMEOUT):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except Exception:
+        return False
+    return True
+
+
+def _request_name(scope: Scope) -> str:
+    """``GET /export from 10.0.0.7:51234``: the method, path and client of a request, for
+    the report, with what could fake a log line escaped and a long path cut."""
+    path = str(scope.get("path", ""))
+    if len(path) > _NAME_LENGTH:
+        path = path[:_NAME_LENGTH] + "..."
+    name = f"{scope.get('method', '?')} {path}"
+    client = scope.get("client")
+    if client:
+        name += f" from {client[0]}:{client[1]}"
+    return name.encode("ascii", "backslashreplace").decode().translate(_CONTROLS)
+
+
+# Control characters, which a decoded path may hold (%0A), written as escapes.
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
 
 
 class _ConnectionClose:

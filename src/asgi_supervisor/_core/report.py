@@ -6,6 +6,7 @@ that `/drain` carries for the command line to print). The `/tasks` page shows th
 words: the counts as `tallies` give them, every duration through `format_duration`, the
 one way the package writes a duration as text. JSON keeps durations as numbers, rounded to
 the microsecond. A drain still under way is a `ShutdownProgress`, rendered the same way.
+Whether a report is clean, and every reason it is not, is `verdict`'s to say.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .stacks import format_stack, where
+from .verdict import REASONS, flaws
 
 __all__ = [
     "AbandonedTask",
@@ -27,6 +29,7 @@ __all__ = [
     "Tally",
     "format_duration",
     "log_report",
+    "log_summary",
     "tallies",
 ]
 
@@ -130,8 +133,39 @@ class ShutdownReport:
     Example::
 
         report = await supervisor.drain()
-        if report.abandoned:
-            log.error("stuck: %s", [task.where for task in report.abandoned])
+        if not report.clean:
+            log.error("shutdown not clean: %s", "; ".join(report.reasons))
+
+    Attributes:
+        trigger: what began the shutdown (``signal SIGTERM``, ``drain endpoint``, ...).
+        forced: a second signal skipped the remaining waits.
+        started_at: Unix time of the trigger.
+        duration: seconds from the trigger to the end of the stopping phase.
+        phases: each `Phase` the shutdown went through.
+        requests_drained_count: requests in flight while draining that ended by themselves
+            (long-lived responses that ended at the closing notice included).
+        requests_rejected_count: requests answered 503 with ``Retry-After`` while closing.
+        requests_cancelled_count: requests cancelled at the deadline whose client got no
+            part of a response: answered 503 instead, or whose response was complete (its
+            work after the response was cut).
+        requests_cut_count: requests cancelled at the deadline in the middle of their
+            response body; `requests_cut` names the first of them (``GET /export from
+            10.0.0.7:51234``).
+        streams_ended_count: long-lived responses that ended themselves at the closing
+            notice (`Supervisor.until_closing`, sse-starlette), their clients seeing the body
+            end.
+        websockets_closed: close frames sent by the supervisor, by close code.
+        websockets_cancelled_count: websocket handlers cancelled in the stopping phase.
+        websockets_unclosed_count: websockets whose close frame had not gone out when the
+            stopping phase cancelled its sending.
+        tasks_finished_count, tasks_cancelled_count, tasks_failed_count: how the workers and
+            spawned tasks ended.
+        cut_short: names of tasks whose cleanup the second cancel cut short.
+        abandoned: each `AbandonedTask` still running at the deadline.
+        connections_ended: client addresses of connections ended after the stopping phase
+            with data their client had not read.
+        ended_by_watchdog: the watchdog ended the process (the report it logs says so).
+        clean: see `clean`; `reasons` says why not.
     """
 
     trigger: str
@@ -142,47 +176,77 @@ class ShutdownReport:
     requests_drained_count: int
     requests_rejected_count: int
     requests_cancelled_count: int
+    requests_cut_count: int = 0
+    requests_cut: tuple[str, ...] = ()
+    streams_ended_count: int = 0
     websockets_closed: dict[int, int] = field(default_factory=dict)
     websockets_cancelled_count: int = 0
+    websockets_unclosed_count: int = 0
     tasks_finished_count: int = 0
     tasks_cancelled_count: int = 0
     tasks_failed_count: int = 0
     cut_short: tuple[str, ...] = ()
     abandoned: tuple[AbandonedTask, ...] = ()
+    connections_ended: tuple[str, ...] = ()
+    ended_by_watchdog: bool = False
 
     @property
     def clean(self) -> bool:
-        """True when no task was abandoned, had its cleanup cut short, or failed."""
-        return not self.abandoned and not self.cut_short and not self.tasks_failed_count
+        """True when every client got a whole answer or its close code, no task was
+        abandoned, failed or had its cleanup cut short, and the watchdog did not end the
+        process: when `reasons` is empty."""
+        return not flaws(self)
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Every way the shutdown was not clean, in words (empty when it was clean), like
+        ``1 response cut mid-body at the deadline (GET /export from 10.0.0.7:51234)``."""
+        return tuple(flaw.text for flaw in flaws(self))
 
     def summary(self) -> str:
         """The report as one line, as the log shows it.
 
         Example: ``signal SIGTERM, clean, 1.52 s: draining 0.00 s, closing 1.20 s, stopping
-        0.31 s; requests drained 3, rejected 1, cancelled 0; websockets closed 1012x2,
-        cancelled 0; tasks finished 2, cancelled 1, failed 0, cut short 0, abandoned 0``.
+        0.31 s; requests drained 3, rejected 1, cancelled 0, cut mid-body 0; streams ended
+        at the notice 1; websockets closed 1012x2, cancelled 0; tasks finished 2, cancelled
+        1, failed 0, cut short 0, abandoned 0``. A shutdown that was not clean says why at
+        the end: ``...; not clean: 1 request cancelled at the deadline (answered 503 where
+        no response had begun), 1 task failed``.
         """
-        verdict = "clean" if self.clean else "NOT clean"
+        found = flaws(self)
+        verdict = "NOT clean" if found else "clean"
         head = f"{self.trigger}{', forced' if self.forced else ''}, {verdict}"
-        return _line(head, self.duration, self.phases, tallies(self))
+        line = _line(head, self.duration, self.phases, tallies(self))
+        if found:
+            line += "; not clean: " + ", ".join(flaw.text for flaw in found)
+        return line
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict, as `/drain` returns and the log line carries; ``summary`` is
-        `summary()`."""
+        `summary()`, ``reasons`` is `reasons`, and ``not_clean`` counts each of them by
+        its name in `REASONS` (what the metrics label them with)."""
+        found = flaws(self)
+        counts = {flaw.reason: flaw.count for flaw in found}
         return {
             "trigger": self.trigger,
             "forced": self.forced,
             "started_at": self.started_at,
             "duration": _json_seconds(self.duration),
-            "clean": self.clean,
+            "clean": not found,
+            "not_clean": {reason: counts.get(reason, 0) for reason in REASONS},
+            "reasons": [flaw.text for flaw in found],
             "phases": [phase.to_dict() for phase in self.phases],
             "requests": {
                 "drained": self.requests_drained_count,
                 "rejected": self.requests_rejected_count,
                 "cancelled": self.requests_cancelled_count,
+                "cut": self.requests_cut_count,
             },
+            "requests_cut": list(self.requests_cut),
+            "streams_ended": self.streams_ended_count,
             "websockets_closed": _codes(self.websockets_closed),
             "websockets_cancelled": self.websockets_cancelled_count,
+            "websockets_unclosed": self.websockets_unclosed_count,
             "tasks": {
                 "finished": self.tasks_finished_count,
                 "cancelled": self.tasks_cancelled_count,
@@ -192,6 +256,8 @@ class ShutdownReport:
             },
             "cut_short": list(self.cut_short),
             "abandoned": [task.to_dict() for task in self.abandoned],
+            "connections_ended": list(self.connections_ended),
+            "ended_by_watchdog": self.ended_by_watchdog,
             "summary": self.summary(),
         }
 
@@ -205,8 +271,10 @@ def tallies(report: ShutdownReport) -> tuple[Tally, ...]:
                 ("drained", report.requests_drained_count),
                 ("rejected", report.requests_rejected_count),
                 ("cancelled", report.requests_cancelled_count),
+                ("cut mid-body", report.requests_cut_count),
             ),
         ),
+        Tally("streams", _counted(("ended at the notice", report.streams_ended_count))),
         Tally(
             "websockets",
             (
@@ -286,7 +354,7 @@ def _codes(websockets_closed: Mapping[int, int]) -> dict[str, int]:
 
 
 def log_report(report: ShutdownReport) -> None:
-    """Log *report* once: each abandoned task, then the summary (full dict in ``extra``)."""
+    """Log *report* once: each abandoned task with where it is stuck, then the summary."""
     for task in report.abandoned:
         logger.error(
             "abandoned %s %r at the deadline, stuck at %s",
@@ -295,17 +363,11 @@ def log_report(report: ShutdownReport) -> None:
             task.where,
             extra={"task": task.name, "where": task.where},
         )
-    if report.cut_short:
-        logger.warning(
-            "cleanup cut short by the second cancel: %s",
-            ", ".join(report.cut_short),
-            extra={"tasks": list(report.cut_short)},
-        )
-    if report.requests_cancelled_count:
-        logger.warning(
-            "%d request(s) cancelled at the deadline (answered 503 where no response had begun)",
-            report.requests_cancelled_count,
-        )
+    log_summary(report)
+
+
+def log_summary(report: ShutdownReport) -> None:
+    """Log *report*'s one line: INFO when clean, else ERROR (the line says why), with the
+    whole report as the record's ``report`` field, for JSON logs."""
     level = logging.INFO if report.clean else logging.ERROR
-    # One readable line; the whole dict stays in `report` for JSON logs.
     logger.log(level, "shutdown report: %s", report.summary(), extra={"report": report.to_dict()})

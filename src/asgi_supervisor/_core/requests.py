@@ -21,6 +21,8 @@ from typing import Any
 __all__ = ["RequestCount"]
 
 _CLOCK_PERIOD = 0.1
+# The report names this many of the requests cut mid-body, and counts the rest.
+_CUT_NAMES_KEPT = 20
 
 
 class RequestCount:
@@ -33,6 +35,8 @@ class RequestCount:
     __slots__ = (
         "_ticker",
         "cancelled_count",
+        "cut_count",
+        "cut_names",
         "deadline_cancels",
         "drained_count",
         "in_flight",
@@ -44,10 +48,14 @@ class RequestCount:
     def __init__(self) -> None:
         self.in_flight = 0
         # Requests that were in flight when draining began and ended by themselves, the ones
-        # answered 503 while closing, and the ones cancelled at the deadline.
+        # answered 503 while closing, the ones cancelled at the deadline before any part of
+        # a body reached their client, and those cancelled in the middle of their body (the
+        # first `_CUT_NAMES_KEPT` of them named).
         self.drained_count = 0
         self.rejected_count = 0
         self.cancelled_count = 0
+        self.cut_count = 0
+        self.cut_names: list[str] = []
         # Filled by the shutdown right before it cancels the requests left: each request
         # task with its `cancelling()` count before ours. The middleware withdraws our
         # request alone, and lets any other one propagate (asyncio's `timeouts` compares
@@ -78,9 +86,16 @@ class RequestCount:
         self.now = time.monotonic()
         self._ticker = loop.call_later(_CLOCK_PERIOD, self._tick, loop)
 
-    def ended_while_draining(self, cancelled: bool) -> None:
-        """A request that met the shutdown ended: drained by itself, or cancelled by us."""
-        if cancelled:
+    def left_while_draining(self, *, cancelled: bool = False, cut: str | None = None) -> None:
+        """A request that met the shutdown is over: it leaves the in-flight count, counted as
+        drained by itself, cancelled by us before any part of a body reached its client
+        (*cancelled*), or cut by us in the middle of its body (*cut* names it)."""
+        self.in_flight -= 1
+        if cut is not None:
+            self.cut_count += 1
+            if len(self.cut_names) < _CUT_NAMES_KEPT:
+                self.cut_names.append(cut)
+        elif cancelled:
             self.cancelled_count += 1
         else:
             self.drained_count += 1

@@ -1,20 +1,56 @@
-"""`Supervisor.stopping`: one event-like object for the supervisor's whole life.
+"""`Supervisor.stopping` and `Supervisor.closing`: event-likes for the supervisor's whole life.
 
-Each lifespan has its own `asyncio.Event` (a test client may run each on a new loop); users
-hold on to `supervisor.stopping` from import time, so it asks for the current one each time.
+Each lifespan has its own events (a test client may run each on a new loop); users hold on to
+``supervisor.stopping`` and ``supervisor.closing`` from import time, so each asks for the
+current lifespan's event every time.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import ClassVar
 
 from .errors import NotRunningError
 
-__all__ = ["Stopping"]
+__all__ = ["Closing", "Stopping"]
 
 
-class Stopping:
+class _Notice:
+    """An event-like view of the current lifespan's event, whatever the lifespan."""
+
+    __slots__ = ("_current",)
+    # What the event says, for repr and errors: "stopping", "closing".
+    _what: ClassVar[str]
+
+    def __init__(self, current: Callable[[], asyncio.Event | None]) -> None:
+        # The event of the lifespan running now (or the last one), None before any.
+        self._current = current
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {'set' if self.is_set() else 'unset'}>"
+
+    def is_set(self) -> bool:
+        """True once the event is set in the current lifespan."""
+        event = self._current()
+        return event is not None and event.is_set()
+
+    async def wait(self) -> None:
+        """Wait until the event is set.
+
+        Cancellation: cancelling the caller ends only its own wait. No timeout of its own:
+        wrap it in ``asyncio.timeout`` to bound it.
+
+        Raises:
+            NotRunningError: no lifespan is running to wait on.
+        """
+        event = self._current()
+        if event is None:
+            raise NotRunningError(f"Cannot wait for {self._what}: no lifespan is running.")
+        await event.wait()
+
+
+class Stopping(_Notice):
     """`Supervisor.stopping`: set when draining begins, for the lifespan running now.
 
     Example::
@@ -25,30 +61,27 @@ class Stopping:
     Users get it from ``supervisor.stopping`` (and may annotate with it); they never make one.
     """
 
-    __slots__ = ("_current",)
+    __slots__ = ()
+    _what = "stopping"
 
-    def __init__(self, current: Callable[[], asyncio.Event | None]) -> None:
-        # The event of the lifespan running now (or the last one), None before any.
-        self._current = current
 
-    def __repr__(self) -> str:
-        return f"<Stopping {'set' if self.is_set() else 'unset'}>"
+class Closing(_Notice):
+    """`Supervisor.closing`: set when the closing phase begins, for the lifespan running now.
 
-    def is_set(self) -> bool:
-        """True once draining has begun in the current lifespan."""
-        event = self._current()
-        return event is not None and event.is_set()
+    The closing notice: load balancers have stopped sending requests here (``shutdown_delay``
+    is over), new requests get 503, and long-lived responses (server-sent events, long
+    polls, streamable HTTP) should end themselves, so that their clients see the body end
+    and reconnect elsewhere instead of being cut at the deadline.
 
-    async def wait(self) -> None:
-        """Wait until draining begins.
+    Example::
 
-        Cancellation: cancelling the caller ends only its own wait. No timeout of its own:
-        wrap it in ``asyncio.timeout`` to bound it.
+        async def events() -> AsyncIterator[bytes]:
+            while not supervisor.closing.is_set():
+                yield await next_event()
 
-        Raises:
-            NotRunningError: no lifespan is running to wait on.
-        """
-        event = self._current()
-        if event is None:
-            raise NotRunningError("Cannot wait for stopping: no lifespan is running.")
-        await event.wait()
+    Users get it from ``supervisor.closing``; `Supervisor.until_closing` ends an async
+    iterator at the same moment, even one waiting for its next item.
+    """
+
+    __slots__ = ()
+    _what = "closing"

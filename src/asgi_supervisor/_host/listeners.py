@@ -63,6 +63,9 @@ class ListenerWatch:
         self._find = find
         # The answer of the last look; empty before the first.
         self.listeners: frozenset[Listener] = frozenset()
+        # Every listener a look found since the watch was made: a server closes its listener
+        # when it stops, and the shutdown still needs the ports it served (`ServerStop`).
+        self.seen: frozenset[Listener] = frozenset()
         self._subscribers: dict[OnFound, Callable[[], None] | None] = {}
         self._schedule: asyncio.Task[None] | None = None
         self._looking: asyncio.Task[frozenset[Listener]] | None = None
@@ -140,6 +143,7 @@ class ListenerWatch:
         finally:
             self._looking = None
         self.listeners = found
+        self.seen |= found
         if found:
             for on_found in list(self._subscribers):
                 _tell(on_found, found)

@@ -9,8 +9,9 @@ how a worker knows it is one of several even when the process group cannot meet
 (`sibling_workers`).
 
 A process's descriptors are in ``/proc/PID/fd`` (links reading ``socket:[INODE]``);
-`socket_inodes` is the one scan of them in the package: the listening sockets
-(`tcp_table.listening_sockets`), the siblings, and the gunicorn worker's "does the master
+`socket_descriptors` is the one scan of them in the package (`socket_inodes` gives its
+inodes): the listening sockets (`tcp_table.listening_sockets`), the siblings, the shutdown's
+ending of stalled connections, and the gunicorn worker's "does the master
 still hold our socket" all use it. Where ``/proc`` is missing (macOS, Linux only) or
 unreadable, every function returns an empty set (or 0 for the namespace).
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["network_namespace", "sibling_workers", "socket_inodes"]
+__all__ = ["network_namespace", "sibling_workers", "socket_descriptors", "socket_inodes"]
 
 
 def network_namespace(pid: int | str = "self") -> int:
@@ -37,20 +38,30 @@ def socket_inodes(pid: int | str = "self") -> set[int]:
     Never raises: a process that has exited, or a ``/proc`` that cannot be read (another
     user's process), gives an empty set.
     """
+    return set(socket_descriptors(pid))
+
+
+def socket_descriptors(pid: int | str = "self") -> dict[int, int]:
+    """Every socket *pid* holds open, as its inode and one descriptor number holding it.
+
+    Never raises; see `socket_inodes`. A descriptor may be closed, and its number reused,
+    as soon as this returns: check the inode of what it names before acting on it (the
+    shutdown's `connections` does).
+    """
     folder = f"/proc/{pid}/fd"
     try:
         names = os.listdir(folder)
     except OSError:
-        return set()
-    inodes = set()
+        return {}
+    descriptors = {}
     for name in names:
         try:
             target = os.readlink(f"{folder}/{name}")  # like "socket:[123456]"
         except OSError:
             continue  # closed since the listing
         if target.startswith("socket:["):
-            inodes.add(int(target[8:-1]))
-    return inodes
+            descriptors[int(target[8:-1])] = int(name)
+    return descriptors
 
 
 def sibling_workers(inodes: set[int]) -> set[int]:

@@ -163,6 +163,12 @@ class SignalChain:
         )
 
     @property
+    def server_handler_owner(self) -> object:
+        """The object whose method the server's SIGTERM handler is (uvicorn's ``Server``,
+        whose ``handle_exit`` it is), or None: where the server's settings may be found."""
+        return getattr(self._previous.get(signal.SIGTERM), "__self__", None)
+
+    @property
     def can_stop_server(self) -> bool:
         """True when our handler is installed with a server's handler behind it for SIGTERM.
 

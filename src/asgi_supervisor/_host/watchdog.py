@@ -3,8 +3,9 @@
 Every deadline the supervisor keeps is kept by the event loop. A handler stuck in sync code
 (``time.sleep``, a blocking driver) stops the loop, and with it every timer: uvicorn's own
 grace period then means nothing. This thread does not need the loop. When the deadline plus
-a margin has passed and the process is still alive, it logs every thread's stack and the
-task the loop was running, and calls ``os._exit``.
+a margin has passed and the process is still alive, it has the shutdown report logged (its
+one line says the watchdog ended the process), logs every thread's stack and the task the
+loop was running, and calls ``os._exit``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 
 from asgi_supervisor._core.stacks import format_stack
 
@@ -30,11 +32,25 @@ class Watchdog:
     """Ends the process at a wall-clock deadline unless disarmed first.
 
     Arming twice keeps the earlier deadline; `disarm` stops the thread.
+
+    Args:
+        loop: the loop whose tasks the dump shows.
+        exit_status: the process's exit status when the watchdog ends it.
+        last_words: called in the watchdog's thread right before the dump and the exit (the
+            shutdown logs its report there, saying the watchdog ended the process); an
+            exception it raises is logged and the exit goes on.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, exit_status: int = EXIT_STATUS) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        exit_status: int = EXIT_STATUS,
+        *,
+        last_words: Callable[[], None] | None = None,
+    ) -> None:
         self._loop = loop
         self._exit_status = exit_status
+        self._last_words = last_words
         self._deadline: float | None = None
         # Re-entrant: `arm` also runs inside a signal handler, which may interrupt the main
         # thread while it holds this very lock in another `arm` or `disarm`.
@@ -78,6 +94,11 @@ class Watchdog:
         self._fire()
 
     def _fire(self) -> None:
+        if self._last_words is not None:
+            try:
+                self._last_words()
+            except Exception:  # read from another thread while the loop may run: go on
+                logger.exception("the watchdog could not log the shutdown report")
         running = asyncio.current_task(self._loop) if not self._loop.is_closed() else None
         lines = [
             "asgi-supervisor watchdog: the shutdown deadline has passed and the process is "

@@ -74,6 +74,18 @@ FAMILIES: tuple[Family, ...] = (
     _family("last_shutdown_duration_seconds", _G, "How long the last shutdown took in all."),
     _family("last_shutdown_forced", _G, "1 when a second signal forced the last shutdown."),
     _family(
+        "last_shutdown_clean",
+        _G,
+        "1 when every client of the last shutdown got a whole answer or its close code, no "
+        "task was abandoned, failed or cut short, and the watchdog did not end it.",
+    ),
+    _family(
+        "last_shutdown_not_clean",
+        _G,
+        "How many times each reason made the last shutdown not clean (0 for the others).",
+        "reason",
+    ),
+    _family(
         "last_shutdown_phase_start_seconds",
         _G,
         "When each phase of the last shutdown began, in seconds after its trigger.",
@@ -93,6 +105,11 @@ FAMILIES: tuple[Family, ...] = (
         _G,
         "Websockets the last shutdown closed, by close code.",
         "code",
+    ),
+    _family(
+        "last_shutdown_streams_ended",
+        _G,
+        "Long-lived responses that ended themselves at the last shutdown's closing notice.",
     ),
     _family("last_shutdown_tasks", _G, "Tasks the last shutdown stopped, by outcome.", "outcome"),
     _family(
@@ -193,6 +210,8 @@ def _report_samples(report: dict[str, Any]) -> list[Sample]:
         (PREFIX + "last_shutdown_timestamp_seconds", (), float(report["started_at"])),
         (PREFIX + "last_shutdown_duration_seconds", (), float(report["duration"])),
         (PREFIX + "last_shutdown_forced", (), float(bool(report["forced"]))),
+        (PREFIX + "last_shutdown_clean", (), float(bool(report["clean"]))),
+        (PREFIX + "last_shutdown_streams_ended", (), float(report.get("streams_ended", 0))),
     ]
     for phase in report["phases"]:
         name = str(phase["name"])
@@ -204,6 +223,7 @@ def _report_samples(report: dict[str, Any]) -> list[Sample]:
         ("last_shutdown_requests", "requests"),
         ("last_shutdown_websockets_closed", "websockets_closed"),
         ("last_shutdown_tasks", "tasks"),
+        ("last_shutdown_not_clean", "not_clean"),
     ):
         for label, count in report.get(key, {}).items():
             samples.append((PREFIX + family, (str(label),), float(count)))

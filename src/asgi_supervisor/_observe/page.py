@@ -222,6 +222,7 @@ def _shutdown(report: ShutdownReport | None) -> str:
         ("Began", f"{_clock(report.started_at)} UTC"),
         ("Took", format_duration(report.duration)),
         *((tally.label.capitalize(), _tally(tally)) for tally in tallies(report)),
+        *((("Not clean", _e("; ".join(report.reasons))),) if report.reasons else ()),
     ]
     stats = "".join(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in facts)
     parts = [timeline_svg(report), f'<dl class="stats">{stats}</dl>']

@@ -25,6 +25,7 @@ from asgi_supervisor._admin.local_token import LocalTokens
 from asgi_supervisor._admin.login import OneTimeCodes
 from asgi_supervisor._core.drain_outcome import drain_outcome
 from asgi_supervisor._core.lifecycle import Lifecycle, State
+from asgi_supervisor._core.notice import ClosingNotice
 from asgi_supervisor._core.registry import Kind, Registry, TaskRecord
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._core.workers import WorkerSpec, start_workers
@@ -63,6 +64,7 @@ class Run:
         find_requests: Callable[[], list[asyncio.Task[Any]]],
         on_critical_failure: str,
         loop_lag: LoopLagMonitor,
+        server: object = None,
     ) -> None:
         self.config = config
         self.loop = loop
@@ -73,6 +75,8 @@ class Run:
         self.registry = Registry(config.history_size)
         self.requests = RequestCount()
         self.stopping = asyncio.Event()
+        # Given by the shutdown when closing begins: long-lived responses end themselves.
+        self.notice = ClosingNotice()
         # Critical workers that gave up, by name: why readiness fails.
         self.failures: dict[str, str] = {}
         self._on_critical_failure = on_critical_failure
@@ -84,8 +88,11 @@ class Run:
             registry=self.registry,
             requests=self.requests,
             stopping=self.stopping,
+            notice=self.notice,
             find_requests=find_requests,
             is_replaceable=lambda: self.group is not None and self.group.is_shared(),
+            server=server,
+            listening_ports=self._listening_ports,
         )
         self.requests.start_clock(loop)
         # What other processes of this server see of this lifespan, from start() to leave().
@@ -192,6 +199,13 @@ class Run:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=self.config.cancel_timeout)
+
+    def _listening_ports(self) -> frozenset[int]:
+        # What the listener watch found since startup (the server may have closed its
+        # listener by the time the shutdown asks); empty without a presence.
+        if self.presence is None:
+            return frozenset()
+        return frozenset(listener.port for listener in self.presence.watch.seen)
 
     def _worker_gave_up(self, record: TaskRecord) -> None:
         if record.name not in self._critical:

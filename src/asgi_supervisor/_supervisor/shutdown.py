@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import signal
 import time
@@ -19,12 +20,14 @@ from typing import Any
 from asgi_supervisor._core.cancel import CANCEL_MESSAGE, cancel_and_wait, wait_resisting
 from asgi_supervisor._core.deadline import Deadline
 from asgi_supervisor._core.lifecycle import Lifecycle, State
+from asgi_supervisor._core.notice import ClosingNotice
 from asgi_supervisor._core.registry import Ending, Kind, Registry
 from asgi_supervisor._core.report import (
     AbandonedTask,
     ShutdownProgress,
     ShutdownReport,
     log_report,
+    log_summary,
 )
 from asgi_supervisor._core.requests import RequestCount
 from asgi_supervisor._host.server_facts import (
@@ -36,6 +39,7 @@ from asgi_supervisor._host.signals import SignalChain
 from asgi_supervisor._host.watchdog import Watchdog
 
 from .config import Config
+from .server_stop import ServerStop
 
 __all__ = ["Shutdown"]
 
@@ -56,11 +60,16 @@ class Shutdown:
         registry: Registry,
         requests: RequestCount,
         stopping: asyncio.Event,
+        notice: ClosingNotice | None = None,
         find_requests: _Finder,
         is_replaceable: Callable[[], bool] = lambda: False,
+        server: object = None,
+        listening_ports: Callable[[], frozenset[int]] = frozenset,
     ) -> None:
         """*is_replaceable* says whether this is one worker of several, which its server
         would replace with a fresh, ready one if it exited by itself (see `_after_stopped`).
+        *server* is an object of the server's that may hold its configuration, and
+        *listening_ports* the ports found since startup (see `ServerStop`).
         """
         self.config = config
         self._loop = loop
@@ -68,6 +77,7 @@ class Shutdown:
         self._registry = registry
         self._requests = requests
         self._stopping = stopping
+        self._notice = ClosingNotice() if notice is None else notice
         self._find_requests = find_requests
         self.deadline: Deadline | None = None
         self.trigger_name: str | None = None
@@ -87,7 +97,12 @@ class Shutdown:
         self._signals = SignalChain(loop, self._on_signal, self._arm_watchdog_now)
         self._signals_received: list[int] = []
         self._signals_forwarded = 0
-        self._watchdog = Watchdog(loop)
+        self._server_stop = ServerStop(
+            loop,
+            server_parts=lambda: (self._signals.server_handler_owner, server),
+            known_ports=listening_ports,
+        )
+        self._watchdog = Watchdog(loop, last_words=self._last_words)
         self._closes: list[asyncio.Task[None]] = []
         self._websockets_closed: collections.Counter[int] = collections.Counter()
         self._abandoned: frozenset[asyncio.Task[Any]] = frozenset()
@@ -98,6 +113,10 @@ class Shutdown:
         """Chain our signal handlers onto the server's, if the settings ask for it."""
         if self.config.handle_signals:
             self._signals.install()
+        # A server that would wait for its connections with no bound, should it stop
+        # without us (signals not handled, or delivered at once), waits no longer than
+        # the grace period: its lifespan shutdown, and ours, then run.
+        self._server_stop.bound_at_startup(self.config.grace_period)
 
     def finish(self) -> None:
         """The app's own lifespan shutdown has completed: hand on held signals, clean up.
@@ -109,6 +128,7 @@ class Shutdown:
         """
         self._forward_signals()
         self._signals.restore()
+        self._server_stop.cancel()  # the server is past its wait for connections
         if all(task.done() for task in self._abandoned):
             self._watchdog.disarm()
 
@@ -140,6 +160,7 @@ class Shutdown:
             self._stopping.set()
             self._registry.begin_tally()
             self._requests.on_change = self._wake
+            self._server_stop.look_for_ports()
             logger.info(
                 "draining: %s; deadline in %.1f s",
                 name,
@@ -226,6 +247,9 @@ class Shutdown:
         self._lifecycle.advance(State.CLOSING)
         logger.info("closing: refusing new requests", extra={"state": "closing"})
         self._close_websockets()
+        # The closing notice: long-lived responses (server-sent events, long polls) end
+        # themselves now, their clients seeing the body end, rather than cut at the deadline.
+        self._notice.give()
         # 3. In-flight requests and websocket handlers get until the cancel budget. The
         #    server keeps listening meanwhile, so a late client gets a 503 with Retry-After
         #    rather than a refused connection.
@@ -243,11 +267,20 @@ class Shutdown:
         self._lifecycle.advance(State.STOPPING)
         logger.info("stopping: cancelling what is left", extra={"state": "stopping"})
         report = await self._stop_tasks(deadline)
-        # 6. Stopped: the app's own lifespan shutdown may now run.
+        # 6. Every handler has ended: a connection whose client stopped reading would hold
+        #    the server's own shutdown to the deadline, so it ends now (named in the report).
+        connections = await self._server_stop.end_stalled()
+        if connections:
+            report = dataclasses.replace(report, connections_ended=connections)
+        # 7. Stopped: the app's own lifespan shutdown may now run.
         self._lifecycle.advance(State.STOPPED)
         self.report = report
         log_report(report)
         self._after_stopped(deadline)
+        if self.exiting:
+            # What is still open at the deadline ends then, for servers that would wait
+            # for it with no bound of their own.
+            self._server_stop.end_all_at(deadline.end, self._connections_ended_late)
         return report
 
     async def _wait_until(self, done: Callable[[], bool], mark: Callable[[], float]) -> None:
@@ -306,26 +339,66 @@ class Shutdown:
             elif task not in closes:
                 kind = Kind.REQUEST if task in requests else Kind.WEBSOCKET
                 abandoned.append(AbandonedTask.of(task, id(task), task.get_name(), kind.value))
-        endings = registry.endings
+        return self._report(
+            deadline,
+            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.stopped),
+            cut_short=tuple(
+                sorted(task.get_name() for task in outcome.cut_short if task not in untracked)
+            ),
+            abandoned=tuple(abandoned),
+        )
+
+    def _report(self, deadline: Deadline, **outcome: Any) -> ShutdownReport:
+        # What the requests, websockets, tasks and the notice say now; *outcome* is what
+        # only the stopping phase knows (the tasks it cancelled).
+        requests, endings = self._requests, self._registry.endings
         return ShutdownReport(
             trigger=self.trigger_name or "unknown",
             forced=deadline.forced,
             started_at=self.started_at,
             duration=time.monotonic() - deadline.start,
             phases=self._lifecycle.shutdown_phases(),
-            requests_drained_count=self._requests.drained_count,
-            requests_rejected_count=self._requests.rejected_count,
-            requests_cancelled_count=self._requests.cancelled_count,
+            requests_drained_count=requests.drained_count,
+            requests_rejected_count=requests.rejected_count,
+            requests_cancelled_count=requests.cancelled_count,
+            requests_cut_count=requests.cut_count,
+            requests_cut=tuple(requests.cut_names),
+            streams_ended_count=self._notice.ended_count,
             websockets_closed=dict(self._websockets_closed),
-            websockets_cancelled_count=sum(1 for task in websockets if task in outcome.stopped),
+            # Closes that never went out: cancelled by the stopping phase, or still pending.
+            # One that failed found its client gone, which needs no close frame.
+            websockets_unclosed_count=sum(
+                1 for close in self._closes if close.cancelled() or not close.done()
+            ),
             tasks_finished_count=endings.get(Ending.COMPLETED, 0),
             tasks_cancelled_count=endings.get(Ending.CANCELLED, 0),
             tasks_failed_count=endings.get(Ending.FAILED, 0),
-            cut_short=tuple(
-                sorted(task.get_name() for task in outcome.cut_short if task not in untracked)
-            ),
-            abandoned=tuple(abandoned),
+            **outcome,
         )
+
+    def _connections_ended_late(self, connections: tuple[str, ...]) -> None:
+        # Ended at the deadline, after the report was logged: the logged warning names
+        # them, and the report kept (for `/metrics` and `last_report`) counts them too.
+        if self.report is not None:
+            ended = (*self.report.connections_ended, *connections)
+            self.report = dataclasses.replace(self.report, connections_ended=ended)
+
+    def _last_words(self) -> None:
+        # In the watchdog's thread, right before it ends the process: the report says the
+        # watchdog ended it. Before the stopping phase ended there is no report yet (a
+        # loop blocked in sync code, a step that hangs): what is known so far, then.
+        report = self.report
+        if report is None:
+            deadline = self.deadline
+            if deadline is None:
+                return  # the loop never began the shutdown: the watchdog's dump says why
+            running = [(t, r) for t, r in list(self._registry.records.items()) if not t.done()]
+            abandoned = tuple(
+                AbandonedTask.of(task, record.id, record.name, record.kind.value)
+                for task, record in running
+            )
+            report = self._report(deadline, abandoned=abandoned)
+        log_summary(dataclasses.replace(report, ended_by_watchdog=True))
 
     def _after_stopped(self, deadline: Deadline) -> None:
         if self._signals.default_action:
@@ -351,6 +424,7 @@ class Shutdown:
             if self.config.watchdog:
                 end = time.monotonic() + self.config.cancel_timeout
                 self._watchdog.arm(end + self.config.watchdog_delay)
+            self._server_stop.bound(deadline.remaining())
             self._signals.forward(signal.SIGTERM)
         else:
             self.lingering = True
@@ -408,6 +482,9 @@ class Shutdown:
         limit = len(self._signals_received) if upto is None else upto
         while self._signals_forwarded < min(limit, len(self._signals_received)):
             sig = self._signals_received[self._signals_forwarded]
+            if self._signals_forwarded == 0 and self.deadline is not None:
+                # The server stops now and waits for its connections: no longer than us.
+                self._server_stop.bound(self.deadline.remaining())
             self._signals_forwarded += 1
             logger.info("passing %s on to the server", signal.Signals(sig).name)
             self._signals.forward(sig)

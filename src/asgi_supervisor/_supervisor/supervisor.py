@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Literal, TypeVar, TypeVarTuple, Unpack, overload
 
 from asgi_supervisor._core.checks import CheckResult, Checks
@@ -18,7 +18,7 @@ from asgi_supervisor._core.errors import NotRunningError, SupervisorClosedError
 from asgi_supervisor._core.lifecycle import State
 from asgi_supervisor._core.registry import Registry
 from asgi_supervisor._core.report import ShutdownReport
-from asgi_supervisor._core.stopping import Stopping
+from asgi_supervisor._core.stopping import Closing, Stopping
 from asgi_supervisor._core.worker_state import WorkerSnapshot
 from asgi_supervisor._core.workers import Restart, WorkerSpec, parse_restart
 from asgi_supervisor._group.membership import ProcessGroup
@@ -101,6 +101,7 @@ class Supervisor:
         # The current lifespan's run, or the last one's until the next startup.
         self._run: Run | None = None
         self._stopping = Stopping(lambda: None if self._run is None else self._run.stopping)
+        self._closing = Closing(lambda: None if self._run is None else self._run.notice.event)
         # Loop-lag detection; its counts span every lifespan of this supervisor, whose run
         # starts and stops it.
         self._loop_lag = LoopLagMonitor(self.config.loop_lag_threshold)
@@ -150,6 +151,40 @@ class Supervisor:
         whole life, while each lifespan gets a fresh event behind it.
         """
         return self._stopping
+
+    @property
+    def closing(self) -> Closing:
+        """Set when the closing phase begins: long-lived responses should end themselves.
+
+        The closing notice comes ``shutdown_delay`` after the trigger, once load balancers
+        have stopped sending requests here; a stream that ends then is ended cleanly for its
+        client, one still running at the deadline is cut. Event-like (``is_set()``,
+        ``await wait()``) and the same object for the supervisor's whole life; see also
+        `until_closing`.
+        """
+        return self._closing
+
+    def until_closing(self, source: AsyncIterable[T]) -> AsyncIterator[T]:
+        """*source*'s items until the closing notice; then *source* is closed and it ends.
+
+        For the body of a long-lived response, so that it ends itself when the closing
+        phase begins and its client sees the body end, instead of being cut at the deadline
+        (the report counts it as a stream ended at the notice)::
+
+            return StreamingResponse(supervisor.until_closing(events()))
+
+        It ends even while *source* waits for its next item: the wait is cancelled and the
+        cancellation withdrawn here. Between two items it ends before asking for the next.
+        Outside a lifespan (no lifespan running, or one that never closes) it yields
+        everything *source* yields.
+
+        Cancellation: a cancellation that the notice did not cause propagates; *source* is
+        closed first (its ``aclose()``), as when the iteration is abandoned.
+        """
+        run = self._run
+        if run is None or run.loop.is_closed():
+            return aiter(source)
+        return run.notice.until(source)
 
     @property
     def is_draining(self) -> bool:
@@ -391,8 +426,13 @@ class Supervisor:
 
     # -- lifespan (called by the middleware) ---------------------------------------------------
 
-    def _begin_startup(self, find_requests: Callable[[], list[asyncio.Task[Any]]]) -> Run:
+    def _begin_startup(
+        self, find_requests: Callable[[], list[asyncio.Task[Any]]], *, server: object = None
+    ) -> Run:
         """Begin a lifespan: a fresh `Run` on the running loop (the last one is dropped).
+
+        *server* is an object of the server's that may hold its configuration (see
+        `_host.server_wait`), or None.
 
         Raises:
             RuntimeError: a lifespan of this supervisor is already running.
@@ -411,6 +451,7 @@ class Supervisor:
             find_requests=find_requests,
             on_critical_failure=self._on_critical_failure,
             loop_lag=self._loop_lag,
+            server=server,
         )
         return self._run
 
