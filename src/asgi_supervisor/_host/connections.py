@@ -24,15 +24,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import struct
 from collections.abc import Collection
 from dataclasses import dataclass
 
 from .proc import socket_descriptors
+from .tcp_table import Address, endpoint_text, rows
 
 __all__ = ["Connection", "client_connections", "end_connections"]
 
-_ESTABLISHED = "01"
+_ESTABLISHED = 0x01  # TCP_ESTABLISHED in the kernel's st column
 # The timer column (``tr:tm->when``): 4 is ICSK_TIME_PROBE0, the zero-window probe.
 _ZERO_WINDOW_PROBE = 4
 
@@ -61,25 +61,11 @@ def client_connections(ports: Collection[int]) -> list[Connection]:
         return []
     held = socket_descriptors()
     found = []
-    for table, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
-        try:
-            with open(f"/proc/self/net/{table}", encoding="ascii") as lines:
-                rows = lines.readlines()[1:]
-        except OSError:
+    for row in rows("self"):
+        if row.state != _ESTABLISHED or row.inode not in held or row.local[1] not in ports:
             continue
-        for row in rows:
-            # sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid
-            # timeout inode ...
-            fields = row.split()
-            if len(fields) < 10 or fields[3] != _ESTABLISHED:
-                continue
-            inode = int(fields[9])
-            if inode not in held or int(fields[1].rpartition(":")[2], 16) not in ports:
-                continue
-            unsent = int(fields[4].partition(":")[0], 16)
-            timer = int(fields[5].partition(":")[0], 16)
-            stalled = unsent > 0 and timer == _ZERO_WINDOW_PROBE
-            found.append(Connection(inode, _address(fields[2], family), unsent, stalled))
+        stalled = row.unsent > 0 and row.timer == _ZERO_WINDOW_PROBE
+        found.append(Connection(row.inode, _peer(row.remote), row.unsent, stalled))
     return found
 
 
@@ -120,14 +106,9 @@ def _shut_down(descriptor: int, inode: int) -> bool:
         os.close(duplicate)
 
 
-def _address(field: str, family: int) -> str:
-    # HEX_IP:HEX_PORT, the IP as 32-bit words in host byte order.
-    hex_ip, _, hex_port = field.rpartition(":")
-    words = [int(hex_ip[i : i + 8], 16) for i in range(0, len(hex_ip), 8)]
-    packed = struct.pack(f"={len(words)}I", *words)
-    ip = ipaddress.ip_address(packed)
-    port = int(hex_port, 16)
-    if family == socket.AF_INET6 and isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped
-        return f"{mapped}:{port}" if mapped is not None else f"[{ip}]:{port}"
-    return f"{ip}:{port}"
+def _peer(remote: tuple[Address, int]) -> str:
+    # A dual-stack listener's IPv4 client shows as ::ffff:127.0.0.1: name it as IPv4.
+    address, port = remote
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return endpoint_text((str(address), port))

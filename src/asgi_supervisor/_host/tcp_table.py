@@ -1,13 +1,15 @@
 """The TCP sockets of this network namespace, as ``/proc/net/tcp`` and ``tcp6`` list them.
 
-Each row says where a socket is bound, its state, the uid that made it and its inode. Two
-users of the package read it:
+Each row says where a socket is bound, its state, the uid that made it and its inode, and
+for a connection what is still queued for its peer. Three users of the package read it:
 
 * the listener watch (`listeners`), for the listening sockets this process holds
   (`listening_sockets`): their address and port name the listener's folder;
 * the ``asgi-supervisor`` command, before it sends a local token: which socket would accept
   a connection to the address it is about to connect to (`accepting_listeners`), and,
-  once connected, who owns the socket that did (`connection_owner`).
+  once connected, who owns the socket that did (`connection_owner`);
+* the shutdown's end of stalled connections (`connections`), for the clients this process
+  still holds on its listening ports (`rows`).
 
 Addresses are given as the kernel bound them, in ``ipaddress``'s text form (``127.0.0.1``,
 ``::1``, ``0.0.0.0``, ``::``); an IPv6 socket bound to an IPv4-mapped address keeps its
@@ -26,11 +28,13 @@ from .proc import socket_inodes
 
 __all__ = [
     "Listener",
+    "Row",
     "accepting_listeners",
     "connection_owner",
     "endpoint_text",
     "listening_sockets",
     "listening_table",
+    "rows",
 ]
 
 _LISTEN = 0x0A  # TCP_LISTEN in the kernel's st column
@@ -62,10 +66,16 @@ class Listener:
 
 
 @dataclass(frozen=True, slots=True)
-class _Row:
+class Row:
+    """One socket of the tables: its two ends, the kernel's state number (``0x0A`` listens,
+    ``0x01`` is established), the bytes queued for the peer (``unsent``), the timer running
+    (``timer``: 4 is the zero-window probe), the uid that made it and its inode."""
+
     local: tuple[Address, int]
     remote: tuple[Address, int]
     state: int
+    unsent: int
+    timer: int
     uid: int
     inode: int
 
@@ -80,7 +90,7 @@ def listening_table(pid: int | str = "self") -> list[Listener]:
     """Every listening TCP socket of *pid*'s network namespace, whoever holds it."""
     return [
         Listener(str(row.local[0]), row.local[1], row.inode, row.uid)
-        for row in _rows(pid)
+        for row in rows(pid)
         if row.state == _LISTEN
     ]
 
@@ -123,7 +133,7 @@ def connection_owner(server: tuple[str, int], client: tuple[str, int]) -> int | 
     """
     local = (_unmapped(ipaddress.ip_address(server[0])), server[1])
     remote = (_unmapped(ipaddress.ip_address(client[0])), client[1])
-    for row in _rows("self"):
+    for row in rows("self"):
         if row.state == _LISTEN:
             continue
         if (_unmapped(row.local[0]), row.local[1]) == local and (
@@ -154,8 +164,10 @@ def _unmapped(address: Address) -> Address:
     return address
 
 
-def _rows(pid: int | str) -> list[_Row]:
-    rows = []
+def rows(pid: int | str = "self") -> list[Row]:
+    """Every row of *pid*'s network namespace's tables (IPv4, then IPv6); none without
+    ``/proc``. A row the kernel wrote in a form this does not know is skipped."""
+    found = []
     for table in _TABLES:
         try:
             with open(f"/proc/{pid}/net/{table}", encoding="ascii") as file:
@@ -169,18 +181,20 @@ def _rows(pid: int | str) -> list[_Row]:
             if len(fields) < 10:
                 continue
             try:
-                rows.append(
-                    _Row(
-                        _endpoint(fields[1]),
-                        _endpoint(fields[2]),
-                        int(fields[3], 16),
-                        int(fields[7]),
-                        int(fields[9]),
+                found.append(
+                    Row(
+                        local=_endpoint(fields[1]),
+                        remote=_endpoint(fields[2]),
+                        state=int(fields[3], 16),
+                        unsent=int(fields[4].partition(":")[0], 16),
+                        timer=int(fields[5].partition(":")[0], 16),
+                        uid=int(fields[7]),
+                        inode=int(fields[9]),
                     )
                 )
             except ValueError:
                 continue
-    return rows
+    return found
 
 
 def _endpoint(text: str) -> tuple[Address, int]:
